@@ -1,0 +1,357 @@
+//! The Lloyd loop: the fit on checked parameters.
+
+use ndarray::{Array1, Array2, ArrayView2, Axis};
+
+use super::float::Float;
+use super::init::kmeans_plusplus;
+use super::lloyd::{assign, inertia, lloyd_step};
+use super::params::{Init, KMeans};
+use super::validate::{check_finite, check_not_empty};
+use crate::error::{Error, Result};
+
+/// A fitted k-means.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KMeansFit<F> {
+    /// The final centroids, `(k, n_features)`.
+    pub centroids: Array2<F>,
+    /// Each sample's nearest final centroid, `(n_samples,)`.
+    pub labels: Array1<u32>,
+    /// `sum_i ||x_i - c_{labels_i}||^2` after the final assignment, in `f64`.
+    pub inertia: f64,
+    /// Lloyd iterations run (scikit-learn's `n_iter_`).
+    pub n_iter: usize,
+    /// Whether an iteration changed no label (strict convergence), as opposed
+    /// to stopping on `max_iter` or on the tolerance.
+    pub converged: bool,
+}
+
+impl<F: Float> KMeans<F> {
+    /// Fits `x`, `(n_samples, n_features)`.
+    ///
+    /// The iteration is scikit-learn's Lloyd: assign to the nearest centroid,
+    /// move centroids to their means (empty clusters take the farthest
+    /// samples), stop when no label changes, when the centroid shift is within
+    /// the tolerance, or after `max_iter` steps; if the loop did not converge
+    /// strictly, a final assignment makes labels match the centroids.
+    /// Results do not depend on the number of threads.
+    pub fn fit(&self, x: ArrayView2<F>) -> Result<KMeansFit<F>> {
+        match self.threads() {
+            Some(threads) => rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .map_err(|e| Error::ThreadPool(e.to_string()))?
+                .install(|| self.fit_in_current_pool(x)),
+            None => self.fit_in_current_pool(x),
+        }
+    }
+
+    fn fit_in_current_pool(&self, x: ArrayView2<F>) -> Result<KMeansFit<F>> {
+        check_not_empty(x)?;
+        let (n, d) = x.dim();
+        let k = self.k();
+        if k > n {
+            return Err(Error::TooManyClusters { k, n_samples: n });
+        }
+        if let Init::Given(init) = self.init() {
+            if init.ncols() != d {
+                return Err(Error::InitShape {
+                    got: init.dim(),
+                    expected: (k, d),
+                });
+            }
+        }
+        check_finite(x, "data")?;
+
+        let x_contiguous = x.as_standard_layout();
+        let flat = x_contiguous
+            .as_slice()
+            .expect("standard layout is contiguous");
+        let mut centroids = match self.init() {
+            Init::Given(init) => init.as_standard_layout().into_owned(),
+            Init::KMeansPlusPlus => kmeans_plusplus(flat, d, k, self.seed()),
+        };
+        let tol = if self.tol() > 0.0 {
+            self.tol() * mean_variance(x)
+        } else {
+            0.0
+        };
+
+        let mut labels = vec![u32::MAX; n];
+        let mut converged = false;
+        let mut n_iter = 0;
+        for iteration in 0..self.max_iter() {
+            let step = lloyd_step(flat, d, centroids.view(), &mut labels);
+            centroids = step.centroids;
+            n_iter = iteration + 1;
+            if step.changed == 0 {
+                converged = true;
+                break;
+            }
+            if step.shift <= tol {
+                break;
+            }
+        }
+        if !converged {
+            assign(flat, d, centroids.view(), &mut labels);
+        }
+        let inertia = inertia(flat, d, centroids.view(), &labels);
+        Ok(KMeansFit {
+            centroids,
+            labels: Array1::from(labels),
+            inertia,
+            n_iter,
+            converged,
+        })
+    }
+}
+
+/// The mean over features of each feature's (population) variance, the scale
+/// scikit-learn gives its tolerance.
+fn mean_variance<F: Float>(x: ArrayView2<F>) -> f64 {
+    let n = x.nrows() as f64;
+    let total: f64 = x
+        .axis_iter(Axis(1))
+        .map(|column| {
+            let mean = column.iter().map(|v| v.as_f64()).sum::<f64>() / n;
+            column
+                .iter()
+                .map(|v| (v.as_f64() - mean).powi(2))
+                .sum::<f64>()
+                / n
+        })
+        .sum();
+    total / x.ncols() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kmeans::KMeansParams;
+    use ndarray::{array, Array2};
+    use rand::{Rng, SeedableRng};
+    use rand_xoshiro::Xoshiro256PlusPlus;
+
+    fn fit_from(x: &Array2<f64>, init: Array2<f64>) -> KMeansFit<f64> {
+        KMeansParams::new(init.nrows())
+            .init(Init::Given(init))
+            .check()
+            .unwrap()
+            .fit(x.view())
+            .unwrap()
+    }
+
+    /// Textbook Lloyd with nothing clever: full distances, sequential sums.
+    fn brute_force(
+        x: &Array2<f64>,
+        mut centroids: Array2<f64>,
+        max_iter: usize,
+    ) -> (Vec<u32>, Array2<f64>, usize) {
+        let (n, d) = x.dim();
+        let k = centroids.nrows();
+        let mut labels = vec![u32::MAX; n];
+        for iteration in 0..max_iter {
+            let mut changed = false;
+            for i in 0..n {
+                let mut best = (f64::INFINITY, 0);
+                for j in 0..k {
+                    let dist: f64 = (0..d)
+                        .map(|f| (x[[i, f]] - centroids[[j, f]]).powi(2))
+                        .sum();
+                    if dist < best.0 {
+                        best = (dist, j);
+                    }
+                }
+                changed |= labels[i] != best.1 as u32;
+                labels[i] = best.1 as u32;
+            }
+            let mut sums = Array2::<f64>::zeros((k, d));
+            let mut counts = vec![0usize; k];
+            for i in 0..n {
+                let j = labels[i] as usize;
+                counts[j] += 1;
+                for f in 0..d {
+                    sums[[j, f]] += x[[i, f]];
+                }
+            }
+            for j in 0..k {
+                assert!(counts[j] > 0, "the brute force has no empty-cluster rule");
+                for f in 0..d {
+                    centroids[[j, f]] = sums[[j, f]] / counts[j] as f64;
+                }
+            }
+            if !changed {
+                return (labels, centroids, iteration + 1);
+            }
+        }
+        panic!("brute force did not converge");
+    }
+
+    fn random_blobs(n: usize, d: usize, k: usize, seed: u64) -> (Array2<f64>, Array2<f64>) {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let centres = Array2::from_shape_fn((k, d), |_| rng.gen_range(-10.0..10.0));
+        let x = Array2::from_shape_fn((n, d), |(i, f)| {
+            centres[[i % k, f]] + rng.gen_range(-3.0..3.0)
+        });
+        let init = Array2::from_shape_fn((k, d), |(j, f)| x[[j * 7, f]]);
+        (x, init)
+    }
+
+    #[test]
+    fn known_answer() {
+        let x = array![[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [1.0, 1.0]];
+        let fit = fit_from(&x, array![[0.0, 0.0], [1.0, 1.0]]);
+        assert_eq!(fit.centroids, array![[0.25, 0.0], [0.75, 1.0]]);
+        assert_eq!(fit.labels.to_vec(), vec![0, 0, 1, 1]);
+        assert_eq!(fit.inertia, 0.25);
+        assert_eq!(fit.n_iter, 2);
+        assert!(fit.converged);
+    }
+
+    #[test]
+    fn matches_brute_force_lloyd() {
+        for (seed, (n, d, k)) in [(2000, 2, 5), (1500, 7, 3), (3000, 16, 8), (700, 1, 4)]
+            .into_iter()
+            .enumerate()
+        {
+            let (x, init) = random_blobs(n, d, k, seed as u64);
+            let (labels, centroids, n_iter) = brute_force(&x, init.clone(), 300);
+            let fit = fit_from(&x, init);
+            assert_eq!(fit.labels.to_vec(), labels, "labels, scenario {seed}");
+            assert_eq!(fit.n_iter, n_iter);
+            for (a, b) in fit.centroids.iter().zip(&centroids) {
+                assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()), "{a} vs {b}");
+            }
+            let reference: f64 = (0..n)
+                .map(|i| {
+                    (0..d)
+                        .map(|f| (x[[i, f]] - centroids[[labels[i] as usize, f]]).powi(2))
+                        .sum::<f64>()
+                })
+                .sum();
+            assert!((fit.inertia - reference).abs() <= 1e-12 * reference);
+        }
+    }
+
+    #[test]
+    fn empty_cluster_takes_the_farthest_point() {
+        // Centroid 2 is far from everything and gets no point in the first
+        // assignment; scikit-learn moves it to the point farthest from its
+        // centroid, here (10, 0) (distance 9.5^2 from centroid 1).
+        let x = array![[0.0, 0.0], [0.1, 0.0], [1.0, 0.0], [10.0, 0.0]];
+        let init = array![[0.0, 0.0], [0.5, 0.0], [100.0, 100.0]];
+        let fit = fit_from(&x, init);
+        assert_eq!(fit.labels.to_vec(), vec![0, 0, 1, 2]);
+        assert_eq!(fit.centroids, array![[0.05, 0.0], [1.0, 0.0], [10.0, 0.0]]);
+        assert!((fit.inertia - 0.005).abs() < 1e-15);
+    }
+
+    #[test]
+    fn results_do_not_depend_on_threads_or_repeat_runs() {
+        let (x, _) = random_blobs(20_000, 5, 6, 11);
+        let fit = |threads| {
+            KMeansParams::new(6)
+                .seed(5)
+                .threads(threads)
+                .check()
+                .unwrap()
+                .fit(x.view())
+                .unwrap()
+        };
+        let one = fit(1);
+        assert_eq!(one, fit(2));
+        assert_eq!(one, fit(3));
+        assert_eq!(one, fit(1));
+    }
+
+    #[test]
+    fn f32_and_f64_agree_on_labels() {
+        let (x, init) = random_blobs(5000, 4, 5, 3);
+        let fit64 = fit_from(&x, init.clone());
+        let fit32 = KMeansParams::new(5)
+            .init(Init::Given(init.mapv(|v| v as f32)))
+            .check()
+            .unwrap()
+            .fit(x.mapv(|v| v as f32).view())
+            .unwrap();
+        assert_eq!(fit32.labels, fit64.labels);
+        assert!((fit32.inertia - fit64.inertia).abs() <= 1e-5 * fit64.inertia);
+    }
+
+    #[test]
+    fn max_iter_stops_early_and_reassigns() {
+        let (x, init) = random_blobs(3000, 2, 8, 4);
+        let fit = KMeansParams::new(8)
+            .init(Init::Given(init))
+            .max_iter(1)
+            .check()
+            .unwrap()
+            .fit(x.view())
+            .unwrap();
+        assert_eq!(fit.n_iter, 1);
+        assert!(!fit.converged);
+        // Labels match the final centroids after the last assignment.
+        let (labels, inertia) = crate::kmeans::assign_and_inertia(x.view(), fit.centroids.view());
+        assert_eq!(labels, fit.labels);
+        assert_eq!(inertia, fit.inertia);
+    }
+
+    #[test]
+    fn fortran_order_input_gives_the_same_fit() {
+        let (x, init) = random_blobs(1000, 3, 4, 9);
+        let fortran = x.t().as_standard_layout().into_owned().reversed_axes();
+        assert!(!fortran.is_standard_layout());
+        assert_eq!(
+            fit_from(&x, init.clone()),
+            fit_from(&fortran.to_owned(), init)
+        );
+    }
+
+    #[test]
+    fn data_errors() {
+        let model = KMeansParams::<f64>::new(3).check().unwrap();
+        assert!(matches!(
+            model.fit(Array2::zeros((0, 2)).view()),
+            Err(Error::EmptyData { .. })
+        ));
+        assert!(matches!(
+            model.fit(Array2::zeros((2, 2)).view()),
+            Err(Error::TooManyClusters { k: 3, n_samples: 2 })
+        ));
+        let mut x = Array2::<f64>::zeros((5, 2));
+        x[[3, 1]] = f64::NAN;
+        assert!(matches!(
+            model.fit(x.view()),
+            Err(Error::NonFinite {
+                row: 3,
+                column: 1,
+                ..
+            })
+        ));
+        let wrong_width = KMeansParams::new(2)
+            .init(Init::Given(Array2::<f64>::zeros((2, 3))))
+            .check()
+            .unwrap();
+        assert!(matches!(
+            wrong_width.fit(Array2::zeros((5, 2)).view()),
+            Err(Error::InitShape {
+                got: (2, 3),
+                expected: (2, 2)
+            })
+        ));
+    }
+
+    #[test]
+    fn tolerance_stops_on_small_shifts() {
+        let (x, init) = random_blobs(4000, 2, 8, 8);
+        let exact = fit_from(&x, init.clone());
+        let loose = KMeansParams::new(8)
+            .init(Init::Given(init))
+            .tol(1e-1)
+            .check()
+            .unwrap()
+            .fit(x.view())
+            .unwrap();
+        assert!(loose.n_iter <= exact.n_iter);
+        assert!(loose.inertia >= exact.inertia * (1.0 - 1e-12));
+    }
+}

@@ -1,0 +1,196 @@
+//! The passes over the data: one Lloyd step (assign and accumulate), a plain
+//! assignment, and the exact inertia. Each pass runs in parallel over the
+//! fixed chunks of [`super::chunks`] and merges chunk results in order.
+
+use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
+
+use super::chunks::chunk_rows;
+use super::float::Float;
+use super::kernel::{squared_distance, PreparedCentroids};
+
+/// What one Lloyd step produced.
+#[derive(Debug, Clone)]
+pub struct Step<F> {
+    /// The updated centroids, `(k, n_features)`.
+    pub centroids: Array2<F>,
+    /// How many labels changed in this step's assignment.
+    pub changed: usize,
+    /// `sum_j ||new_j - old_j||^2`.
+    pub shift: f64,
+}
+
+/// One chunk's share of the centroid update.
+struct ChunkSums<F> {
+    /// `(k, n_features)`, row-major.
+    sums: Vec<F>,
+    counts: Vec<u64>,
+    changed: usize,
+}
+
+/// Assigns every row of `x` (`(n, d)` row-major) to its nearest centroid,
+/// writing `labels`, then moves each centroid to the mean of its rows.
+///
+/// Empty clusters take the rows farthest from their old centroids, as in
+/// scikit-learn's Lloyd; `labels` keep the assignment to the old centroids.
+pub fn lloyd_step<F: Float>(
+    x: &[F],
+    d: usize,
+    centroids: ArrayView2<F>,
+    labels: &mut [u32],
+) -> Step<F> {
+    let n = labels.len();
+    let k = centroids.nrows();
+    let prepared = PreparedCentroids::new(centroids);
+    let rows = chunk_rows(n);
+    let partials: Vec<ChunkSums<F>> = x
+        .par_chunks(rows * d)
+        .zip(labels.par_chunks_mut(rows))
+        .map(|(x_chunk, label_chunk)| {
+            let mut scratch = prepared.scratch();
+            let mut part = ChunkSums {
+                sums: vec![F::zero(); k * d],
+                counts: vec![0; k],
+                changed: 0,
+            };
+            for (row, label) in x_chunk.chunks_exact(d).zip(label_chunk) {
+                let j = prepared.nearest(row, &mut scratch);
+                if *label != j {
+                    part.changed += 1;
+                    *label = j;
+                }
+                let j = j as usize;
+                for (s, &v) in part.sums[j * d..(j + 1) * d].iter_mut().zip(row) {
+                    *s += v;
+                }
+                part.counts[j] += 1;
+            }
+            part
+        })
+        .collect();
+
+    let mut sums = vec![0.0f64; k * d];
+    let mut counts = vec![0u64; k];
+    let mut changed = 0;
+    for part in partials {
+        for (s, v) in sums.iter_mut().zip(&part.sums) {
+            *s += v.as_f64();
+        }
+        for (c, v) in counts.iter_mut().zip(&part.counts) {
+            *c += v;
+        }
+        changed += part.changed;
+    }
+    relocate_empty_clusters(x, d, centroids, labels, &mut sums, &mut counts);
+
+    let mut new_centroids = Array2::zeros((k, d));
+    let mut shift = 0.0;
+    for (j, mut centroid) in new_centroids.rows_mut().into_iter().enumerate() {
+        // scikit-learn multiplies by the reciprocal; so do we, for the same bits.
+        let scale = if counts[j] > 0 {
+            1.0 / counts[j] as f64
+        } else {
+            1.0
+        };
+        for (f, c) in centroid.iter_mut().enumerate() {
+            *c = F::from_f64(sums[j * d + f] * scale);
+            let delta = c.as_f64() - centroids[[j, f]].as_f64();
+            shift += delta * delta;
+        }
+    }
+    Step {
+        centroids: new_centroids,
+        changed,
+        shift,
+    }
+}
+
+/// Gives each empty cluster one of the rows farthest from their current
+/// centroids (farthest first, lower row index first among equals), moving the
+/// row's weight out of its old cluster's sum, as scikit-learn does.
+fn relocate_empty_clusters<F: Float>(
+    x: &[F],
+    d: usize,
+    old_centroids: ArrayView2<F>,
+    labels: &[u32],
+    sums: &mut [f64],
+    counts: &mut [u64],
+) {
+    let empty: Vec<usize> = (0..counts.len()).filter(|&j| counts[j] == 0).collect();
+    if empty.is_empty() {
+        return;
+    }
+    let old_centroids = old_centroids.as_standard_layout();
+    let old = old_centroids
+        .as_slice()
+        .expect("standard layout is contiguous");
+    let distances: Vec<F> = x
+        .par_chunks(d)
+        .zip(labels.par_iter())
+        .map(|(row, &label)| {
+            let j = label as usize;
+            squared_distance(row, &old[j * d..(j + 1) * d])
+        })
+        .collect();
+    let farther = |a: &usize, b: &usize| {
+        distances[*b]
+            .partial_cmp(&distances[*a])
+            .expect("distances are finite")
+            .then(a.cmp(b))
+    };
+    let mut order: Vec<usize> = (0..labels.len()).collect();
+    let n_empty = empty.len();
+    if n_empty < order.len() {
+        order.select_nth_unstable_by(n_empty, farther);
+    }
+    order.truncate(n_empty);
+    order.sort_unstable_by(farther);
+
+    for (&new_cluster, &far) in empty.iter().zip(&order) {
+        let old_cluster = labels[far] as usize;
+        let row = &x[far * d..(far + 1) * d];
+        for (f, &v) in row.iter().enumerate() {
+            sums[old_cluster * d + f] -= v.as_f64();
+            sums[new_cluster * d + f] = v.as_f64();
+        }
+        counts[old_cluster] -= 1;
+        counts[new_cluster] = 1;
+    }
+}
+
+/// Assigns every row of `x` to its nearest centroid (lowest index on ties).
+pub fn assign<F: Float>(x: &[F], d: usize, centroids: ArrayView2<F>, labels: &mut [u32]) {
+    let prepared = PreparedCentroids::new(centroids);
+    let rows = chunk_rows(labels.len());
+    x.par_chunks(rows * d)
+        .zip(labels.par_chunks_mut(rows))
+        .for_each(|(x_chunk, label_chunk)| {
+            let mut scratch = prepared.scratch();
+            for (row, label) in x_chunk.chunks_exact(d).zip(label_chunk) {
+                *label = prepared.nearest(row, &mut scratch);
+            }
+        });
+}
+
+/// `sum_i ||x_i - c_{labels_i}||^2`, each distance computed from the
+/// difference (no cancellation), summed in `f64` in a fixed order.
+pub fn inertia<F: Float>(x: &[F], d: usize, centroids: ArrayView2<F>, labels: &[u32]) -> f64 {
+    let centroids = centroids.as_standard_layout();
+    let flat = centroids.as_slice().expect("standard layout is contiguous");
+    let rows = chunk_rows(labels.len());
+    let partials: Vec<f64> = x
+        .par_chunks(rows * d)
+        .zip(labels.par_chunks(rows))
+        .map(|(x_chunk, label_chunk)| {
+            x_chunk
+                .chunks_exact(d)
+                .zip(label_chunk)
+                .map(|(row, &label)| {
+                    let j = label as usize;
+                    squared_distance(row, &flat[j * d..(j + 1) * d]).as_f64()
+                })
+                .sum::<f64>()
+        })
+        .collect();
+    partials.into_iter().sum()
+}

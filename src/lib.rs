@@ -1,0 +1,14 @@
+//! # pythonvsrust-kmeans
+//!
+//! A benchmark of k-means implementations in Rust and Python under one fair
+//! protocol: the same data, the same initial centroids, the same stopping rule
+//! and the same threads for every contender.
+//!
+//! - [`data`]: seeded Gaussian blobs, cached under `data/`, and `.npy`/CSV I/O.
+//! - [`kmeans`]: the hand-written k-means (exact Lloyd, scikit-learn semantics).
+
+pub mod data;
+pub mod error;
+pub mod kmeans;
+
+pub use error::{Error, Result};
