@@ -46,10 +46,10 @@ pub enum Error {
     #[error("invalid scenario: {0}")]
     Scenario(String),
     /// An I/O error, with the file it concerns.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A `.npy` file that cannot be read as a 2-D float array.
     #[error("{}: not a readable .npy array: {reason}", path.display())]
@@ -83,10 +83,10 @@ pub enum Error {
 
 impl Error {
     /// Wraps an [`std::io::Error`] with the path it concerns.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 }

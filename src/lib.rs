@@ -7,8 +7,11 @@
 //! - [`data`]: seeded Gaussian blobs, cached under `data/`, and `.npy`/CSV I/O.
 //! - [`kmeans`]: the hand-written k-means (exact Lloyd, scikit-learn semantics).
 
+pub mod cli;
 pub mod data;
 pub mod error;
+pub mod impls;
 pub mod kmeans;
+pub mod quality;
 
 pub use error::{Error, Result};

@@ -97,7 +97,8 @@ impl DataCache {
         self.dir.join(format!("{}.labels.npy", Self::stem(spec)))
     }
 
-    fn init_path(&self, spec: &BlobSpec, seed: u64) -> PathBuf {
+    /// Where the initial centroids of `spec` for k-means++ seed `seed` are stored.
+    pub fn init_path(&self, spec: &BlobSpec, seed: u64) -> PathBuf {
         self.dir
             .join(format!("{}.init-s{seed}.npy", Self::stem(spec)))
     }

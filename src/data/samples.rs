@@ -29,6 +29,14 @@ impl Samples {
 
 /// Reads a `.npy` (float32 or float64, C or Fortran order) or `.csv` file.
 pub fn read_samples(path: &Path) -> Result<Samples> {
+    if !path.is_file() {
+        let error = if path.is_dir() {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "is a directory")
+        } else {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file")
+        };
+        return Err(Error::io(path, error));
+    }
     let extension = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase());
