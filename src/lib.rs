@@ -7,11 +7,15 @@
 //! - [`data`]: seeded Gaussian blobs, cached under `data/`, and `.npy`/CSV I/O.
 //! - [`kmeans`]: the hand-written k-means (exact Lloyd, scikit-learn semantics).
 
+pub mod alloc;
 pub mod cli;
 pub mod data;
 pub mod error;
 pub mod impls;
 pub mod kmeans;
+pub mod memory;
+pub mod protocol;
 pub mod quality;
+pub mod results;
 
 pub use error::{Error, Result};

@@ -10,7 +10,7 @@ mod samples;
 pub use self::blobs::{generate_blobs, BlobSpec, Blobs, GENERATOR_VERSION};
 pub use self::cache::{CacheOutcome, CachedBlobs, DataCache};
 pub use self::csv::{read_csv, write_csv};
-pub use self::npy::{read_npy, write_npy_atomic};
+pub use self::npy::{read_npy, write_atomic_bytes, write_npy_atomic};
 pub use self::samples::{read_samples, Samples};
 
 use crate::error::{Error, Result};

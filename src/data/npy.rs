@@ -452,3 +452,8 @@ mod tests {
         ));
     }
 }
+
+/// Replaces `path` with `bytes` atomically.
+pub fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic(path, |w| w.write_all(bytes)).map(|_| ())
+}

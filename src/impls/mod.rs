@@ -58,10 +58,15 @@ pub trait Contender {
     /// Facts to record beside its numbers: versions, threads in effect, the
     /// stopping rule it really used.
     fn environment(&self) -> Vec<(String, String)>;
+    /// Whether it runs in the embedded Python: its memory is then invisible
+    /// to our allocator and traced by `tracemalloc` instead.
+    fn runs_in_python(&self) -> bool {
+        false
+    }
     /// For contenders running in Python: one untimed fit under `tracemalloc`,
-    /// returning its peak traced bytes.
-    fn traced_peak_bytes(&mut self) -> Option<Result<u64>> {
-        None
+    /// returning its peak traced bytes. `None` for the others.
+    fn traced_peak_bytes(&mut self) -> Result<Option<u64>> {
+        Ok(None)
     }
 }
 

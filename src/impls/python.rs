@@ -91,7 +91,7 @@ fn start_runtime() -> std::result::Result<Runtime, String> {
         locals
             .set_item("env_site", site.to_string_lossy())
             .map_err(python_error)?;
-        py.run(&c_string(ISOLATE), None, Some(&locals))
+        py.run(&c_string(ISOLATE), Some(&locals), None)
             .map_err(python_error)?;
         let load = |code: &str, name: &str| -> std::result::Result<Py<PyModule>, String> {
             PyModule::from_code(
@@ -265,8 +265,12 @@ impl Contender for PythonKMeans {
         self.environment.clone()
     }
 
-    fn traced_peak_bytes(&mut self) -> Option<Result<u64>> {
-        Some(Python::attach(|py| {
+    fn runs_in_python(&self) -> bool {
+        true
+    }
+
+    fn traced_peak_bytes(&mut self) -> Result<Option<u64>> {
+        Python::attach(|py| {
             let (function, args) = self.call(py)?;
             let mut all = vec![function];
             all.extend(args.iter());
@@ -280,8 +284,8 @@ impl Contender for PythonKMeans {
                 )
                 .and_then(|p| p.extract::<u64>())
                 .map_err(|e| self.error(e))?;
-            Ok(peak)
-        }))
+            Ok(Some(peak))
+        })
     }
 }
 

@@ -1,0 +1,161 @@
+//! Runs one scenario through every contender once (no Criterion) and prints a
+//! table, or one JSON object per contender per line with `--json`.
+//!
+//! `cargo run --release --example compare -- --n N --d D --k K [--threads T]
+//! [--impls a,b] [--json]`
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use pythonvsrust_kmeans::alloc::CountingAllocator;
+use pythonvsrust_kmeans::cli::{exit_with, thread_count};
+use pythonvsrust_kmeans::data::{BlobSpec, CacheOutcome, DataCache, Scenario};
+use pythonvsrust_kmeans::impls::NAMES;
+use pythonvsrust_kmeans::kmeans::DEFAULT_MAX_ITER;
+use pythonvsrust_kmeans::protocol::{check_inertia, run_once, ScenarioRun};
+use pythonvsrust_kmeans::results::{Check, Record, Status};
+
+#[global_allocator]
+static ALLOC: CountingAllocator = CountingAllocator;
+
+/// Run one scenario through every contender once.
+#[derive(Parser)]
+struct Args {
+    /// Samples.
+    #[arg(long)]
+    n: usize,
+    /// Features.
+    #[arg(long)]
+    d: usize,
+    /// Clusters.
+    #[arg(long)]
+    k: usize,
+    /// Threads for every contender (default: $KMEANS_BENCH_THREADS, else every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Contenders to run, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    impls: Option<Vec<String>>,
+    /// The blobs' standard deviation.
+    #[arg(long, default_value_t = 1.0)]
+    std: f64,
+    /// The cap on iterations.
+    #[arg(long, default_value_t = DEFAULT_MAX_ITER)]
+    max_iter: usize,
+    /// One JSON object per contender per line instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    exit_with(|| {
+        let args = Args::parse();
+        let threads = thread_count(args.threads)?;
+        let names: Vec<String> = args
+            .impls
+            .clone()
+            .unwrap_or_else(|| NAMES.iter().map(|s| s.to_string()).collect());
+        for name in &names {
+            anyhow::ensure!(
+                NAMES.contains(&name.as_str()),
+                "unknown contender '{name}' (known: {})",
+                NAMES.join(", ")
+            );
+        }
+        let spec = BlobSpec::new(Scenario::new(args.n, args.d, args.k)?).with_std(args.std);
+        let (run, outcome) =
+            ScenarioRun::load(&DataCache::project(), &spec, args.max_iter, threads)?;
+        if let CacheOutcome::Regenerated { reason } = outcome {
+            eprintln!("regenerated the cached data ({reason})");
+        }
+        let mut records: Vec<Record> = names
+            .iter()
+            .map(|name| run_once(name, "kmeans", &run, 1))
+            .collect();
+        check_inertia(&mut records);
+        if args.json {
+            for r in &records {
+                println!("{}", json_line(r));
+            }
+        } else {
+            print_table(&spec, threads, &records);
+        }
+        Ok(())
+    })
+}
+
+fn json_line(r: &Record) -> serde_json::Value {
+    serde_json::json!({
+        "impl": r.contender,
+        "seconds": r.median_seconds(),
+        "n_iter": r.n_iter,
+        "seconds_per_iter": r.seconds_per_iter(),
+        "inertia": r.inertia,
+        "rel_inertia_diff": r.rel_inertia_diff,
+        "inertia_check": r.inertia_check,
+        "ari": r.ari,
+        "peak_bytes": r.memory.resident_peak_bytes,
+        "alloc_peak_bytes": r.memory.alloc_peak_bytes,
+        "traced_peak_bytes": r.memory.traced_peak_bytes,
+        "threads": r.threads,
+        "status": r.status,
+        "reason": r.reason,
+    })
+}
+
+fn mib(bytes: Option<u64>) -> String {
+    bytes.map_or("-".into(), |b| {
+        format!("{:.1}", b as f64 / (1 << 20) as f64)
+    })
+}
+
+fn print_table(spec: &BlobSpec, threads: usize, records: &[Record]) {
+    println!(
+        "scenario {} (blob std {}), {threads} thread(s), same initial centroids, stop when no label changes",
+        spec.scenario, spec.std
+    );
+    println!(
+        "{:<14} {:>8} {:>10} {:>6} {:>11} {:>12} {:>6} {:>7} {:>10} {:>10} {:>10}",
+        "impl",
+        "status",
+        "seconds",
+        "iter",
+        "ms/iter",
+        "inertia gap",
+        "check",
+        "ARI",
+        "alloc MiB",
+        "traced MiB",
+        "RSS MiB"
+    );
+    for r in records {
+        let status = match r.status {
+            Status::Ok => "ok",
+            Status::Skipped => "skipped",
+            Status::Failed => "failed",
+        };
+        println!(
+            "{:<14} {:>8} {:>10} {:>6} {:>11} {:>12} {:>6} {:>7} {:>10} {:>10} {:>10}",
+            r.contender,
+            status,
+            r.median_seconds().map_or("-".into(), |s| format!("{s:.4}")),
+            r.n_iter.map_or("-".into(), |n| n.to_string()),
+            r.seconds_per_iter()
+                .map_or("-".into(), |s| format!("{:.3}", s * 1e3)),
+            r.rel_inertia_diff
+                .map_or("-".into(), |g| format!("{g:.2e}")),
+            match r.inertia_check {
+                Some(Check::Pass) => "pass",
+                Some(Check::Fail) => "FAIL",
+                None => "-",
+            },
+            r.ari.map_or("-".into(), |a| format!("{a:.4}")),
+            mib(r.memory.alloc_peak_bytes),
+            mib(r.memory.traced_peak_bytes),
+            mib(r.memory.resident_peak_bytes),
+        );
+        if let Some(reason) = &r.reason {
+            println!("    {}: {reason}", r.contender);
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! One result record per contender per scenario, and its writers: JSON lines
+//! (`target-reports/results.jsonl`, every record) and one CSV per scenario
+//! (`target-reports/csv/…`, the latest record of each contender). Every write
+//! replaces its file atomically, so an interrupted run leaves earlier records
+//! readable.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::Scenario;
+use crate::error::{Error, Result};
+use crate::protocol::MemoryFigures;
+
+/// How a contender's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Ran, numbers recorded.
+    Ok,
+    /// Not run: unavailable here (the reason says why).
+    Skipped,
+    /// Ran and failed (the reason carries the error).
+    Failed,
+}
+
+/// Whether a contender's inertia is within its tolerance of the scenario's best.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Check {
+    /// Within tolerance.
+    Pass,
+    /// Outside tolerance: its numbers are not a valid result.
+    Fail,
+}
+
+/// Everything recorded about one contender on one scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// `kmeans` (the sweep) or `kmeans-overlap` (overlapping blobs).
+    pub family: String,
+    /// The data's shape.
+    pub scenario: Scenario,
+    /// The blobs' standard deviation.
+    pub blob_std: f64,
+    /// The contender.
+    #[serde(rename = "impl")]
+    pub contender: String,
+    /// How the run ended.
+    pub status: Status,
+    /// Why it was skipped or failed.
+    pub reason: Option<String>,
+    /// Threads every contender was given.
+    pub threads: usize,
+    /// Wall-clock seconds of every timed fit, in order.
+    pub sample_seconds: Vec<f64>,
+    /// Iterations of the fit.
+    pub n_iter: Option<usize>,
+    /// Inertia recomputed by us from the contender's centroids.
+    pub inertia: Option<f64>,
+    /// `(inertia - best) / best` over the scenario's contenders.
+    pub rel_inertia_diff: Option<f64>,
+    /// The tolerance the check used for this contender.
+    pub inertia_tolerance: Option<f64>,
+    /// The inertia check.
+    pub inertia_check: Option<Check>,
+    /// Adjusted Rand index against the true blobs.
+    pub ari: Option<f64>,
+    /// Mean silhouette on a fixed-seed subsample.
+    pub silhouette: Option<f64>,
+    /// Peak memory by source.
+    pub memory: MemoryFigures,
+    /// Versions, thread pools, stopping rules, machine.
+    pub environment: BTreeMap<String, String>,
+    /// Seconds since the Unix epoch when recorded.
+    pub recorded_at: u64,
+}
+
+impl Record {
+    /// A record with no numbers yet.
+    pub fn new(
+        family: &str,
+        scenario: Scenario,
+        blob_std: f64,
+        contender: &str,
+        threads: usize,
+    ) -> Self {
+        Record {
+            family: family.to_string(),
+            scenario,
+            blob_std,
+            contender: contender.to_string(),
+            status: Status::Ok,
+            reason: None,
+            threads,
+            sample_seconds: Vec::new(),
+            n_iter: None,
+            inertia: None,
+            rel_inertia_diff: None,
+            inertia_tolerance: None,
+            inertia_check: None,
+            ari: None,
+            silhouette: None,
+            memory: MemoryFigures::default(),
+            environment: BTreeMap::new(),
+            recorded_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+
+    /// The median of the timed fits.
+    pub fn median_seconds(&self) -> Option<f64> {
+        let mut s = self.sample_seconds.clone();
+        if s.is_empty() {
+            return None;
+        }
+        s.sort_by(f64::total_cmp);
+        let mid = s.len() / 2;
+        Some(if s.len() % 2 == 0 {
+            (s[mid - 1] + s[mid]) / 2.0
+        } else {
+            s[mid]
+        })
+    }
+
+    /// The fastest timed fit.
+    pub fn min_seconds(&self) -> Option<f64> {
+        self.sample_seconds.iter().copied().reduce(f64::min)
+    }
+
+    /// The slowest timed fit.
+    pub fn max_seconds(&self) -> Option<f64> {
+        self.sample_seconds.iter().copied().reduce(f64::max)
+    }
+
+    /// Median seconds per iteration.
+    pub fn seconds_per_iter(&self) -> Option<f64> {
+        Some(self.median_seconds()? / self.n_iter.filter(|&n| n > 0)? as f64)
+    }
+
+    /// The scenario's id within its family, e.g. `kmeans/1000x2/k2`.
+    pub fn scenario_id(&self) -> String {
+        format!("{}/{}", self.family, self.scenario.id())
+    }
+}
+
+/// The results folder: `$KMEANS_REPORT_DIR`, else `target-reports/` in the crate.
+pub fn report_dir() -> PathBuf {
+    match std::env::var_os("KMEANS_REPORT_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target-reports"),
+    }
+}
+
+/// The JSON-lines file of all records in `dir`.
+pub fn results_path(dir: &Path) -> PathBuf {
+    dir.join("results.jsonl")
+}
+
+/// Reads every record; lines that do not parse are returned as warnings
+/// (with their line numbers) rather than failing the whole file.
+pub fn read_records(path: &Path) -> Result<(Vec<Record>, Vec<String>)> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut records = Vec::new();
+    let mut warnings = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(line) {
+            Ok(r) => records.push(r),
+            Err(e) => warnings.push(format!("{}: line {}: {e}", path.display(), i + 1)),
+        }
+    }
+    Ok((records, warnings))
+}
+
+/// Appends records to `results.jsonl` in `dir` by replacing the file
+/// atomically, then rewrites the CSV of each scenario they touch.
+pub fn append_records(dir: &Path, new: &[Record]) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let path = results_path(dir);
+    let mut text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    for record in new {
+        let line = serde_json::to_string(record).map_err(|e| Error::Results {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        text.push_str(&line);
+        text.push('\n');
+    }
+    crate::data::write_atomic_bytes(&path, text.as_bytes())?;
+    let (all, _) = read_records(&path)?;
+    let mut touched: Vec<(String, Scenario)> =
+        new.iter().map(|r| (r.family.clone(), r.scenario)).collect();
+    touched.sort();
+    touched.dedup();
+    for (family, scenario) in touched {
+        let rows = latest_per_contender(
+            all.iter()
+                .filter(|r| r.family == family && r.scenario == scenario),
+        );
+        write_csv(&csv_path(dir, &family, scenario), &rows)?;
+    }
+    Ok(())
+}
+
+/// The latest record of each contender, in [`crate::impls::NAMES`] order.
+pub fn latest_per_contender<'a>(records: impl Iterator<Item = &'a Record>) -> Vec<&'a Record> {
+    let mut latest: BTreeMap<&str, &Record> = BTreeMap::new();
+    for r in records {
+        latest.insert(&r.contender, r);
+    }
+    let order = |name: &str| {
+        crate::impls::NAMES
+            .iter()
+            .position(|n| *n == name)
+            .unwrap_or(usize::MAX)
+    };
+    let mut rows: Vec<&Record> = latest.into_values().collect();
+    rows.sort_by_key(|r| (order(&r.contender), r.contender.clone()));
+    rows
+}
+
+/// `csv/{n}x{d}-k{k}.csv` for the sweep, `csv/{family}-{n}x{d}-k{k}.csv` otherwise.
+pub fn csv_path(dir: &Path, family: &str, scenario: Scenario) -> PathBuf {
+    let stem = format!("{}x{}-k{}", scenario.n, scenario.d, scenario.k);
+    let name = if family == "kmeans" {
+        stem
+    } else {
+        format!("{family}-{stem}")
+    };
+    dir.join("csv").join(format!("{name}.csv"))
+}
+
+/// The CSV columns, units in their names.
+pub const CSV_HEADER: &str = "impl,status,n,d,k,threads,samples,median_seconds,min_seconds,max_seconds,n_iter,seconds_per_iter,inertia,rel_inertia_diff,inertia_check,ari,silhouette,alloc_peak_bytes,traced_peak_bytes,resident_peak_bytes,reason";
+
+fn csv_row(r: &Record) -> String {
+    fn opt<T: ToString>(v: Option<T>) -> String {
+        v.map(|v| v.to_string()).unwrap_or_default()
+    }
+    let status = serde_json::to_value(r.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let check = r
+        .inertia_check
+        .map(|c| if c == Check::Pass { "pass" } else { "FAIL" });
+    let reason = r.reason.as_deref().unwrap_or("").replace('"', "'");
+    [
+        r.contender.clone(),
+        status,
+        r.scenario.n.to_string(),
+        r.scenario.d.to_string(),
+        r.scenario.k.to_string(),
+        r.threads.to_string(),
+        r.sample_seconds.len().to_string(),
+        opt(r.median_seconds()),
+        opt(r.min_seconds()),
+        opt(r.max_seconds()),
+        opt(r.n_iter),
+        opt(r.seconds_per_iter()),
+        opt(r.inertia),
+        opt(r.rel_inertia_diff),
+        opt(check),
+        opt(r.ari),
+        opt(r.silhouette),
+        opt(r.memory.alloc_peak_bytes),
+        opt(r.memory.traced_peak_bytes),
+        opt(r.memory.resident_peak_bytes),
+        format!("\"{reason}\""),
+    ]
+    .join(",")
+}
+
+/// Writes one scenario's rows as CSV, atomically.
+pub fn write_csv(path: &Path, rows: &[&Record]) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    let mut text = String::from(CSV_HEADER);
+    text.push('\n');
+    for r in rows {
+        text.push_str(&csv_row(r));
+        text.push('\n');
+    }
+    crate::data::write_atomic_bytes(path, text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(contender: &str, seconds: &[f64]) -> Record {
+        let mut r = Record::new(
+            "kmeans",
+            Scenario::new(1000, 2, 2).unwrap(),
+            1.0,
+            contender,
+            2,
+        );
+        r.sample_seconds = seconds.to_vec();
+        r.n_iter = Some(4);
+        r.inertia = Some(123.5);
+        r.rel_inertia_diff = Some(0.0);
+        r.inertia_check = Some(Check::Pass);
+        r.memory.alloc_peak_bytes = Some(4096);
+        r.environment.insert("numpy".into(), "2.4.6".into());
+        r
+    }
+
+    #[test]
+    fn record_round_trips_through_json_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = record("rust", &[0.5, 0.1, 0.3]);
+        let b = record("numpy", &[1.0]);
+        append_records(dir.path(), &[a.clone()]).unwrap();
+        append_records(dir.path(), &[b.clone()]).unwrap();
+        let (records, warnings) = read_records(&results_path(dir.path())).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(records, vec![a.clone(), b]);
+        assert_eq!(a.median_seconds(), Some(0.3));
+        assert_eq!(a.min_seconds(), Some(0.1));
+        assert_eq!(a.seconds_per_iter(), Some(0.3 / 4.0));
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(json["impl"], "rust");
+        assert_eq!(json["status"], "ok");
+    }
+
+    #[test]
+    fn csv_has_the_header_and_one_row_per_contender() {
+        let dir = tempfile::tempdir().unwrap();
+        append_records(
+            dir.path(),
+            &[record("numpy", &[1.0]), record("rust", &[0.2])],
+        )
+        .unwrap();
+        // A newer rust record replaces the older one in the CSV.
+        append_records(dir.path(), &[record("rust", &[0.1])]).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("csv/1000x2-k2.csv")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], CSV_HEADER);
+        assert_eq!(lines.len(), 3);
+        assert!(
+            lines[1].starts_with("rust,ok,1000,2,2,2,1,0.1,0.1,0.1,4,0.025,123.5,0,pass,"),
+            "{}",
+            lines[1]
+        );
+        assert!(lines[2].starts_with("numpy,ok,"));
+        assert_eq!(lines[1].split(',').count(), CSV_HEADER.split(',').count());
+    }
+
+    #[test]
+    fn a_torn_last_line_is_reported_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        append_records(dir.path(), &[record("rust", &[0.2])]).unwrap();
+        let path = results_path(dir.path());
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"family\": \"kmea");
+        std::fs::write(&path, text).unwrap();
+        let (records, warnings) = read_records(&path).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("line 2"));
+        // Appending again keeps the good record and the new one.
+        append_records(dir.path(), &[record("numpy", &[1.0])]).unwrap();
+        assert_eq!(read_records(&path).unwrap().0.len(), 2);
+    }
+}
