@@ -1,0 +1,100 @@
+//! Every contender from the same start on the same data: the exact-Lloyd ones
+//! (ours, NumPy, scikit-learn lloyd and elkan) agree on labels and inertia;
+//! linfa's known gap stays under its bound. The Python contenders must really
+//! run here: the test reads their versions back from the embedded interpreter.
+
+use pythonvsrust_kmeans::data::{BlobSpec, DataCache, Scenario};
+use pythonvsrust_kmeans::impls::{create, python::loaded_versions, FitOutput};
+use pythonvsrust_kmeans::protocol::{ScenarioRun, LINFA_INERTIA_TOLERANCE};
+use pythonvsrust_kmeans::quality::{assign_and_inertia, relative_gap};
+
+fn fit(name: &str, run: &ScenarioRun) -> FitOutput {
+    let mut contender = create(name).unwrap_or_else(|u| {
+        panic!("{name} is unavailable ({}); run scripts/python-env.sh first", u.reason)
+    });
+    contender.prepare(&run.problem).unwrap();
+    contender.fit().unwrap()
+}
+
+fn scenario(n: usize, d: usize, k: usize, std: f64, cache: &DataCache) -> ScenarioRun {
+    let spec = BlobSpec::new(Scenario::new(n, d, k).unwrap()).with_std(std);
+    ScenarioRun::load(cache, &spec, 300, 2).unwrap().0
+}
+
+#[test]
+fn exact_contenders_agree_and_linfa_stays_within_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = DataCache::new(dir.path());
+    // Separated blobs (2 iterations) and overlapping ones (many iterations).
+    for (n, d, k, std) in [(3000, 5, 4, 1.0), (4000, 2, 8, 4.0), (2000, 10, 30, 6.0)] {
+        let run = scenario(n, d, k, std, &cache);
+        let x = run.problem.x.view();
+        let reference = fit("rust", &run);
+        let (rust_labels, rust_inertia) = assign_and_inertia(x, reference.centroids.view());
+        assert_eq!(reference.labels.as_ref(), Some(&rust_labels));
+        for name in ["numpy", "sklearn", "sklearn-elkan"] {
+            let out = fit(name, &run);
+            assert_eq!(out.labels.as_ref(), Some(&rust_labels), "{name} labels, {n}x{d} k{k} std {std}");
+            let (_, inertia) = assign_and_inertia(x, out.centroids.view());
+            let gap = relative_gap(inertia, rust_inertia).abs();
+            assert!(gap <= 1e-9, "{name}: inertia gap {gap:e} on {n}x{d} k{k}");
+            if name != "sklearn-elkan" {
+                assert_eq!(out.n_iter, reference.n_iter, "{name} iterations");
+            }
+        }
+        let linfa = fit("linfa", &run);
+        let (_, inertia) = assign_and_inertia(x, linfa.centroids.view());
+        let gap = relative_gap(inertia, rust_inertia);
+        eprintln!("linfa on {n}x{d} k{k} std {std}: gap {gap:e}, {} iterations (ours {})", linfa.n_iter, reference.n_iter);
+        assert!(gap <= LINFA_INERTIA_TOLERANCE, "linfa gap {gap:e}");
+        assert!(linfa.n_iter >= 1);
+    }
+}
+
+#[test]
+fn the_pinned_python_packages_are_the_ones_loaded() {
+    let versions = loaded_versions().expect("the Python environment is available");
+    let requirements = include_str!("../src/impls/python/requirements.txt");
+    let pinned = |package: &str| {
+        requirements
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{package}==")))
+            .unwrap_or_else(|| panic!("{package} is pinned"))
+            .trim()
+            .to_string()
+    };
+    let loaded = |key: &str| {
+        versions
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{key} reported"))
+    };
+    assert_eq!(loaded("numpy"), pinned("numpy"));
+    assert_eq!(loaded("sklearn"), pinned("scikit-learn"));
+    assert_eq!(loaded("threadpoolctl"), pinned("threadpoolctl"));
+    assert!(loaded("python").starts_with("3."));
+}
+
+#[test]
+fn the_textbook_numpy_module_runs_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = DataCache::new(dir.path());
+    let run = scenario(1000, 3, 3, 1.0, &cache);
+    let spec = run.spec;
+    let data = cache.samples_path(&spec);
+    let init = cache.init_path(&spec, pythonvsrust_kmeans::protocol::INIT_SEED);
+    let python = pythonvsrust_kmeans::impls::python::environment_dir().join("bin/python");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/src/impls/python/numpy_kmeans.py");
+    let output = std::process::Command::new(python)
+        .args([script, data.to_str().unwrap(), init.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let reference = fit("rust", &run);
+    let (_, inertia) = assign_and_inertia(run.problem.x.view(), reference.centroids.view());
+    let gap = relative_gap(report["inertia"].as_f64().unwrap(), inertia).abs();
+    assert!(gap <= 1e-9, "{gap:e}");
+    assert_eq!(report["n_iter"].as_u64().unwrap() as usize, reference.n_iter);
+}
