@@ -10,6 +10,7 @@
 pub mod alloc;
 pub mod cli;
 pub mod data;
+pub mod environment;
 pub mod error;
 pub mod impls;
 pub mod kmeans;

@@ -31,24 +31,64 @@ fn assert_clean_error(output: &Output, expected: &str) {
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(lines[0].starts_with("error: "), "{stderr}");
-    assert!(lines[0].contains(expected), "expected '{expected}' in: {stderr}");
+    assert!(
+        lines[0].contains(expected),
+        "expected '{expected}' in: {stderr}"
+    );
 }
 
 #[test]
 fn generate_then_cluster_prints_the_documented_json() {
     let dir = tempfile::tempdir().unwrap();
-    let generated = run("generate", &["--n", "2000", "--d", "3", "--k", "4"], dir.path());
+    let generated = run(
+        "generate",
+        &["--n", "2000", "--d", "3", "--k", "4"],
+        dir.path(),
+    );
     assert!(generated.status.success());
     let path = stdout(&generated);
-    assert!(path.contains("blobs-n2000-d3-k4-") && path.ends_with(".npy"), "{path}");
+    assert!(
+        path.contains("blobs-n2000-d3-k4-") && path.ends_with(".npy"),
+        "{path}"
+    );
     // Same settings: same path.
-    assert_eq!(stdout(&run("generate", &["--n", "2000", "--d", "3", "--k", "4"], dir.path())), path);
+    assert_eq!(
+        stdout(&run(
+            "generate",
+            &["--n", "2000", "--d", "3", "--k", "4"],
+            dir.path()
+        )),
+        path
+    );
 
     let out = dir.path().join("centroids.npy");
-    let clustered = run("cluster", &[&path, "--k", "4", "--threads", "1", "--out", out.to_str().unwrap()], dir.path());
-    assert!(clustered.status.success(), "{}", String::from_utf8_lossy(&clustered.stderr));
+    let clustered = run(
+        "cluster",
+        &[
+            &path,
+            "--k",
+            "4",
+            "--threads",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(
+        clustered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clustered.stderr)
+    );
     let report: serde_json::Value = serde_json::from_str(&stdout(&clustered)).unwrap();
-    for key in ["inertia", "n_iter", "n_samples", "n_features", "k", "seconds"] {
+    for key in [
+        "inertia",
+        "n_iter",
+        "n_samples",
+        "n_features",
+        "k",
+        "seconds",
+    ] {
         assert!(report.get(key).is_some(), "missing {key}: {report}");
     }
     assert_eq!(report["n_samples"], 2000);
@@ -57,7 +97,11 @@ fn generate_then_cluster_prints_the_documented_json() {
     assert_eq!(centroids.dim(), (4, 3));
 
     // The CSV copy clusters to the same inertia from the same init.
-    let csv = stdout(&run("generate", &["--n", "2000", "--d", "3", "--k", "4", "--csv"], dir.path()));
+    let csv = stdout(&run(
+        "generate",
+        &["--n", "2000", "--d", "3", "--k", "4", "--csv"],
+        dir.path(),
+    ));
     assert!(csv.ends_with(".csv"));
     let init = path.replace(".npy", ".init-s0.npy");
     let from_npy = run("cluster", &[&path, "--k", "4", "--init", &init], dir.path());
@@ -70,7 +114,11 @@ fn generate_then_cluster_prints_the_documented_json() {
 #[test]
 fn bad_inputs_give_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let path = stdout(&run("generate", &["--n", "100", "--d", "2", "--k", "2"], dir.path()));
+    let path = stdout(&run(
+        "generate",
+        &["--n", "100", "--d", "2", "--k", "2"],
+        dir.path(),
+    ));
     let write = |name: &str, bytes: &[u8]| {
         let p = dir.path().join(name);
         std::fs::write(&p, bytes).unwrap();
@@ -84,21 +132,47 @@ fn bad_inputs_give_one_line_errors() {
     let wrong_init = write("init.csv", b"1,2,3\n4,5,6\n");
     let dir_arg = dir.path().to_string_lossy().into_owned();
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec![&path, "--k", "0"], "k (the number of clusters) must be at least 1"),
-        (vec![&path, "--k", "101"], "larger than the number of samples"),
+        (
+            vec![&path, "--k", "0"],
+            "k (the number of clusters) must be at least 1",
+        ),
+        (
+            vec![&path, "--k", "101"],
+            "larger than the number of samples",
+        ),
         (vec!["/no/such/file.npy", "--k", "2"], "no such file"),
         (vec![&dir_arg, "--k", "2"], "is a directory"),
         (vec![&not_npy, "--k", "2"], "not a readable .npy"),
         (vec![&truncated, "--k", "2"], "but the file holds"),
-        (vec![&nan_csv, "--k", "2"], "non-finite value (NaN) at row 1, column 1"),
+        (
+            vec![&nan_csv, "--k", "2"],
+            "non-finite value (NaN) at row 1, column 1",
+        ),
         (vec![&ragged, "--k", "2"], "line 2"),
-        (vec![&path, "--k", "2", "--init", &wrong_init], "initial centroids have shape (2, 3)"),
+        (
+            vec![&path, "--k", "2", "--init", &wrong_init],
+            "initial centroids have shape (2, 3)",
+        ),
         (vec![&path, "--k", "2", "--threads", "0"], "at least 1"),
         (vec![&path, "--k", "2", "--max-iter", "0"], "max_iter"),
     ];
     for (args, expected) in cases {
         assert_clean_error(&run("cluster", &args, dir.path()), expected);
     }
-    assert_clean_error(&run("generate", &["--n", "3", "--d", "2", "--k", "5"], dir.path()), "larger than the number of samples");
-    assert_clean_error(&run("generate", &["--n", "3", "--d", "0", "--k", "1"], dir.path()), "invalid scenario");
+    assert_clean_error(
+        &run(
+            "generate",
+            &["--n", "3", "--d", "2", "--k", "5"],
+            dir.path(),
+        ),
+        "larger than the number of samples",
+    );
+    assert_clean_error(
+        &run(
+            "generate",
+            &["--n", "3", "--d", "0", "--k", "1"],
+            dir.path(),
+        ),
+        "invalid scenario",
+    );
 }

@@ -10,7 +10,10 @@ use pythonvsrust_kmeans::quality::{assign_and_inertia, relative_gap};
 
 fn fit(name: &str, run: &ScenarioRun) -> FitOutput {
     let mut contender = create(name).unwrap_or_else(|u| {
-        panic!("{name} is unavailable ({}); run scripts/python-env.sh first", u.reason)
+        panic!(
+            "{name} is unavailable ({}); run scripts/python-env.sh first",
+            u.reason
+        )
     });
     contender.prepare(&run.problem).unwrap();
     contender.fit().unwrap()
@@ -34,7 +37,11 @@ fn exact_contenders_agree_and_linfa_stays_within_its_bound() {
         assert_eq!(reference.labels.as_ref(), Some(&rust_labels));
         for name in ["numpy", "sklearn", "sklearn-elkan"] {
             let out = fit(name, &run);
-            assert_eq!(out.labels.as_ref(), Some(&rust_labels), "{name} labels, {n}x{d} k{k} std {std}");
+            assert_eq!(
+                out.labels.as_ref(),
+                Some(&rust_labels),
+                "{name} labels, {n}x{d} k{k} std {std}"
+            );
             let (_, inertia) = assign_and_inertia(x, out.centroids.view());
             let gap = relative_gap(inertia, rust_inertia).abs();
             assert!(gap <= 1e-9, "{name}: inertia gap {gap:e} on {n}x{d} k{k}");
@@ -45,7 +52,10 @@ fn exact_contenders_agree_and_linfa_stays_within_its_bound() {
         let linfa = fit("linfa", &run);
         let (_, inertia) = assign_and_inertia(x, linfa.centroids.view());
         let gap = relative_gap(inertia, rust_inertia);
-        eprintln!("linfa on {n}x{d} k{k} std {std}: gap {gap:e}, {} iterations (ours {})", linfa.n_iter, reference.n_iter);
+        eprintln!(
+            "linfa on {n}x{d} k{k} std {std}: gap {gap:e}, {} iterations (ours {})",
+            linfa.n_iter, reference.n_iter
+        );
         assert!(gap <= LINFA_INERTIA_TOLERANCE, "linfa gap {gap:e}");
         assert!(linfa.n_iter >= 1);
     }
@@ -85,16 +95,26 @@ fn the_textbook_numpy_module_runs_on_its_own() {
     let data = cache.samples_path(&spec);
     let init = cache.init_path(&spec, pythonvsrust_kmeans::protocol::INIT_SEED);
     let python = pythonvsrust_kmeans::impls::python::environment_dir().join("bin/python");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/src/impls/python/numpy_kmeans.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/impls/python/numpy_kmeans.py"
+    );
     let output = std::process::Command::new(python)
         .args([script, data.to_str().unwrap(), init.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let reference = fit("rust", &run);
     let (_, inertia) = assign_and_inertia(run.problem.x.view(), reference.centroids.view());
     let gap = relative_gap(report["inertia"].as_f64().unwrap(), inertia).abs();
     assert!(gap <= 1e-9, "{gap:e}");
-    assert_eq!(report["n_iter"].as_u64().unwrap() as usize, reference.n_iter);
+    assert_eq!(
+        report["n_iter"].as_u64().unwrap() as usize,
+        reference.n_iter
+    );
 }

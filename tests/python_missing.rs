@@ -14,7 +14,10 @@ fn python_contenders_are_skipped_and_the_rest_run() {
     let cache = DataCache::new(dir.path().join("data"));
     let spec = BlobSpec::new(Scenario::new(2000, 3, 4).unwrap());
     let (run, _) = ScenarioRun::load(&cache, &spec, 300, 1).unwrap();
-    let mut records: Vec<_> = NAMES.iter().map(|n| run_once(n, "kmeans", &run, 1)).collect();
+    let mut records: Vec<_> = NAMES
+        .iter()
+        .map(|n| run_once(n, "kmeans", &run, 1))
+        .collect();
     check_inertia(&mut records);
     for r in &records {
         match r.contender.as_str() {
