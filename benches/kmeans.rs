@@ -17,7 +17,7 @@
 //! full), `KMEANS_BENCH_THREADS` (default every core).
 
 use std::cell::RefCell;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
@@ -28,6 +28,7 @@ use pythonvsrust_kmeans::environment;
 use pythonvsrust_kmeans::impls::{create, Contender, NAMES};
 use pythonvsrust_kmeans::kmeans::DEFAULT_MAX_ITER;
 use pythonvsrust_kmeans::protocol::{check_inertia, measure_untimed, ScenarioRun};
+use pythonvsrust_kmeans::report::write_report;
 use pythonvsrust_kmeans::results::{append_records, report_dir, Check, Record, Status};
 
 #[global_allocator]
@@ -69,7 +70,9 @@ impl Preset {
 
     /// Sample size and windows. Ten samples (Criterion's least) keep the
     /// million-row scenarios within minutes; flat sampling (the same number
-    /// of fits per sample) suits fits of milliseconds and up.
+    /// of fits per sample) suits fits of milliseconds and up; fewer bootstrap
+    /// resamples than Criterion's 100,000 keep its analysis from dominating
+    /// short benches.
     fn configure(self, group: &mut BenchmarkGroup<WallTime>) {
         group.sample_size(10).sampling_mode(SamplingMode::Flat);
         match self {
@@ -343,6 +346,14 @@ fn main() {
 }
 
 /// Redraws the report from all stored results.
-fn redraw_report(dir: &PathBuf) {
-    let _ = dir;
+fn redraw_report(dir: &Path) {
+    match write_report(dir) {
+        Ok(output) => {
+            for warning in &output.warnings {
+                eprintln!("report warning: {warning}");
+            }
+            eprintln!("report: {}", output.index.display());
+        }
+        Err(e) => eprintln!("error: cannot draw the report: {e}"),
+    }
 }

@@ -17,6 +17,7 @@ pub mod kmeans;
 pub mod memory;
 pub mod protocol;
 pub mod quality;
+pub mod report;
 pub mod results;
 
 pub use error::{Error, Result};

@@ -1,0 +1,537 @@
+//! The report's SVG charts, drawn with plotters' SVG backend (text is left to
+//! the browser's fonts, so no font library is needed).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::impls::NAMES;
+use crate::results::{Record, Status};
+
+/// Where a chart belongs on the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Time,
+    Speedup,
+    Memory,
+    Overlap,
+}
+
+/// A chart written to disk.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    pub path: PathBuf,
+    pub title: String,
+    pub section: Section,
+}
+
+/// One colour per contender, the same in every chart.
+pub fn colour(contender: &str) -> RGBColor {
+    match contender {
+        "rust" => RGBColor(217, 72, 15),
+        "linfa" => RGBColor(112, 72, 232),
+        "numpy" => RGBColor(28, 126, 214),
+        "sklearn" => RGBColor(43, 138, 62),
+        "sklearn-elkan" => RGBColor(148, 216, 45),
+        _ => RGBColor(90, 90, 90),
+    }
+}
+
+fn report_error(e: impl std::fmt::Display) -> Error {
+    Error::Report(e.to_string())
+}
+
+/// A series: a contender's (x, y) points.
+struct Series {
+    name: String,
+    colour: RGBColor,
+    points: Vec<(f64, f64)>,
+}
+
+/// One panel of a line chart.
+struct Panel {
+    caption: String,
+    series: Vec<Series>,
+}
+
+fn log_range(values: impl Iterator<Item = f64>) -> Option<std::ops::Range<f64>> {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    (lo.is_finite() && hi > 0.0).then(|| lo / 1.6..hi * 1.6)
+}
+
+/// A grid of log-log line panels with a legend in each.
+fn line_panels(
+    path: &Path,
+    title: &str,
+    panels: &[Panel],
+    cols: usize,
+    x_desc: &str,
+    y_desc: &str,
+) -> Result<()> {
+    let rows = panels.len().div_ceil(cols);
+    let size = (380 * cols as u32, 300 * rows as u32 + 40);
+    let root = SVGBackend::new(path, size).into_drawing_area();
+    root.fill(&WHITE).map_err(report_error)?;
+    let root = root
+        .titled(title, ("sans-serif", 22))
+        .map_err(report_error)?;
+    let areas = root.split_evenly((rows, cols));
+    for (panel, area) in panels.iter().zip(areas.iter()) {
+        let xs = log_range(
+            panel
+                .series
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.0)),
+        );
+        let ys = log_range(
+            panel
+                .series
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.1)),
+        );
+        let (Some(xs), Some(ys)) = (xs, ys) else {
+            continue;
+        };
+        let mut chart = ChartBuilder::on(area)
+            .caption(&panel.caption, ("sans-serif", 15))
+            .margin(10)
+            .x_label_area_size(36)
+            .y_label_area_size(62)
+            .build_cartesian_2d(xs.log_scale(), ys.log_scale())
+            .map_err(report_error)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_label_formatter(&|v| format_count(*v))
+            .y_label_formatter(&|v| format!("{v:.0e}"))
+            .label_style(("sans-serif", 11))
+            .draw()
+            .map_err(report_error)?;
+        for s in &panel.series {
+            let c = s.colour;
+            chart
+                .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
+                .map_err(report_error)?
+                .label(&s.name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
+                });
+            chart
+                .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                .map_err(report_error)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font(("sans-serif", 11))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .draw()
+            .map_err(report_error)?;
+    }
+    root.present().map_err(report_error)
+}
+
+/// One panel of a heatmap: rows x columns of optional values.
+struct Heat {
+    caption: String,
+    row_desc: String,
+    col_desc: String,
+    row_labels: Vec<String>,
+    col_labels: Vec<String>,
+    cells: Vec<Vec<Option<f64>>>,
+}
+
+/// A row of heatmap panels; `fill` colours a value, `text` labels it.
+fn heat_panels(
+    path: &Path,
+    title: &str,
+    panels: &[Heat],
+    fill: &dyn Fn(f64) -> RGBColor,
+    text: &dyn Fn(f64) -> String,
+) -> Result<()> {
+    let cols = panels.len().max(1);
+    let root = SVGBackend::new(path, (360 * cols as u32, 330)).into_drawing_area();
+    root.fill(&WHITE).map_err(report_error)?;
+    let root = root
+        .titled(title, ("sans-serif", 20))
+        .map_err(report_error)?;
+    for (heat, area) in panels.iter().zip(root.split_evenly((1, cols)).iter()) {
+        let (nr, nc) = (heat.row_labels.len(), heat.col_labels.len());
+        let mut chart = ChartBuilder::on(area)
+            .caption(&heat.caption, ("sans-serif", 15))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..nc as f64, 0.0..nr as f64)
+            .map_err(report_error)?;
+        let col_labels = heat.col_labels.clone();
+        let row_labels = heat.row_labels.clone();
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc(&heat.col_desc)
+            .y_desc(&heat.row_desc)
+            .x_labels(nc * 2 + 1)
+            .y_labels(nr * 2 + 1)
+            .x_label_formatter(&move |v| cell_label(*v, &col_labels))
+            .y_label_formatter(&move |v| cell_label(*v, &row_labels))
+            .label_style(("sans-serif", 11))
+            .draw()
+            .map_err(report_error)?;
+        for (r, row) in heat.cells.iter().enumerate() {
+            for (c, value) in row.iter().enumerate() {
+                let (x, y) = (c as f64, r as f64);
+                let (colour, label) = match value {
+                    Some(v) => (fill(*v), text(*v)),
+                    None => (RGBColor(235, 235, 235), "–".to_string()),
+                };
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(x, y), (x + 1.0, y + 1.0)],
+                        colour.filled(),
+                    )))
+                    .map_err(report_error)?;
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        label,
+                        (x + 0.5, y + 0.5),
+                        ("sans-serif", 12).into_font().color(&BLACK).pos(
+                            plotters::style::text_anchor::Pos::new(
+                                plotters::style::text_anchor::HPos::Center,
+                                plotters::style::text_anchor::VPos::Center,
+                            ),
+                        ),
+                    )))
+                    .map_err(report_error)?;
+            }
+        }
+    }
+    root.present().map_err(report_error)
+}
+
+/// Labels cell centres (x.5) with their names; other ticks stay empty.
+fn cell_label(v: f64, labels: &[String]) -> String {
+    let i = v - 0.5;
+    if (i - i.round()).abs() < 1e-9 && i >= 0.0 {
+        labels.get(i.round() as usize).cloned().unwrap_or_default()
+    } else {
+        String::new()
+    }
+}
+
+/// `1000` -> `1k`, `1000000` -> `1M`.
+pub fn format_count(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{}M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{}k", v / 1e3)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Bytes as `12.3 MiB`.
+pub fn format_bytes(b: f64) -> String {
+    if b >= (1u64 << 30) as f64 {
+        format!("{:.2} GiB", b / (1u64 << 30) as f64)
+    } else if b >= (1 << 20) as f64 {
+        format!("{:.1} MiB", b / (1 << 20) as f64)
+    } else if b >= 1024.0 {
+        format!("{:.0} KiB", b / 1024.0)
+    } else {
+        format!("{b:.0} B")
+    }
+}
+
+fn ok(records: &[Record], family: &str) -> Vec<Record> {
+    records
+        .iter()
+        .filter(|r| r.family == family && r.status == Status::Ok)
+        .cloned()
+        .collect()
+}
+
+fn contenders_in(records: &[Record]) -> Vec<String> {
+    NAMES
+        .iter()
+        .filter(|n| records.iter().any(|r| r.contender == **n))
+        .map(|n| n.to_string())
+        .collect()
+}
+
+/// Panels of `value` against `x`, one per (d, k) (or per k), a series per contender.
+fn panels_by(
+    records: &[Record],
+    group: impl Fn(&Record) -> (usize, usize),
+    caption: impl Fn((usize, usize)) -> String,
+    x: impl Fn(&Record) -> f64,
+    value: impl Fn(&Record) -> Option<f64>,
+) -> Vec<Panel> {
+    let keys: BTreeSet<(usize, usize)> = records.iter().map(&group).collect();
+    keys.into_iter()
+        .map(|key| Panel {
+            caption: caption(key),
+            series: contenders_in(records)
+                .into_iter()
+                .filter_map(|name| {
+                    let mut points: Vec<(f64, f64)> = records
+                        .iter()
+                        .filter(|r| r.contender == name && group(r) == key)
+                        .filter_map(|r| Some((x(r), value(r)?)))
+                        .collect();
+                    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    (!points.is_empty()).then(|| Series {
+                        colour: colour(&name),
+                        name,
+                        points,
+                    })
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Draws every chart the results allow; returns what was written.
+pub fn draw_all(dir: &Path, records: &[Record], warnings: &mut Vec<String>) -> Result<Vec<Chart>> {
+    let mut charts = Vec::new();
+    let sweep = ok(records, "kmeans");
+    let add = |charts: &mut Vec<Chart>, name: &str, title: &str, section: Section| {
+        charts.push(Chart {
+            path: dir.join(name),
+            title: title.to_string(),
+            section,
+        });
+    };
+
+    if !sweep.is_empty() {
+        let by_dk = |r: &Record| (r.scenario.d, r.scenario.k);
+        let caption = |(d, k): (usize, usize)| format!("d = {d}, k = {k}");
+        let n = |r: &Record| r.scenario.n as f64;
+        let time = panels_by(&sweep, by_dk, caption, n, |r| r.median_seconds());
+        let title = "Fit time (median) against samples, per (features, clusters)";
+        line_panels(
+            &dir.join("fit-time.svg"),
+            title,
+            &time,
+            3,
+            "samples n",
+            "seconds",
+        )?;
+        add(&mut charts, "fit-time.svg", title, Section::Time);
+        let per_iter = panels_by(&sweep, by_dk, caption, n, |r| r.seconds_per_iter());
+        let title = "Time per iteration (median fit time / iterations) against samples";
+        line_panels(
+            &dir.join("time-per-iteration.svg"),
+            title,
+            &per_iter,
+            3,
+            "samples n",
+            "seconds per iteration",
+        )?;
+        add(&mut charts, "time-per-iteration.svg", title, Section::Time);
+
+        for baseline in ["numpy", "sklearn"] {
+            if !sweep.iter().any(|r| r.contender == baseline) {
+                warnings.push(format!(
+                    "no {baseline} results: no speed-up over {baseline} drawn"
+                ));
+                continue;
+            }
+            for name in contenders_in(&sweep).into_iter().filter(|n| n != baseline) {
+                let heats = speedup_heats(&sweep, &name, baseline);
+                let file = format!("speedup-{name}-over-{baseline}.svg");
+                let title = format!(
+                    "Speed-up of {name} over {baseline} (median fit time ratio; > 1 is faster)"
+                );
+                heat_panels(&dir.join(&file), &title, &heats, &speedup_colour, &|v| {
+                    format!("{v:.2}x")
+                })?;
+                add(&mut charts, &file, &title, Section::Speedup);
+            }
+        }
+
+        let (d_max, k_max) = sweep
+            .iter()
+            .map(|r| (r.scenario.d, r.scenario.k))
+            .max()
+            .expect("non-empty");
+        let memory = memory_panels(&sweep, d_max, k_max);
+        let title =
+            format!("Peak memory of one fit against samples (d = {d_max}, k = {k_max}), by source");
+        line_panels(
+            &dir.join("memory.svg"),
+            &title,
+            &memory,
+            3,
+            "samples n",
+            "bytes above baseline",
+        )?;
+        add(&mut charts, "memory.svg", &title, Section::Memory);
+
+        let heats: Vec<Heat> = contenders_in(&sweep)
+            .into_iter()
+            .map(|name| {
+                grid(&sweep, &name, k_max, |r| {
+                    r.memory.resident_peak_bytes.map(|b| b as f64)
+                })
+            })
+            .collect();
+        let title = format!("Peak resident memory growth of one fit (k = {k_max}), per contender");
+        heat_panels(
+            &dir.join("memory-heatmap.svg"),
+            &title,
+            &heats,
+            &memory_colour,
+            &|v| format_bytes(v),
+        )?;
+        add(&mut charts, "memory-heatmap.svg", &title, Section::Memory);
+    }
+
+    let overlap = ok(records, "kmeans-overlap");
+    if !overlap.is_empty() {
+        let by_k = |r: &Record| (r.scenario.n, r.scenario.k);
+        let caption = |(n, k): (usize, usize)| format!("n = {}, k = {k}", format_count(n as f64));
+        let d = |r: &Record| r.scenario.d as f64;
+        let time = panels_by(&overlap, by_k, caption, d, |r| r.median_seconds());
+        let title = "Overlapping blobs: fit time (median) against features";
+        line_panels(
+            &dir.join("overlap-fit-time.svg"),
+            title,
+            &time,
+            3,
+            "features d",
+            "seconds",
+        )?;
+        add(&mut charts, "overlap-fit-time.svg", title, Section::Overlap);
+        let per_iter = panels_by(&overlap, by_k, caption, d, |r| r.seconds_per_iter());
+        let title = "Overlapping blobs: time per iteration against features";
+        line_panels(
+            &dir.join("overlap-time-per-iteration.svg"),
+            title,
+            &per_iter,
+            3,
+            "features d",
+            "seconds per iteration",
+        )?;
+        add(
+            &mut charts,
+            "overlap-time-per-iteration.svg",
+            title,
+            Section::Overlap,
+        );
+    }
+    Ok(charts)
+}
+
+/// Memory panels: one per contender, a series per measuring source.
+fn memory_panels(records: &[Record], d: usize, k: usize) -> Vec<Panel> {
+    let at = |r: &&Record| r.scenario.d == d && r.scenario.k == k;
+    let sources: [(&str, RGBColor, fn(&Record) -> Option<u64>); 3] = [
+        ("Rust allocator peak", RGBColor(217, 72, 15), |r| {
+            r.memory.alloc_peak_bytes
+        }),
+        ("tracemalloc peak", RGBColor(28, 126, 214), |r| {
+            r.memory.traced_peak_bytes
+        }),
+        ("resident (VmHWM) growth", RGBColor(60, 60, 60), |r| {
+            r.memory.resident_peak_bytes
+        }),
+    ];
+    contenders_in(records)
+        .into_iter()
+        .map(|name| Panel {
+            caption: name.clone(),
+            series: sources
+                .iter()
+                .filter_map(|(label, c, get)| {
+                    let mut points: Vec<(f64, f64)> = records
+                        .iter()
+                        .filter(at)
+                        .filter(|r| r.contender == name)
+                        .filter_map(|r| Some((r.scenario.n as f64, get(r)? as f64)))
+                        .collect();
+                    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    (!points.is_empty()).then(|| Series {
+                        name: label.to_string(),
+                        colour: *c,
+                        points,
+                    })
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// An n x d grid of one contender's values at `k`.
+fn grid(records: &[Record], name: &str, k: usize, value: impl Fn(&Record) -> Option<f64>) -> Heat {
+    let ns: BTreeSet<usize> = records.iter().map(|r| r.scenario.n).collect();
+    let ds: BTreeSet<usize> = records.iter().map(|r| r.scenario.d).collect();
+    let cells = ns
+        .iter()
+        .map(|&n| {
+            ds.iter()
+                .map(|&d| {
+                    records
+                        .iter()
+                        .find(|r| {
+                            r.contender == name
+                                && r.scenario.n == n
+                                && r.scenario.d == d
+                                && r.scenario.k == k
+                        })
+                        .and_then(&value)
+                })
+                .collect()
+        })
+        .collect();
+    Heat {
+        caption: format!("{name}, k = {k}"),
+        row_desc: "samples n".into(),
+        col_desc: "features d".into(),
+        row_labels: ns.iter().map(|&n| format_count(n as f64)).collect(),
+        col_labels: ds.iter().map(|d| d.to_string()).collect(),
+        cells,
+    }
+}
+
+/// One heatmap per k of `name`'s speed-up over `baseline`.
+fn speedup_heats(records: &[Record], name: &str, baseline: &str) -> Vec<Heat> {
+    let ks: BTreeSet<usize> = records.iter().map(|r| r.scenario.k).collect();
+    ks.into_iter()
+        .map(|k| {
+            grid(records, name, k, |r| {
+                let base = records
+                    .iter()
+                    .find(|b| b.contender == baseline && b.scenario == r.scenario)?
+                    .median_seconds()?;
+                Some(base / r.median_seconds()?)
+            })
+        })
+        .collect()
+}
+
+/// Red below 1x, white at 1x, green above, saturating at 100x either way.
+fn speedup_colour(v: f64) -> RGBColor {
+    let t = (v.log10() / 2.0).clamp(-1.0, 1.0);
+    let fade = |full: u8, t: f64| (255.0 - (255.0 - full as f64) * t) as u8;
+    if t >= 0.0 {
+        RGBColor(fade(46, t), fade(160, t), fade(67, t))
+    } else {
+        RGBColor(fade(224, -t), fade(49, -t), fade(49, -t))
+    }
+}
+
+/// Light to dark blue over 1 MiB .. 10 GiB (log).
+fn memory_colour(bytes: f64) -> RGBColor {
+    let t = ((bytes.max(1.0).log2() - 20.0) / 14.0).clamp(0.0, 1.0);
+    let mix = |a: f64, b: f64| (a + (b - a) * t) as u8;
+    RGBColor(mix(231.0, 24.0), mix(245.0, 100.0), mix(255.0, 171.0))
+}

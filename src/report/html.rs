@@ -1,0 +1,237 @@
+//! The report page.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+
+use super::charts::{format_bytes, Chart, Section};
+use super::summary::summarise;
+use crate::results::{Check, Record, Status};
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
+    v.map(f).unwrap_or_else(|| "–".into())
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f3f3f3}td.l,th.l{text-align:left}td.fail{background:#ffc9c9;font-weight:bold}td.skip{color:#888}
+img{max-width:100%;border:1px solid #eee;margin:0.5em 0}figure{margin:1.5em 0}figcaption{font-size:14px;color:#555}
+.note{background:#fff9db;padding:0.6em 1em;border-left:4px solid #fab005}";
+
+/// The whole page, linking only files that exist.
+pub fn page(dir: &Path, records: &[Record], charts: &[Chart], warnings: &[String]) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>k-means: Rust and Python compared</title><style>{STYLE}</style></head><body>\n<h1>k-means in Rust and Python: runtime, memory and quality</h1>\n"
+    );
+    protocol(&mut h, records);
+    if !warnings.is_empty() {
+        h.push_str("<div class=\"note\"><b>Warnings about the stored results</b><ul>");
+        for w in warnings {
+            let _ = write!(h, "<li>{}</li>", escape(w));
+        }
+        h.push_str("</ul></div>\n");
+    }
+    summary(&mut h, records);
+    for (section, heading) in [
+        (Section::Time, "Fit time and time per iteration"),
+        (Section::Speedup, "Speed-ups"),
+        (Section::Memory, "Peak memory"),
+        (Section::Overlap, "Overlapping blobs (tens of iterations)"),
+    ] {
+        let in_section: Vec<&Chart> = charts.iter().filter(|c| c.section == section).collect();
+        if in_section.is_empty() {
+            continue;
+        }
+        let _ = writeln!(h, "<h2>{heading}</h2>");
+        if section == Section::Memory {
+            h.push_str("<p>Three sources, each above the level just before the fit: the Rust allocator's peak (Rust contenders only; it cannot see CPython's or NumPy's buffers), Python's <code>tracemalloc</code> peak (Python contenders; NumPy reports its buffers there), and the growth of the process's resident high-water mark (every contender; pages already resident from earlier fits are not counted again, so small fits often show 0).</p>\n");
+        }
+        for chart in in_section {
+            let name = chart
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let _ = writeln!(
+                h,
+                "<figure><img src=\"charts/{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>",
+                escape(&name),
+                escape(&chart.title),
+                escape(&chart.title)
+            );
+        }
+    }
+    quality(&mut h, records);
+    environment(&mut h, records);
+    links(&mut h, dir, records);
+    h.push_str("</body></html>\n");
+    h
+}
+
+fn protocol(h: &mut String, records: &[Record]) {
+    let threads: std::collections::BTreeSet<usize> = records.iter().map(|r| r.threads).collect();
+    let threads: Vec<String> = threads.iter().map(|t| t.to_string()).collect();
+    let _ = write!(
+        h,
+        "<p>Every contender got <b>the same data</b> (seeded Gaussian blobs, f64, C order), <b>the same initial centroids</b> (greedy k-means++, seed 0, cached beside the data), <b>the same stopping rule</b> (at most 300 iterations, stop when no label changes) and <b>the same threads</b> ({}; the Rust rayon pools and NumPy's and scikit-learn's OpenMP/BLAS pools through threadpoolctl). Only <code>fit</code> is timed: data is loaded and handed over, modules imported and one warm-up fit run before timing. Figures are medians of the timed fits; minimum and maximum are in the tables and CSV files. Inertia is recomputed by us from each contender's centroids.</p>\n<p class=\"note\">Where a peer cannot follow the protocol it is measured, not hidden: <b>linfa</b> moves each centroid to the mean of its members <i>and its old position</i> (m_k-means) and stops on a centroid shift below the smallest positive tolerance it accepts, so from the same start it can take a different path; its inertia gap is shown below and checked against a looser bound (1e-2) than the exact-Lloyd contenders (1e-6). scikit-learn copies and centres the data inside <code>fit</code>, which is part of its timed cost.</p>\n",
+        threads.join(", ")
+    );
+}
+
+fn summary(h: &mut String, records: &[Record]) {
+    h.push_str("<h2>Summary</h2>\n<table><tr><th class=\"l\">contender</th><th>speed-up over NumPy<br>(geometric mean)</th><th>speed-up over scikit-learn<br>(geometric mean)</th><th>worst inertia gap</th><th>failed checks</th><th>skipped/failed</th><th class=\"l\">largest scenario</th><th>resident peak there</th><th>allocator / tracemalloc peak there</th></tr>\n");
+    for s in summarise(records) {
+        let speedup = |v: Option<(f64, usize)>| {
+            opt(v, |(x, n)| {
+                format!("{x:.2}x <small>({n} scenarios)</small>")
+            })
+        };
+        let (largest, resident, own) = match &s.largest {
+            Some((scenario, r)) => (
+                scenario.id(),
+                opt(r.memory.resident_peak_bytes, |b| format_bytes(b as f64)),
+                opt(
+                    r.memory.alloc_peak_bytes.or(r.memory.traced_peak_bytes),
+                    |b| format_bytes(b as f64),
+                ),
+            ),
+            None => ("–".into(), "–".into(), "–".into()),
+        };
+        let fail = if s.failed_checks > 0 {
+            " class=\"fail\""
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            h,
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td{fail}>{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&s.contender),
+            speedup(s.speedup_over_numpy),
+            speedup(s.speedup_over_sklearn),
+            opt(s.worst_inertia_gap.as_ref(), |(g, at)| format!("{g:.1e} <small>({})</small>", escape(at))),
+            s.failed_checks,
+            s.not_run,
+            escape(&largest),
+            resident,
+            own
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+fn quality(h: &mut String, records: &[Record]) {
+    h.push_str("<h2>Per scenario: time, iterations and quality</h2>\n<p>Inertia gap: relative to the lowest inertia of the exact-Lloyd contenders in the scenario. ARI: adjusted Rand index against the true blobs. Silhouette: on a fixed-seed subsample of 1000 samples. Flagged cells failed the inertia check: their times are not valid results.</p>\n");
+    h.push_str("<table><tr><th class=\"l\">scenario</th><th class=\"l\">contender</th><th class=\"l\">status</th><th>median s</th><th>min s</th><th>max s</th><th>iterations</th><th>ms / iteration</th><th>inertia gap</th><th>ARI</th><th>silhouette</th></tr>\n");
+    for r in records {
+        let status = match r.status {
+            Status::Ok => "ok".to_string(),
+            Status::Skipped => format!("skipped: {}", r.reason.as_deref().unwrap_or("")),
+            Status::Failed => format!("failed: {}", r.reason.as_deref().unwrap_or("")),
+        };
+        let gap_class = match r.inertia_check {
+            Some(Check::Fail) => " class=\"fail\"",
+            _ => "",
+        };
+        let status_class = if r.status == Status::Ok {
+            "l"
+        } else {
+            "l skip"
+        };
+        let _ = writeln!(
+            h,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"{status_class}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td{gap_class}>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&r.scenario_id()),
+            escape(&r.contender),
+            escape(&status),
+            opt(r.median_seconds(), |s| format!("{s:.4}")),
+            opt(r.min_seconds(), |s| format!("{s:.4}")),
+            opt(r.max_seconds(), |s| format!("{s:.4}")),
+            opt(r.n_iter, |n| n.to_string()),
+            opt(r.seconds_per_iter(), |s| format!("{:.3}", s * 1e3)),
+            opt(r.rel_inertia_diff, |g| {
+                let mark = if r.inertia_check == Some(Check::Fail) { " FAILED" } else { "" };
+                format!("{g:.1e}{mark}")
+            }),
+            opt(r.ari, |a| format!("{a:.4}")),
+            opt(r.silhouette, |s| format!("{s:.4}")),
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+fn environment(h: &mut String, records: &[Record]) {
+    let mut facts: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
+    for r in records {
+        for (k, v) in &r.environment {
+            *facts.entry(k).or_default().entry(v).or_default() += 1;
+        }
+    }
+    h.push_str("<h2>Environment</h2>\n<table><tr><th class=\"l\">fact</th><th class=\"l\">value (records)</th></tr>\n");
+    for (k, values) in facts {
+        let shown: Vec<String> = values
+            .iter()
+            .map(|(v, n)| {
+                if values.len() > 1 {
+                    format!("{} ({n})", escape(v))
+                } else {
+                    escape(v)
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            h,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+            escape(k),
+            shown.join("<br>")
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+fn links(h: &mut String, dir: &Path, records: &[Record]) {
+    let mut scenarios: Vec<(String, String)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.scenario_id(),
+                crate::results::csv_path(Path::new(""), &r.family, r.scenario)
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        })
+        .collect();
+    scenarios.dedup();
+    let criterion = dir.parent().map(|p| p.join("target/criterion"));
+    h.push_str("<h2>Raw numbers and Criterion's reports</h2>\n<ul>\n");
+    if dir.join("results.jsonl").exists() {
+        h.push_str("<li><a href=\"results.jsonl\">results.jsonl</a>: every record, every timed sample</li>\n");
+    }
+    for (id, csv) in scenarios {
+        let mut line = format!("<li>{}", escape(&id));
+        if dir.join(&csv).exists() {
+            let _ = write!(line, ": <a href=\"{}\">CSV</a>", escape(&csv));
+        }
+        let criterion_dir = id.replace('/', "_");
+        if let Some(root) = &criterion {
+            if root.join(&criterion_dir).join("report/index.html").exists() {
+                let _ = write!(
+                    line,
+                    ", <a href=\"../target/criterion/{}/report/index.html\">Criterion</a>",
+                    escape(&criterion_dir)
+                );
+            }
+        }
+        line.push_str("</li>\n");
+        h.push_str(&line);
+    }
+    h.push_str("</ul>\n");
+}

@@ -1,0 +1,75 @@
+//! The report: SVG charts (drawn with plotters) in one HTML page, from the
+//! stored results only. It never runs a benchmark.
+//!
+//! `write_report(dir)` reads `dir/results.jsonl`, keeps the latest record of
+//! each contender in each scenario, and writes `dir/index.html` with its
+//! charts beside it under `dir/charts/`.
+
+mod charts;
+mod html;
+mod summary;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::data::Scenario;
+use crate::error::{Error, Result};
+use crate::results::{latest_per_contender, read_records, results_path, Record};
+
+pub use summary::{summarise, ContenderSummary};
+
+/// What a report run wrote.
+#[derive(Debug, Clone)]
+pub struct ReportOutput {
+    /// The page.
+    pub index: PathBuf,
+    /// Every chart written.
+    pub charts: Vec<PathBuf>,
+    /// Problems with the stored results that did not stop the report.
+    pub warnings: Vec<String>,
+}
+
+/// The latest record of each contender in each (family, scenario).
+pub(crate) fn latest(records: &[Record]) -> Vec<Record> {
+    let mut by_scenario: BTreeMap<(String, Scenario), Vec<&Record>> = BTreeMap::new();
+    for r in records {
+        by_scenario
+            .entry((r.family.clone(), r.scenario))
+            .or_default()
+            .push(r);
+    }
+    by_scenario
+        .into_values()
+        .flat_map(|rs| latest_per_contender(rs.into_iter()).into_iter().cloned())
+        .collect()
+}
+
+/// Draws the report in `dir` from `dir/results.jsonl`.
+pub fn write_report(dir: &Path) -> Result<ReportOutput> {
+    let path = results_path(dir);
+    if !path.exists() {
+        return Err(Error::Report(format!(
+            "no results at {} yet: run `cargo bench` (or `cargo bench -- kmeans/10000x10`) first",
+            path.display()
+        )));
+    }
+    let (records, mut warnings) = read_records(&path)?;
+    if records.is_empty() {
+        return Err(Error::Report(format!(
+            "{} holds no readable record",
+            path.display()
+        )));
+    }
+    let latest = latest(&records);
+    let chart_dir = dir.join("charts");
+    std::fs::create_dir_all(&chart_dir).map_err(|e| Error::io(&chart_dir, e))?;
+    let drawn = charts::draw_all(&chart_dir, &latest, &mut warnings)?;
+    let index = dir.join("index.html");
+    let page = html::page(dir, &latest, &drawn, &warnings);
+    crate::data::write_atomic_bytes(&index, page.as_bytes())?;
+    Ok(ReportOutput {
+        index,
+        charts: drawn.into_iter().map(|c| c.path).collect(),
+        warnings,
+    })
+}

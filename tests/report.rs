@@ -1,0 +1,176 @@
+//! The report from a fixture results file: every chart written, each with a
+//! series for every contender present, only existing files referenced, a
+//! failed inertia check flagged; missing or partial results handled.
+
+use std::path::Path;
+
+use pythonvsrust_kmeans::data::Scenario;
+use pythonvsrust_kmeans::protocol::check_inertia;
+use pythonvsrust_kmeans::report::write_report;
+use pythonvsrust_kmeans::results::{append_records, Record, Status};
+
+const CONTENDERS: [&str; 5] = ["rust", "linfa", "numpy", "sklearn", "sklearn-elkan"];
+
+fn fixture(dir: &Path, contenders: &[&str]) {
+    let mut all = Vec::new();
+    for (family, ns, std) in [
+        ("kmeans", vec![1000, 10000, 100000], 1.0),
+        ("kmeans-overlap", vec![100000], 3.0),
+    ] {
+        for &n in &ns {
+            for d in [2, 50] {
+                for k in [2, 30] {
+                    let mut scenario_records: Vec<Record> = contenders
+                        .iter()
+                        .enumerate()
+                        .map(|(i, name)| {
+                            let mut r = Record::new(family, Scenario { n, d, k }, std, name, 2);
+                            let seconds = 1e-7 * (n * d * k) as f64 * (i + 1) as f64;
+                            r.sample_seconds = vec![seconds, seconds * 1.1, seconds * 0.9];
+                            r.n_iter = Some(2 + i);
+                            // sklearn-elkan lands far off on one scenario: a failed check.
+                            let off = *name == "sklearn-elkan" && n == 10000 && d == 50 && k == 30;
+                            r.inertia = Some(1000.0 * if off { 1.5 } else { 1.0 });
+                            r.ari = Some(1.0);
+                            r.silhouette = Some(0.7);
+                            if name.starts_with("sklearn") || *name == "numpy" {
+                                r.memory.traced_peak_bytes = Some((n * d * 8) as u64);
+                            } else {
+                                r.memory.alloc_peak_bytes = Some((n * 4) as u64);
+                            }
+                            r.memory.resident_peak_bytes = Some((n * d * 8) as u64);
+                            r.environment
+                                .insert("machine.cpu".into(), "Test CPU".into());
+                            r
+                        })
+                        .collect();
+                    check_inertia(&mut scenario_records);
+                    all.extend(scenario_records);
+                }
+            }
+        }
+    }
+    let mut skipped = Record::new(
+        "kmeans",
+        Scenario {
+            n: 1000,
+            d: 2,
+            k: 2,
+        },
+        1.0,
+        "numpy",
+        2,
+    );
+    skipped.status = Status::Skipped;
+    skipped.reason = Some("no Python environment".into());
+    if !contenders.contains(&"numpy") {
+        all.push(skipped);
+    }
+    append_records(dir, &all).unwrap();
+}
+
+/// Every `src="…"` and `href="…"` of the page.
+fn references(html: &str) -> Vec<String> {
+    let mut refs = Vec::new();
+    for attr in ["src=\"", "href=\""] {
+        let mut rest = html;
+        while let Some(i) = rest.find(attr) {
+            rest = &rest[i + attr.len()..];
+            let end = rest.find('"').unwrap();
+            refs.push(rest[..end].to_string());
+            rest = &rest[end..];
+        }
+    }
+    refs
+}
+
+#[test]
+fn every_chart_is_written_with_every_contender_and_only_existing_files_are_linked() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path(), &CONTENDERS);
+    let output = write_report(dir.path()).unwrap();
+    let names: Vec<String> = output
+        .charts
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for expected in [
+        "fit-time.svg",
+        "time-per-iteration.svg",
+        "memory.svg",
+        "memory-heatmap.svg",
+        "overlap-fit-time.svg",
+        "overlap-time-per-iteration.svg",
+        "speedup-rust-over-numpy.svg",
+        "speedup-linfa-over-sklearn.svg",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    for chart in &output.charts {
+        let svg = std::fs::read_to_string(chart).unwrap();
+        assert!(svg.starts_with("<svg"), "{}", chart.display());
+        let name = chart.file_name().unwrap().to_string_lossy();
+        if [
+            "fit-time.svg",
+            "time-per-iteration.svg",
+            "overlap-fit-time.svg",
+            "memory-heatmap.svg",
+        ]
+        .contains(&name.as_ref())
+        {
+            for contender in CONTENDERS {
+                assert!(
+                    svg.contains(&format!(">{contender}")),
+                    "{name} lacks {contender}"
+                );
+            }
+        }
+    }
+    let html = std::fs::read_to_string(&output.index).unwrap();
+    for reference in references(&html) {
+        assert!(
+            dir.path().join(&reference).exists(),
+            "the page links {reference}, which does not exist"
+        );
+    }
+    // The failed check is flagged in the quality table and the summary.
+    assert!(html.contains("FAILED"));
+    assert!(html.contains("class=\"fail\""));
+    // The summary's speed-ups come from the fixture's times: rust is 3x numpy everywhere.
+    assert!(html.contains("3.00x"), "rust over numpy");
+    assert!(html.contains("Test CPU"));
+}
+
+#[test]
+fn partial_results_give_a_report_of_what_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path(), &["rust", "linfa"]);
+    let output = write_report(dir.path()).unwrap();
+    assert!(
+        output
+            .warnings
+            .iter()
+            .any(|w| w.contains("no numpy results")),
+        "{:?}",
+        output.warnings
+    );
+    let html = std::fs::read_to_string(&output.index).unwrap();
+    assert!(html.contains("skipped: no Python environment"));
+    assert!(output.charts.iter().all(|c| c.exists()));
+}
+
+#[test]
+fn missing_or_unreadable_results_give_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = write_report(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("no results") && err.contains("cargo bench"),
+        "{err}"
+    );
+    std::fs::write(dir.path().join("results.jsonl"), "not json\n").unwrap();
+    let err = write_report(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("no readable record"), "{err}");
+}
