@@ -121,9 +121,13 @@ fn every_chart_is_written_with_every_contender_and_only_existing_files_are_linke
         ]
         .contains(&name.as_ref())
         {
+            // plotters writes each text element's content on a line of its own.
+            let texts: Vec<&str> = svg.lines().map(str::trim).collect();
             for contender in CONTENDERS {
                 assert!(
-                    svg.contains(&format!(">{contender}")),
+                    texts
+                        .iter()
+                        .any(|t| *t == contender || t.starts_with(&format!("{contender}, "))),
                     "{name} lacks {contender}"
                 );
             }

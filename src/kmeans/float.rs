@@ -14,6 +14,7 @@ pub trait Float:
     + AddAssign
     + SubAssign
     + Sum
+    + super::kernel::SimdTiles
     + Default
     + Send
     + Sync

@@ -1,74 +1,275 @@
-//! The distance kernel: each row against all centroids, through
+//! The distance kernel: rows of X against all centroids through
 //! `||c||^2 - 2 x.c` (the `||x||^2` term is the same for every centroid and is
 //! left out, as scikit-learn does).
+//!
+//! Centroids are laid out in blocks of `C` columns, transposed (`d x C` per
+//! block, padded with zero centroids whose norm is +inf so they never win).
+//! A tile of `R` rows is multiplied against each block with `R x C`
+//! accumulators held in registers: per feature, `C / lanes` vector loads and
+//! `R` broadcasts feed `R * C / lanes` fused multiply-adds. `R` and `C` are
+//! constants, so the compiler unrolls and vectorises the tile fully.
+//!
+//! The same generic code is compiled three times, for AVX-512, for AVX2 with
+//! FMA and for the portable baseline, and the widest the CPU supports is
+//! chosen at run time. Lowest index wins a tie, in every variant.
 
 use ndarray::ArrayView2;
 
 use super::float::Float;
 
-/// Centroids laid out for the kernel: transposed to `(n_features, k)` so the
-/// inner loop runs over centroids with unit stride (the compiler vectorises
-/// it without reordering any sum), with their squared norms.
+/// The instruction set a kernel was compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// AVX-512F with FMA: 512-bit vectors, 32 registers.
+    Avx512,
+    /// AVX2 with FMA: 256-bit vectors, 16 registers.
+    Avx2,
+    /// Whatever the target baseline gives (SSE2 on x86-64), no FMA.
+    Portable,
+}
+
+impl Isa {
+    /// The widest instruction set this CPU runs (`KMEANS_KERNEL=portable|avx2`
+    /// caps it, for comparisons).
+    pub fn detect() -> Isa {
+        let cap = std::env::var("KMEANS_KERNEL").unwrap_or_default();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if cap != "portable"
+                && cap != "avx2"
+                && std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Isa::Avx512;
+            }
+            if cap != "portable"
+                && std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Isa::Avx2;
+            }
+        }
+        let _ = cap;
+        Isa::Portable
+    }
+
+    /// Bytes in one vector register.
+    fn vector_bytes(self) -> usize {
+        match self {
+            Isa::Avx512 => 64,
+            Isa::Avx2 => 32,
+            Isa::Portable => 16,
+        }
+    }
+
+    /// Rows per tile: enough accumulators to hide FMA latency, few enough
+    /// to stay in registers.
+    fn tile_rows(self) -> usize {
+        match self {
+            Isa::Avx512 => 8,
+            Isa::Avx2 | Isa::Portable => 4,
+        }
+    }
+}
+
+/// Centroids laid out for the kernel.
 #[derive(Debug, Clone)]
 pub struct PreparedCentroids<F> {
-    /// `(n_features, k)`, row-major.
-    transposed: Vec<F>,
-    /// `||c_j||^2`, `(k,)`.
+    /// `blocks` of `(d, width)`, row-major, zero-padded.
+    blocks: Vec<F>,
+    /// `||c_j||^2`, padded with +inf to a whole number of blocks.
     norms: Vec<F>,
-    k: usize,
-    n_features: usize,
+    /// `j` as a float, beside each norm (the SIMD kernels select it).
+    lane_index: Vec<F>,
+    d: usize,
+    width: usize,
+    isa: Isa,
 }
 
 impl<F: Float> PreparedCentroids<F> {
-    /// Prepares `(k, n_features)` centroids.
+    /// Prepares `(k, d)` centroids for the fastest kernel of this CPU.
     pub fn new(centroids: ArrayView2<F>) -> Self {
-        let (k, n_features) = centroids.dim();
-        let mut transposed = vec![F::zero(); k * n_features];
-        for ((j, f), &value) in centroids.indexed_iter() {
-            transposed[f * k + j] = value;
+        Self::with_isa(centroids, Isa::detect())
+    }
+
+    /// Prepares `(k, d)` centroids for the kernel of `isa` (which the CPU must support).
+    pub fn with_isa(centroids: ArrayView2<F>, isa: Isa) -> Self {
+        let (k, d) = centroids.dim();
+        let lanes = isa.vector_bytes() / std::mem::size_of::<F>();
+        // One vector of columns when k fits in it, else two per block.
+        let width = if k <= lanes { lanes } else { 2 * lanes };
+        let n_blocks = k.div_ceil(width);
+        let mut blocks = vec![F::zero(); n_blocks * d * width];
+        let mut norms = vec![F::infinity(); n_blocks * width];
+        for (j, centroid) in centroids.rows().into_iter().enumerate() {
+            let (b, c) = (j / width, j % width);
+            for (f, &v) in centroid.iter().enumerate() {
+                blocks[b * d * width + f * width + c] = v;
+            }
+            norms[j] = centroid.iter().fold(F::zero(), |acc, &v| acc + v * v);
         }
-        let norms = centroids
-            .rows()
-            .into_iter()
-            .map(|c| c.iter().map(|&v| v * v).sum())
-            .collect();
+        let lane_index = (0..norms.len()).map(|j| F::from_f64(j as f64)).collect();
         PreparedCentroids {
-            transposed,
+            blocks,
             norms,
-            k,
-            n_features,
+            lane_index,
+            d,
+            width,
+            isa,
         }
     }
 
-    /// A scratch buffer of the right length for [`nearest`](Self::nearest).
-    pub fn scratch(&self) -> Vec<F> {
-        vec![F::zero(); self.k]
+    /// The layout the SIMD kernels read: blocks, norms, lane indices, d, block width.
+    pub(crate) fn layout(&self) -> (&[F], &[F], &[F], usize, usize) {
+        (
+            &self.blocks,
+            &self.norms,
+            &self.lane_index,
+            self.d,
+            self.width,
+        )
     }
 
-    /// The index of the nearest centroid to `x` (`n_features` values); the
-    /// lowest index wins a tie. `scratch` holds `k` values.
-    #[inline]
-    pub fn nearest(&self, x: &[F], scratch: &mut [F]) -> u32 {
-        debug_assert_eq!(x.len(), self.n_features);
-        let k = self.k;
-        let scores = &mut scratch[..k];
-        scores.copy_from_slice(&self.norms);
-        let minus_two = -(F::one() + F::one());
-        for (&xf, column) in x.iter().zip(self.transposed.chunks_exact(k)) {
-            let m = minus_two * xf;
-            for (s, &c) in scores.iter_mut().zip(column) {
-                *s += m * c;
+    /// The instruction set it was prepared for.
+    pub(crate) fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Block width in elements.
+    pub(crate) fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Writes the nearest centroid of each row of `x` (`(out.len(), d)`,
+    /// row-major) to `out`.
+    pub fn assign(&self, x: &[F], out: &mut [u32]) {
+        debug_assert_eq!(x.len(), out.len() * self.d);
+        let rows = self.isa.tile_rows();
+        let d = self.d;
+        let full = out.len() / rows * rows;
+        let (x_full, x_rest) = x.split_at(full * d);
+        let (out_full, out_rest) = out.split_at_mut(full);
+        self.assign_tiles(x_full, out_full);
+        if !out_rest.is_empty() {
+            // The last rows, padded to a whole tile with copies of the first.
+            let mut padded = Vec::with_capacity(rows * d);
+            padded.extend_from_slice(x_rest);
+            while padded.len() < rows * d {
+                padded.extend_from_slice(&x_rest[..d]);
+            }
+            let mut labels = [0u32; 8];
+            self.assign_tiles(&padded, &mut labels[..rows]);
+            out_rest.copy_from_slice(&labels[..out_rest.len()]);
+        }
+    }
+
+    /// Whole tiles only.
+    fn assign_tiles(&self, x: &[F], out: &mut [u32]) {
+        if F::simd_tiles(self, x, out) {
+            return;
+        }
+        match self.width {
+            2 => portable_tiles::<F, 4, 2>(self, x, out),
+            4 => portable_tiles::<F, 4, 4>(self, x, out),
+            8 => portable_tiles::<F, 4, 8>(self, x, out),
+            w => unreachable!("portable block width {w} is not prepared"),
+        }
+    }
+}
+
+/// The SIMD kernels of a float type, where the CPU has them.
+pub trait SimdTiles: Sized {
+    /// Runs the SIMD tiles for `p`'s instruction set; `false` when there are
+    /// none (the portable kernel then runs).
+    fn simd_tiles(p: &PreparedCentroids<Self>, x: &[Self], out: &mut [u32]) -> bool;
+}
+
+macro_rules! simd_tiles {
+    ($f:ty, $avx512:ident, $avx2:ident, $avx512_fn:ident, $avx2_fn:ident) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,fma")]
+        unsafe fn $avx512_fn<const V: usize>(p: &PreparedCentroids<$f>, x: &[$f], out: &mut [u32]) {
+            // SAFETY: this function's own target features are the kernel's.
+            unsafe { super::simd::tiles::<super::simd::$avx512, 8, V>(p, x, out) }
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn $avx2_fn<const V: usize>(p: &PreparedCentroids<$f>, x: &[$f], out: &mut [u32]) {
+            // SAFETY: as above.
+            unsafe { super::simd::tiles::<super::simd::$avx2, 4, V>(p, x, out) }
+        }
+
+        impl SimdTiles for $f {
+            #[allow(unreachable_code, unused_variables)]
+            fn simd_tiles(p: &PreparedCentroids<$f>, x: &[$f], out: &mut [u32]) -> bool {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    use super::simd::Lanes;
+                    // SAFETY: `Isa::detect` chose the instruction set only
+                    // after `is_x86_feature_detected!` confirmed it, and the
+                    // centroids were laid out for it.
+                    unsafe {
+                        match (p.isa(), p.width()) {
+                            (Isa::Avx512, w) if w == super::simd::$avx512::LANES => {
+                                $avx512_fn::<1>(p, x, out)
+                            }
+                            (Isa::Avx512, _) => $avx512_fn::<2>(p, x, out),
+                            (Isa::Avx2, w) if w == super::simd::$avx2::LANES => {
+                                $avx2_fn::<1>(p, x, out)
+                            }
+                            (Isa::Avx2, _) => $avx2_fn::<2>(p, x, out),
+                            (Isa::Portable, _) => return false,
+                        }
+                    }
+                    return true;
+                }
+                false
             }
         }
-        let mut best = 0;
-        let mut best_score = scores[0];
-        for (j, &s) in scores.iter().enumerate().skip(1) {
-            if s < best_score {
-                best = j;
-                best_score = s;
+    };
+}
+
+simd_tiles!(f64, Avx512F64, Avx2F64, avx512_f64, avx2_f64);
+simd_tiles!(f32, Avx512F32, Avx2F32, avx512_f32, avx2_f32);
+
+/// The portable tiles: plain loops the compiler vectorises as the target
+/// baseline allows (no FMA).
+fn portable_tiles<F: Float, const R: usize, const C: usize>(
+    p: &PreparedCentroids<F>,
+    x: &[F],
+    out: &mut [u32],
+) {
+    let d = p.d;
+    for (rows, labels) in x.chunks_exact(R * d).zip(out.chunks_exact_mut(R)) {
+        let mut best = [F::infinity(); R];
+        let mut best_j = [0u32; R];
+        for (b, (block, norms)) in p
+            .blocks
+            .chunks_exact(d * C)
+            .zip(p.norms.chunks_exact(C))
+            .enumerate()
+        {
+            let mut acc = [[F::zero(); C]; R];
+            for (f, column) in block.chunks_exact(C).enumerate() {
+                for r in 0..R {
+                    let xv = rows[r * d + f];
+                    for c in 0..C {
+                        acc[r][c] = xv * column[c] + acc[r][c];
+                    }
+                }
+            }
+            for r in 0..R {
+                for c in 0..C {
+                    let score = norms[c] - (acc[r][c] + acc[r][c]);
+                    if score < best[r] {
+                        best[r] = score;
+                        best_j[r] = (b * C + c) as u32;
+                    }
+                }
             }
         }
-        best as u32
+        labels.copy_from_slice(&best_j);
     }
 }
 
@@ -84,18 +285,71 @@ pub fn squared_distance<F: Float>(a: &[F], b: &[F]) -> F {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::array;
+    use ndarray::{array, Array2};
+    use rand::{Rng, SeedableRng};
+    use rand_xoshiro::Xoshiro256PlusPlus;
+
+    fn supported() -> Vec<Isa> {
+        let best = Isa::detect();
+        [Isa::Avx512, Isa::Avx2, Isa::Portable]
+            .into_iter()
+            .skip_while(|isa| *isa != best)
+            .collect()
+    }
 
     #[test]
     fn nearest_is_the_closest_centroid_and_ties_go_to_the_lowest_index() {
         let centroids = array![[0.0, 0.0], [2.0, 0.0], [0.0, 2.0]];
-        let prepared = PreparedCentroids::new(centroids.view());
-        let mut scratch = prepared.scratch();
-        assert_eq!(prepared.nearest(&[0.1, 0.2], &mut scratch), 0);
-        assert_eq!(prepared.nearest(&[1.9, 0.2], &mut scratch), 1);
-        assert_eq!(prepared.nearest(&[-1.0, 5.0], &mut scratch), 2);
-        // Equidistant from 0 and 1: the lower index wins.
-        assert_eq!(prepared.nearest(&[1.0, -3.0], &mut scratch), 0);
+        for isa in supported() {
+            let prepared = PreparedCentroids::with_isa(centroids.view(), isa);
+            let x = [0.1, 0.2, 1.9, 0.2, -1.0, 5.0, 1.0, -3.0, 1.0, 1.0];
+            let mut out = [9u32; 5];
+            prepared.assign(&x, &mut out);
+            // (1, -3) is as far from 0 as from 1; (1, 1) from all three: 0 wins.
+            assert_eq!(out, [0, 1, 2, 0, 0], "{isa:?}");
+        }
+    }
+
+    #[test]
+    fn every_variant_and_width_matches_brute_force() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+        for (n, d, k) in [
+            (37, 3, 2),
+            (101, 5, 7),
+            (64, 16, 9),
+            (53, 2, 30),
+            (29, 33, 17),
+            (70, 1, 65),
+        ] {
+            let x = Array2::from_shape_fn((n, d), |_| rng.gen_range(-5.0..5.0f64));
+            let c = Array2::from_shape_fn((k, d), |_| rng.gen_range(-5.0..5.0f64));
+            let expected: Vec<u32> = x
+                .rows()
+                .into_iter()
+                .map(|row| {
+                    let mut best = (f64::INFINITY, 0);
+                    for (j, cj) in c.rows().into_iter().enumerate() {
+                        let dist =
+                            squared_distance(row.as_slice().unwrap(), cj.as_slice().unwrap());
+                        if dist < best.0 {
+                            best = (dist, j as u32);
+                        }
+                    }
+                    best.1
+                })
+                .collect();
+            for isa in supported() {
+                let prepared = PreparedCentroids::with_isa(c.view(), isa);
+                let mut out = vec![0u32; n];
+                prepared.assign(x.as_slice().unwrap(), &mut out);
+                assert_eq!(out, expected, "{isa:?} n={n} d={d} k={k}");
+                let x32 = x.mapv(|v| v as f32);
+                let prepared = PreparedCentroids::with_isa(c.mapv(|v| v as f32).view(), isa);
+                prepared.assign(x32.as_slice().unwrap(), &mut out);
+                let agree = out.iter().zip(&expected).filter(|(a, b)| a == b).count();
+                assert!(agree >= n - 1, "f32 {isa:?}: {agree}/{n}");
+            }
+        }
     }
 
     #[test]

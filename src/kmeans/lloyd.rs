@@ -9,6 +9,10 @@ use super::chunks::chunk_rows;
 use super::float::Float;
 use super::kernel::{squared_distance, PreparedCentroids};
 
+/// Rows assigned at a time before their sums are accumulated (small enough
+/// to stay in the first-level caches for any d of the study).
+const SUBCHUNK_ROWS: usize = 64;
+
 /// What one Lloyd step produced.
 #[derive(Debug, Clone)]
 pub struct Step<F> {
@@ -47,23 +51,35 @@ pub fn lloyd_step<F: Float>(
         .par_chunks(rows * d)
         .zip(labels.par_chunks_mut(rows))
         .map(|(x_chunk, label_chunk)| {
-            let mut scratch = prepared.scratch();
             let mut part = ChunkSums {
                 sums: vec![F::zero(); k * d],
                 counts: vec![0; k],
                 changed: 0,
             };
-            for (row, label) in x_chunk.chunks_exact(d).zip(label_chunk) {
-                let j = prepared.nearest(row, &mut scratch);
-                if *label != j {
-                    part.changed += 1;
-                    *label = j;
+            let mut fresh = [0u32; SUBCHUNK_ROWS];
+            // Assign a few rows, then add them to their sums while they are
+            // still in cache: one pass over X per step.
+            for (x_sub, labels_sub) in x_chunk
+                .chunks(SUBCHUNK_ROWS * d)
+                .zip(label_chunk.chunks_mut(SUBCHUNK_ROWS))
+            {
+                let fresh = &mut fresh[..labels_sub.len()];
+                prepared.assign(x_sub, fresh);
+                for ((row, label), &j) in x_sub
+                    .chunks_exact(d)
+                    .zip(labels_sub.iter_mut())
+                    .zip(fresh.iter())
+                {
+                    if *label != j {
+                        part.changed += 1;
+                        *label = j;
+                    }
+                    let j = j as usize;
+                    for (s, &v) in part.sums[j * d..(j + 1) * d].iter_mut().zip(row) {
+                        *s += v;
+                    }
+                    part.counts[j] += 1;
                 }
-                let j = j as usize;
-                for (s, &v) in part.sums[j * d..(j + 1) * d].iter_mut().zip(row) {
-                    *s += v;
-                }
-                part.counts[j] += 1;
             }
             part
         })
@@ -164,12 +180,7 @@ pub fn assign<F: Float>(x: &[F], d: usize, centroids: ArrayView2<F>, labels: &mu
     let rows = chunk_rows(labels.len());
     x.par_chunks(rows * d)
         .zip(labels.par_chunks_mut(rows))
-        .for_each(|(x_chunk, label_chunk)| {
-            let mut scratch = prepared.scratch();
-            for (row, label) in x_chunk.chunks_exact(d).zip(label_chunk) {
-                *label = prepared.nearest(row, &mut scratch);
-            }
-        });
+        .for_each(|(x_chunk, label_chunk)| prepared.assign(x_chunk, label_chunk));
 }
 
 /// `sum_i ||x_i - c_{labels_i}||^2`, each distance computed from the

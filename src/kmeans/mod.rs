@@ -22,6 +22,7 @@ mod init;
 mod kernel;
 mod lloyd;
 mod params;
+mod simd;
 mod validate;
 
 pub use fit::KMeansFit;

@@ -1,0 +1,250 @@
+//! Explicit SIMD tiles for x86-64 (AVX-512F and AVX2 with FMA), for `f32`
+//! and `f64`.
+//!
+//! One generic tile routine is written against [`Lanes`], a handful of vector
+//! operations, and compiled once per instruction set and float type. A tile
+//! of `R` rows is multiplied against a block of `V` vectors of centroid
+//! columns with `R * V` accumulators in registers: per feature, `V` loads and
+//! `R` broadcasts feed `R * V` fused multiply-adds. Scores update per-lane
+//! bests with masked blends (no branches); each row's lanes are reduced once,
+//! the lowest centroid index winning a tie.
+
+#![cfg(target_arch = "x86_64")]
+
+use std::arch::x86_64::*;
+
+use super::kernel::PreparedCentroids;
+
+/// The vector operations a tile needs. All are `unsafe`: the caller must run
+/// on a CPU with the instruction set of the implementing type.
+pub trait Lanes: Copy {
+    /// The element type.
+    type F: Copy;
+    /// One register of `LANES` elements.
+    type V: Copy;
+    /// Elements per register.
+    const LANES: usize;
+    unsafe fn zero() -> Self::V;
+    unsafe fn splat(x: Self::F) -> Self::V;
+    unsafe fn load(p: *const Self::F) -> Self::V;
+    /// `a * b + c`, fused.
+    unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `norms - 2 * acc`.
+    unsafe fn score(norms: Self::V, acc: Self::V) -> Self::V;
+    /// Where `score < best`, takes `score` and `index`.
+    unsafe fn keep_lower(
+        score: Self::V,
+        index: Self::V,
+        best: &mut Self::V,
+        best_index: &mut Self::V,
+    );
+    /// Lane-wise minimum.
+    unsafe fn min(a: Self::V, b: Self::V) -> Self::V;
+    /// The smallest lane.
+    unsafe fn horizontal_min(v: Self::V) -> Self::F;
+    /// `index` where `v == target`, +inf elsewhere.
+    unsafe fn index_where_equal(v: Self::V, target: Self::F, index: Self::V) -> Self::V;
+}
+
+macro_rules! lanes {
+    ($name:ident, $f:ty, $v:ty, $lanes:expr, $feature:literal,
+     zero: $zero:ident, splat: $splat:ident, load: $load:ident,
+     fmadd: $fmadd:ident, add: $add:ident, sub: $sub:ident, min: $min:ident,
+     keep_lower: |$s:ident, $i:ident, $b:ident, $bi:ident| $keep:block,
+     horizontal_min: |$hv:ident| $hmin:block,
+     index_where_equal: |$ev:ident, $et:ident, $ei:ident| $eq:block) => {
+        /// Marker for this instruction set and float type.
+        #[derive(Debug, Clone, Copy)]
+        pub struct $name;
+
+        impl Lanes for $name {
+            type F = $f;
+            type V = $v;
+            const LANES: usize = $lanes;
+            #[inline]
+            #[target_feature(enable = $feature)]
+            unsafe fn zero() -> $v {
+                $zero()
+            }
+            #[inline]
+            #[target_feature(enable = $feature)]
+            unsafe fn splat(x: $f) -> $v {
+                $splat(x)
+            }
+            #[inline]
+            #[target_feature(enable = $feature)]
+            unsafe fn load(p: *const $f) -> $v {
+                // SAFETY: the caller passes a pointer to LANES readable elements.
+                unsafe { $load(p) }
+            }
+            #[inline]
+            #[target_feature(enable = $feature)]
+            unsafe fn fmadd(a: $v, b: $v, c: $v) -> $v {
+                $fmadd(a, b, c)
+            }
+            #[inline]
+            #[target_feature(enable = $feature)]
+            unsafe fn score(norms: $v, acc: $v) -> $v {
+                // acc + acc is exact, so this rounds once, like the portable kernel.
+                $sub(norms, $add(acc, acc))
+            }
+            #[inline]
+            #[target_feature(enable = $feature)]
+            unsafe fn keep_lower($s: $v, $i: $v, $b: &mut $v, $bi: &mut $v) {
+                $keep
+            }
+            #[inline]
+            #[target_feature(enable = $feature)]
+            unsafe fn min(a: $v, b: $v) -> $v {
+                $min(a, b)
+            }
+            #[inline]
+            #[target_feature(enable = $feature)]
+            unsafe fn horizontal_min($hv: $v) -> $f {
+                $hmin
+            }
+            #[inline]
+            #[target_feature(enable = $feature)]
+            unsafe fn index_where_equal($ev: $v, $et: $f, $ei: $v) -> $v {
+                $eq
+            }
+        }
+    };
+}
+
+lanes!(Avx512F64, f64, __m512d, 8, "avx512f,fma",
+zero: _mm512_setzero_pd, splat: _mm512_set1_pd, load: _mm512_loadu_pd,
+fmadd: _mm512_fmadd_pd, add: _mm512_add_pd, sub: _mm512_sub_pd, min: _mm512_min_pd,
+keep_lower: |score, index, best, best_index| {
+    let lower = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(score, *best);
+    *best = _mm512_mask_blend_pd(lower, *best, score);
+    *best_index = _mm512_mask_blend_pd(lower, *best_index, index);
+},
+horizontal_min: |v| { _mm512_reduce_min_pd(v) },
+index_where_equal: |v, target, index| {
+    let equal = _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(v, _mm512_set1_pd(target));
+    _mm512_mask_blend_pd(equal, _mm512_set1_pd(f64::INFINITY), index)
+});
+
+lanes!(Avx512F32, f32, __m512, 16, "avx512f,fma",
+zero: _mm512_setzero_ps, splat: _mm512_set1_ps, load: _mm512_loadu_ps,
+fmadd: _mm512_fmadd_ps, add: _mm512_add_ps, sub: _mm512_sub_ps, min: _mm512_min_ps,
+keep_lower: |score, index, best, best_index| {
+    let lower = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(score, *best);
+    *best = _mm512_mask_blend_ps(lower, *best, score);
+    *best_index = _mm512_mask_blend_ps(lower, *best_index, index);
+},
+horizontal_min: |v| { _mm512_reduce_min_ps(v) },
+index_where_equal: |v, target, index| {
+    let equal = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(v, _mm512_set1_ps(target));
+    _mm512_mask_blend_ps(equal, _mm512_set1_ps(f32::INFINITY), index)
+});
+
+lanes!(Avx2F64, f64, __m256d, 4, "avx2,fma",
+zero: _mm256_setzero_pd, splat: _mm256_set1_pd, load: _mm256_loadu_pd,
+fmadd: _mm256_fmadd_pd, add: _mm256_add_pd, sub: _mm256_sub_pd, min: _mm256_min_pd,
+keep_lower: |score, index, best, best_index| {
+    let lower = _mm256_cmp_pd::<_CMP_LT_OQ>(score, *best);
+    *best = _mm256_blendv_pd(*best, score, lower);
+    *best_index = _mm256_blendv_pd(*best_index, index, lower);
+},
+horizontal_min: |v| {
+    let halves = _mm256_min_pd(v, _mm256_permute2f128_pd::<1>(v, v));
+    _mm256_cvtsd_f64(_mm256_min_pd(halves, _mm256_permute_pd::<0b0101>(halves)))
+},
+index_where_equal: |v, target, index| {
+    let equal = _mm256_cmp_pd::<_CMP_EQ_OQ>(v, _mm256_set1_pd(target));
+    _mm256_blendv_pd(_mm256_set1_pd(f64::INFINITY), index, equal)
+});
+
+lanes!(Avx2F32, f32, __m256, 8, "avx2,fma",
+zero: _mm256_setzero_ps, splat: _mm256_set1_ps, load: _mm256_loadu_ps,
+fmadd: _mm256_fmadd_ps, add: _mm256_add_ps, sub: _mm256_sub_ps, min: _mm256_min_ps,
+keep_lower: |score, index, best, best_index| {
+    let lower = _mm256_cmp_ps::<_CMP_LT_OQ>(score, *best);
+    *best = _mm256_blendv_ps(*best, score, lower);
+    *best_index = _mm256_blendv_ps(*best_index, index, lower);
+},
+horizontal_min: |v| {
+    let halves = _mm256_min_ps(v, _mm256_permute2f128_ps::<1>(v, v));
+    let pairs = _mm256_min_ps(halves, _mm256_permute_ps::<0b0100_1110>(halves));
+    _mm256_cvtss_f32(_mm256_min_ps(pairs, _mm256_permute_ps::<0b1011_0001>(pairs)))
+},
+index_where_equal: |v, target, index| {
+    let equal = _mm256_cmp_ps::<_CMP_EQ_OQ>(v, _mm256_set1_ps(target));
+    _mm256_blendv_ps(_mm256_set1_ps(f32::INFINITY), index, equal)
+});
+
+/// Every whole tile of `R` rows of `x`: the nearest centroid of each row.
+///
+/// # Safety
+/// The CPU must support `L`'s instruction set; `p` must be laid out with
+/// blocks `V * L::LANES` wide; `x.len() == out.len() * d` with `out.len()` a
+/// multiple of `R`.
+#[inline(always)]
+pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize>(
+    p: &PreparedCentroids<L::F>,
+    x: &[L::F],
+    out: &mut [u32],
+) where
+    L::F: super::Float,
+{
+    let (blocks, norms, lane_index, d, width) = p.layout();
+    debug_assert_eq!(width, V * L::LANES);
+    debug_assert_eq!(x.len(), out.len() * d);
+    debug_assert_eq!(out.len() % R, 0);
+    let n_blocks = norms.len() / width;
+    for (tile, labels) in x.chunks_exact(R * d).zip(out.chunks_exact_mut(R)) {
+        let rows = tile.as_ptr();
+        // SAFETY (all the pointer arithmetic below): `tile` holds R rows of d
+        // elements; block `b` holds `d * width` elements from `b * d * width`;
+        // `norms` and `lane_index` hold `n_blocks * width` elements.
+        unsafe {
+            let mut best = [[L::splat(<L::F as super::Float>::from_f64(f64::INFINITY)); V]; R];
+            let mut best_index = [[L::zero(); V]; R];
+            for b in 0..n_blocks {
+                let block = blocks.as_ptr().add(b * d * width);
+                let mut acc = [[L::zero(); V]; R];
+                for f in 0..d {
+                    let column = block.add(f * width);
+                    let mut c = [L::zero(); V];
+                    for v in 0..V {
+                        c[v] = L::load(column.add(v * L::LANES));
+                    }
+                    for r in 0..R {
+                        let xv = L::splat(*rows.add(r * d + f));
+                        for v in 0..V {
+                            acc[r][v] = L::fmadd(xv, c[v], acc[r][v]);
+                        }
+                    }
+                }
+                for v in 0..V {
+                    let offset = b * width + v * L::LANES;
+                    let norm = L::load(norms.as_ptr().add(offset));
+                    let index = L::load(lane_index.as_ptr().add(offset));
+                    for r in 0..R {
+                        let score = L::score(norm, acc[r][v]);
+                        L::keep_lower(score, index, &mut best[r][v], &mut best_index[r][v]);
+                    }
+                }
+            }
+            for r in 0..R {
+                // The lowest score, then the lowest index among the lanes
+                // holding it (ties go to the lowest centroid index).
+                let mut low = best[r][0];
+                for v in 1..V {
+                    low = L::min(low, best[r][v]);
+                }
+                let target = L::horizontal_min(low);
+                let mut index = L::index_where_equal(best[r][0], target, best_index[r][0]);
+                for v in 1..V {
+                    index = L::min(
+                        index,
+                        L::index_where_equal(best[r][v], target, best_index[r][v]),
+                    );
+                }
+                labels[r] = <L::F as super::Float>::as_f64(L::horizontal_min(index)) as u32;
+            }
+        }
+    }
+}
