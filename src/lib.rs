@@ -12,6 +12,7 @@ pub mod cli;
 pub mod data;
 pub mod environment;
 pub mod error;
+pub mod floor;
 pub mod impls;
 pub mod kmeans;
 pub mod memory;
