@@ -27,7 +27,7 @@ use pythonvsrust_kmeans::data::{BlobSpec, DataCache, Scenario};
 use pythonvsrust_kmeans::environment;
 use pythonvsrust_kmeans::impls::{create, Contender, NAMES};
 use pythonvsrust_kmeans::kmeans::DEFAULT_MAX_ITER;
-use pythonvsrust_kmeans::protocol::{check_inertia, measure_untimed, ScenarioRun};
+use pythonvsrust_kmeans::protocol::{check_inertia, measure_untimed, panic_message, ScenarioRun};
 use pythonvsrust_kmeans::report::write_report;
 use pythonvsrust_kmeans::results::{append_records, report_dir, Check, Record, Status};
 
@@ -251,8 +251,10 @@ fn main() {
                     let setup = load().and_then(|()| {
                         let binding = scenario_run.borrow();
                         let run = binding.as_ref().expect("loaded");
-                        contender.prepare(&run.problem).map_err(|e| e.to_string())?;
-                        contender.fit().map(|_| ()).map_err(|e| e.to_string())
+                        contained(|| {
+                            contender.prepare(&run.problem)?;
+                            contender.fit().map(|_| ())
+                        })
                     });
                     *state.borrow_mut() = Some(BenchState {
                         contender,
@@ -268,8 +270,8 @@ fn main() {
                     }
                     let start = Instant::now();
                     for _ in 0..iters {
-                        if let Err(e) = s.contender.fit() {
-                            s.error = Some(e.to_string());
+                        if let Err(e) = contained(|| s.contender.fit().map(|_| ())) {
+                            s.error = Some(e);
                             break;
                         }
                     }
@@ -301,8 +303,7 @@ fn main() {
                 None => {
                     let binding = scenario_run.borrow();
                     let run = binding.as_ref().expect("loaded");
-                    measure_untimed(s.contender.as_mut(), run, &mut record)
-                        .map_err(|e| e.to_string())
+                    contained(|| measure_untimed(s.contender.as_mut(), run, &mut record))
                 }
             };
             if let Err(e) = untimed {
@@ -342,6 +343,14 @@ fn main() {
             started.elapsed().as_secs_f64()
         );
         redraw_report(&out_dir);
+    }
+}
+
+/// Runs `f`, turning its error or a panic inside a library into a message.
+fn contained(f: impl FnOnce() -> pythonvsrust_kmeans::Result<()>) -> Result<(), String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(panic) => Err(format!("panicked: {}", panic_message(&panic))),
     }
 }
 

@@ -65,6 +65,13 @@ fn cluster<F: Float + WritableElement>(args: &Args, x: Array2<F>) -> anyhow::Res
     let start = Instant::now();
     let fit = model.fit(x.view())?;
     let seconds = start.elapsed().as_secs_f64();
+    if fit.distinct_clusters() < args.k {
+        eprintln!(
+            "warning: only {} distinct clusters found (k = {}): the data has fewer distinct points than k",
+            fit.distinct_clusters(),
+            args.k
+        );
+    }
     if let Some(out) = &args.out {
         write_npy_atomic(out, &fit.centroids)?;
     }

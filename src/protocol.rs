@@ -208,17 +208,34 @@ pub fn run_once(
             return record;
         }
     };
-    let result = (|| -> Result<()> {
+    // A panic inside a library is contained like an error: this contender
+    // fails, the others still run.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<()> {
         contender.prepare(&run.problem)?;
         for _ in 0..timed {
             let (_, elapsed) = timed_fit(contender.as_mut())?;
             record.sample_seconds.push(elapsed.as_secs_f64());
         }
         measure_untimed(contender.as_mut(), run, &mut record)
-    })();
-    if let Err(e) = result {
+    }));
+    let error = match result {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(panic) => Some(format!("panicked: {}", panic_message(&panic))),
+    };
+    if let Some(reason) = error {
         record.status = Status::Failed;
-        record.reason = Some(e.to_string());
+        record.reason = Some(reason);
+        record.sample_seconds.clear();
     }
     record
+}
+
+/// The message of a caught panic.
+pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
 }

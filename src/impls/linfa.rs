@@ -69,6 +69,8 @@ impl Contender for LinfaKMeans {
     }
 
     fn prepare(&mut self, problem: &Problem) -> Result<()> {
+        // linfa asserts (panics) on a mismatched init: check first.
+        problem.validate()?;
         self.prepared = Some((problem.clone(), thread_pool(problem.threads)?));
         Ok(())
     }

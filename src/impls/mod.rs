@@ -35,6 +35,37 @@ pub struct Problem {
     pub threads: usize,
 }
 
+impl Problem {
+    /// Checks what a library might otherwise assert on (and panic): a
+    /// non-empty 2-D problem, `1 <= k <= n`, initial centroids with the
+    /// data's feature count, finite values, `max_iter >= 1`, threads >= 1.
+    pub fn validate(&self) -> Result<()> {
+        crate::kmeans::check_not_empty(self.x.view())?;
+        let (n, d) = self.x.dim();
+        let k = self.init.nrows();
+        if k == 0 {
+            return Err(Error::ZeroClusters);
+        }
+        if k > n {
+            return Err(Error::TooManyClusters { k, n_samples: n });
+        }
+        if self.init.ncols() != d {
+            return Err(Error::InitShape {
+                got: self.init.dim(),
+                expected: (k, d),
+            });
+        }
+        if self.max_iter == 0 {
+            return Err(Error::ZeroMaxIter);
+        }
+        if self.threads == 0 {
+            return Err(Error::ZeroThreads);
+        }
+        crate::kmeans::check_finite(self.x.view(), "data")?;
+        crate::kmeans::check_finite(self.init.view(), "initial centroids")
+    }
+}
+
 /// What one fit returns.
 #[derive(Debug, Clone)]
 pub struct FitOutput {

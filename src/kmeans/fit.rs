@@ -6,7 +6,7 @@ use super::float::Float;
 use super::init::kmeans_plusplus;
 use super::lloyd::{assign, inertia, lloyd_step};
 use super::params::{Init, KMeans};
-use super::validate::{check_finite, check_not_empty};
+use super::validate::{check_not_empty, finite_max_abs};
 use crate::error::{Error, Result};
 
 /// A fitted k-means.
@@ -23,6 +23,17 @@ pub struct KMeansFit<F> {
     /// Whether an iteration changed no label (strict convergence), as opposed
     /// to stopping on `max_iter` or on the tolerance.
     pub converged: bool,
+}
+
+impl<F> KMeansFit<F> {
+    /// How many clusters hold at least one sample. Fewer than k happens when
+    /// the data has fewer distinct points than k (scikit-learn warns then).
+    pub fn distinct_clusters(&self) -> usize {
+        let mut seen: Vec<u32> = self.labels.to_vec();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.len()
+    }
 }
 
 impl<F: Float> KMeans<F> {
@@ -60,14 +71,31 @@ impl<F: Float> KMeans<F> {
                 });
             }
         }
-        check_finite(x, "data")?;
+        let mut max_abs = finite_max_abs(x, "data")?;
+        if let Init::Given(init) = self.init() {
+            max_abs = max_abs.max(finite_max_abs(init.view(), "initial centroids")?);
+        }
 
-        let x_contiguous = x.as_standard_layout();
+        // Magnitudes whose squares would overflow or underflow the float type
+        // are fitted on a copy scaled by a power of two (exact), and the
+        // result scaled back.
+        let scale = power_of_two_scale::<F>(max_abs);
+        let scaled;
+        let x_contiguous = match scale {
+            Some(s) => {
+                scaled = x.mapv(|v| v * F::from_f64(s));
+                ndarray::CowArray::from(scaled.view())
+            }
+            None => x.as_standard_layout(),
+        };
         let flat = x_contiguous
             .as_slice()
             .expect("standard layout is contiguous");
         let mut centroids = match self.init() {
-            Init::Given(init) => init.as_standard_layout().into_owned(),
+            Init::Given(init) => match scale {
+                Some(s) => init.mapv(|v| v * F::from_f64(s)),
+                None => init.as_standard_layout().into_owned(),
+            },
             Init::KMeansPlusPlus => kmeans_plusplus(flat, d, k, self.seed()),
         };
         let tol = if self.tol() > 0.0 {
@@ -94,7 +122,11 @@ impl<F: Float> KMeans<F> {
         if !converged {
             assign(flat, d, centroids.view(), &mut labels);
         }
-        let inertia = inertia(flat, d, centroids.view(), &labels);
+        let mut inertia = inertia(flat, d, centroids.view(), &labels);
+        if let Some(s) = scale {
+            centroids.mapv_inplace(|v| v * F::from_f64(1.0 / s));
+            inertia /= s * s;
+        }
         Ok(KMeansFit {
             centroids,
             labels: Array1::from(labels),
@@ -102,6 +134,24 @@ impl<F: Float> KMeans<F> {
             n_iter,
             converged,
         })
+    }
+}
+
+/// Above this magnitude (or below its reciprocal) squared distances could
+/// overflow (or underflow) the float type: `sqrt(MAX) / 2^24`, leaving room
+/// for sums over features and samples.
+fn safe_magnitude<F: Float>() -> f64 {
+    F::max_value().as_f64().sqrt() / (1u64 << 24) as f64
+}
+
+/// A power of two bringing `max_abs` near 1, when the data's magnitudes are
+/// outside the safe range; `None` otherwise.
+fn power_of_two_scale<F: Float>(max_abs: f64) -> Option<f64> {
+    let safe = safe_magnitude::<F>();
+    if max_abs > safe || (max_abs > 0.0 && max_abs < 1.0 / safe) {
+        Some(2f64.powi(-(max_abs.log2().floor() as i32)))
+    } else {
+        None
     }
 }
 
@@ -353,5 +403,75 @@ mod tests {
             .unwrap();
         assert!(loose.n_iter <= exact.n_iter);
         assert!(loose.inertia >= exact.inertia * (1.0 - 1e-12));
+    }
+
+    #[test]
+    fn identical_points_give_a_valid_fit_with_one_distinct_cluster() {
+        let x = Array2::from_elem((50, 3), 2.5);
+        let fit = KMeansParams::new(4).check().unwrap().fit(x.view()).unwrap();
+        assert_eq!(fit.inertia, 0.0);
+        assert!(fit.centroids.iter().all(|&v| v == 2.5));
+        assert_eq!(fit.distinct_clusters(), 1);
+        // The centroids did not move: the tolerance rule (shift <= 0) ends
+        // the loop after one step, as in scikit-learn.
+        assert_eq!(fit.n_iter, 1);
+    }
+
+    #[test]
+    fn fewer_distinct_points_than_k() {
+        let x = array![[0.0, 0.0], [0.0, 0.0], [5.0, 5.0], [5.0, 5.0], [5.0, 5.0]];
+        let fit = KMeansParams::new(3).check().unwrap().fit(x.view()).unwrap();
+        assert_eq!(fit.inertia, 0.0);
+        assert_eq!(fit.distinct_clusters(), 2);
+    }
+
+    #[test]
+    fn k_equal_to_n_and_a_single_sample() {
+        let x = array![[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]];
+        let fit = KMeansParams::new(3).check().unwrap().fit(x.view()).unwrap();
+        assert_eq!(fit.inertia, 0.0);
+        assert_eq!(fit.distinct_clusters(), 3);
+        let one = array![[7.0, -1.0]];
+        let fit = KMeansParams::new(1)
+            .check()
+            .unwrap()
+            .fit(one.view())
+            .unwrap();
+        assert_eq!(fit.centroids, one);
+        assert_eq!(fit.inertia, 0.0);
+    }
+
+    #[test]
+    fn huge_and_tiny_magnitudes_neither_overflow_nor_underflow() {
+        let (x, init) = random_blobs(2000, 3, 4, 21);
+        let reference = fit_from(&x, init.clone());
+        for scale in [1e150, 1e-150, 1e300, 1e-300] {
+            let fit = fit_from(&x.mapv(|v| v * scale), init.mapv(|v| v * scale));
+            assert_eq!(fit.labels, reference.labels, "scale {scale}");
+            // The inertia itself is representable at 1e150 and 1e-150 (not at 1e300).
+            let expected = reference.inertia * scale * scale;
+            if expected.is_normal() {
+                assert!(
+                    (fit.inertia - expected).abs() <= 1e-9 * expected,
+                    "scale {scale}"
+                );
+            }
+            for (a, b) in fit.centroids.iter().zip(&reference.centroids) {
+                assert!(
+                    (a / scale - b).abs() <= 1e-9 * (1.0 + b.abs()),
+                    "scale {scale}"
+                );
+            }
+        }
+        // f32 overflows far sooner: 1e20 squared is past f32::MAX.
+        let x32 = x.mapv(|v| (v * 1e20) as f32);
+        let fit = KMeansParams::new(4)
+            .init(Init::Given(init.mapv(|v| (v * 1e20) as f32)))
+            .check()
+            .unwrap()
+            .fit(x32.view())
+            .unwrap();
+        assert_eq!(fit.labels, reference.labels);
+        assert!(fit.inertia.is_finite());
     }
 }

@@ -1,14 +1,37 @@
 //! Checks on the data a fit is given.
 
 use ndarray::ArrayView2;
+use rayon::prelude::*;
 
 use super::float::Float;
 use crate::error::{Error, Result};
 
 /// Fails on the first NaN or infinity, naming its row and column.
 pub fn check_finite<F: Float>(x: ArrayView2<F>, what: &'static str) -> Result<()> {
-    if x.iter().all(|v| v.is_finite()) {
-        return Ok(());
+    finite_max_abs(x, what).map(|_| ())
+}
+
+/// The largest magnitude in `x`, or the first NaN or infinity as an error
+/// naming its row and column. One parallel pass.
+pub fn finite_max_abs<F: Float>(x: ArrayView2<F>, what: &'static str) -> Result<f64> {
+    let scan = |values: &[F]| {
+        values.iter().fold((0.0f64, true), |(max, finite), &v| {
+            let a = v.abs().as_f64();
+            (if a > max { a } else { max }, finite && a.is_finite())
+        })
+    };
+    let (max, finite) = match x.as_slice() {
+        Some(flat) => flat
+            .par_chunks(1 << 16)
+            .map(scan)
+            .reduce(|| (0.0, true), |a, b| (a.0.max(b.0), a.1 && b.1)),
+        None => x.iter().fold((0.0f64, true), |(max, finite), &v| {
+            let a = v.abs().as_f64();
+            (if a > max { a } else { max }, finite && a.is_finite())
+        }),
+    };
+    if finite {
+        return Ok(max);
     }
     for ((row, column), &value) in x.indexed_iter() {
         if !value.is_finite() {
