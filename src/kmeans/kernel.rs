@@ -163,6 +163,20 @@ impl<F: Float> PreparedCentroids<F> {
         }
     }
 
+    /// Adds each row of `x` to the sum of its cluster: `sums[labels[i]] += x[i]`
+    /// (`sums` is `(k, d)`, row-major), with the widest vectors the CPU has.
+    pub fn add_rows(&self, x: &[F], labels: &[u32], sums: &mut [F]) {
+        #[cfg(target_arch = "x86_64")]
+        match self.isa {
+            // SAFETY: `Isa::detect` confirmed the features before choosing the ISA.
+            Isa::Avx512 => return unsafe { add_rows_avx512(x, labels, sums, self.d) },
+            // SAFETY: as above.
+            Isa::Avx2 => return unsafe { add_rows_avx2(x, labels, sums, self.d) },
+            Isa::Portable => {}
+        }
+        add_rows(x, labels, sums, self.d)
+    }
+
     /// Whole tiles only.
     fn assign_tiles(&self, x: &[F], out: &mut [u32]) {
         if F::simd_tiles(self, x, out) {
@@ -175,6 +189,28 @@ impl<F: Float> PreparedCentroids<F> {
             w => unreachable!("portable block width {w} is not prepared"),
         }
     }
+}
+
+#[inline(always)]
+fn add_rows<F: Float>(x: &[F], labels: &[u32], sums: &mut [F], d: usize) {
+    for (row, &j) in x.chunks_exact(d).zip(labels) {
+        let j = j as usize;
+        for (s, &v) in sums[j * d..(j + 1) * d].iter_mut().zip(row) {
+            *s += v;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn add_rows_avx512<F: Float>(x: &[F], labels: &[u32], sums: &mut [F], d: usize) {
+    add_rows(x, labels, sums, d)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn add_rows_avx2<F: Float>(x: &[F], labels: &[u32], sums: &mut [F], d: usize) {
+    add_rows(x, labels, sums, d)
 }
 
 /// The SIMD kernels of a float type, where the CPU has them.
@@ -273,13 +309,32 @@ fn portable_tiles<F: Float, const R: usize, const C: usize>(
     }
 }
 
-/// `||a - b||^2`, summed in order.
+/// `||a - b||^2`, summed in eight interleaved partial sums (so the loop
+/// vectorises and is not bound by the latency of one chain of additions),
+/// combined pairwise.
 #[inline]
 pub fn squared_distance<F: Float>(a: &[F], b: &[F]) -> F {
-    a.iter()
-        .zip(b)
+    let mut lanes = [F::zero(); 8];
+    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: F = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
         .map(|(&p, &q)| (p - q) * (p - q))
-        .fold(F::zero(), |acc, v| acc + v)
+        .fold(F::zero(), |acc, v| acc + v);
+    for (p, q) in a_chunks.zip(b_chunks) {
+        for l in 0..8 {
+            let diff = p[l] - q[l];
+            lanes[l] += diff * diff;
+        }
+    }
+    let quads = [
+        lanes[0] + lanes[4],
+        lanes[1] + lanes[5],
+        lanes[2] + lanes[6],
+        lanes[3] + lanes[7],
+    ];
+    (quads[0] + quads[2]) + (quads[1] + quads[3]) + tail
 }
 
 #[cfg(test)]

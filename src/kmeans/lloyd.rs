@@ -65,20 +65,13 @@ pub fn lloyd_step<F: Float>(
             {
                 let fresh = &mut fresh[..labels_sub.len()];
                 prepared.assign(x_sub, fresh);
-                for ((row, label), &j) in x_sub
-                    .chunks_exact(d)
-                    .zip(labels_sub.iter_mut())
-                    .zip(fresh.iter())
-                {
+                prepared.add_rows(x_sub, fresh, &mut part.sums);
+                for (label, &j) in labels_sub.iter_mut().zip(fresh.iter()) {
                     if *label != j {
                         part.changed += 1;
                         *label = j;
                     }
-                    let j = j as usize;
-                    for (s, &v) in part.sums[j * d..(j + 1) * d].iter_mut().zip(row) {
-                        *s += v;
-                    }
-                    part.counts[j] += 1;
+                    part.counts[j as usize] += 1;
                 }
             }
             part

@@ -11,24 +11,39 @@ pub fn check_finite<F: Float>(x: ArrayView2<F>, what: &'static str) -> Result<()
     finite_max_abs(x, what).map(|_| ())
 }
 
+/// The largest magnitude and whether every value is finite, in eight lanes
+/// of branch-free selects (the loop vectorises).
+fn scan<F: Float>(values: &[F]) -> (f64, bool) {
+    let mut max = [F::zero(); 8];
+    let mut finite = [true; 8];
+    let chunks = values.chunks_exact(8);
+    let mut tail = (F::zero(), true);
+    for &v in chunks.remainder() {
+        let a = v.abs();
+        tail.0 = if a > tail.0 { a } else { tail.0 };
+        tail.1 &= a <= F::max_value();
+    }
+    for chunk in chunks {
+        for l in 0..8 {
+            let a = chunk[l].abs();
+            max[l] = if a > max[l] { a } else { max[l] };
+            // False for NaN and infinities alike.
+            finite[l] &= a <= F::max_value();
+        }
+    }
+    let max = max.iter().fold(tail.0, |m, &v| if v > m { v } else { m });
+    (max.as_f64(), tail.1 && finite.iter().all(|&f| f))
+}
+
 /// The largest magnitude in `x`, or the first NaN or infinity as an error
 /// naming its row and column. One parallel pass.
 pub fn finite_max_abs<F: Float>(x: ArrayView2<F>, what: &'static str) -> Result<f64> {
-    let scan = |values: &[F]| {
-        values.iter().fold((0.0f64, true), |(max, finite), &v| {
-            let a = v.abs().as_f64();
-            (if a > max { a } else { max }, finite && a.is_finite())
-        })
-    };
     let (max, finite) = match x.as_slice() {
         Some(flat) => flat
             .par_chunks(1 << 16)
             .map(scan)
             .reduce(|| (0.0, true), |a, b| (a.0.max(b.0), a.1 && b.1)),
-        None => x.iter().fold((0.0f64, true), |(max, finite), &v| {
-            let a = v.abs().as_f64();
-            (if a > max { a } else { max }, finite && a.is_finite())
-        }),
+        None => scan(&x.iter().copied().collect::<Vec<_>>()),
     };
     if finite {
         return Ok(max);
