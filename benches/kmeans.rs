@@ -24,12 +24,12 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode};
 use pythonvsrust_kmeans::alloc::CountingAllocator;
 use pythonvsrust_kmeans::data::{BlobSpec, DataCache, Scenario};
-use pythonvsrust_kmeans::environment;
 use pythonvsrust_kmeans::impls::{create, Contender, NAMES};
 use pythonvsrust_kmeans::kmeans::DEFAULT_MAX_ITER;
 use pythonvsrust_kmeans::protocol::{check_inertia, measure_untimed, panic_message, ScenarioRun};
 use pythonvsrust_kmeans::report::write_report;
 use pythonvsrust_kmeans::results::{append_records, report_dir, Check, Record, Status};
+use pythonvsrust_kmeans::{environment, floor};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator;
@@ -197,6 +197,7 @@ fn main() {
     let out_dir = report_dir();
     let started = Instant::now();
     let mut recorded = 0;
+    let mut floors: Option<Vec<(String, String)>> = None;
 
     for (family, spec) in scenarios() {
         let group_id = format!("{family}/{}", spec.scenario.id());
@@ -222,6 +223,9 @@ fn main() {
             }
             Ok(())
         };
+        if floors.is_none() && !selection.list {
+            floors = Some(measure_floors(threads));
+        }
         let mut records = Vec::new();
         let mut group = criterion.benchmark_group(&group_id);
         preset.configure(&mut group);
@@ -231,6 +235,7 @@ fn main() {
             record
                 .environment
                 .insert("bench.preset".into(), format!("{preset:?}").to_lowercase());
+            record.environment.extend(floors.iter().flatten().cloned());
             let contender = match create(name) {
                 Ok(c) => c,
                 Err(unavailable) => {
@@ -344,6 +349,39 @@ fn main() {
         );
         redraw_report(&out_dir);
     }
+}
+
+/// The machine's floors in a pool of `threads`: FMA peak and read bandwidth
+/// (over 512 MiB, beyond any cache), measured three times, the best kept.
+fn measure_floors(threads: usize) -> Vec<(String, String)> {
+    let pool = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(pool) => pool,
+        Err(e) => {
+            eprintln!("warning: no floors measured: {e}");
+            return Vec::new();
+        }
+    };
+    let buffer = vec![1.0f64; 64 << 20];
+    let (peak, bandwidth) = pool.install(|| {
+        (0..3).fold((0.0f64, 0.0f64), |(p, b), _| {
+            (
+                p.max(floor::fma_peak_flops()),
+                b.max(floor::read_bandwidth(&buffer)),
+            )
+        })
+    });
+    eprintln!(
+        "floors ({threads} threads): FMA peak {:.1} GFLOP/s, read bandwidth {:.1} GB/s",
+        peak / 1e9,
+        bandwidth / 1e9
+    );
+    vec![
+        ("floor.fma_peak_flops".into(), format!("{peak:.4e}")),
+        (
+            "floor.read_bytes_per_second".into(),
+            format!("{bandwidth:.4e}"),
+        ),
+    ]
 }
 
 /// Runs `f`, turning its error or a panic inside a library into a message.

@@ -140,6 +140,29 @@ impl Record {
         Some(self.median_seconds()? / self.n_iter.filter(|&n| n > 0)? as f64)
     }
 
+    /// The least time a Lloyd fit with this record's iterations can take on
+    /// the measured machine: each iteration one pass over X that is bound by
+    /// `max(bytes / read bandwidth, 2 n d k / FMA peak)`, plus two passes
+    /// that only read (validation, final inertia). `None` without floors.
+    pub fn floor_seconds(&self) -> Option<f64> {
+        let get = |key: &str| {
+            self.environment
+                .get(key)?
+                .parse::<f64>()
+                .ok()
+                .filter(|v| *v > 0.0)
+        };
+        let (peak, bandwidth) = (
+            get("floor.fma_peak_flops")?,
+            get("floor.read_bytes_per_second")?,
+        );
+        let Scenario { n, d, k } = self.scenario;
+        let bytes = (n * d * 8) as f64;
+        let flops = 2.0 * (n * d * k) as f64;
+        let iterations = self.n_iter? as f64;
+        Some(iterations * (bytes / bandwidth).max(flops / peak) + 2.0 * bytes / bandwidth)
+    }
+
     /// The scenario's id within its family, e.g. `kmeans/1000x2/k2`.
     pub fn scenario_id(&self) -> String {
         format!("{}/{}", self.family, self.scenario.id())
