@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use pythonvsrust_kmeans::alloc::CountingAllocator;
-use pythonvsrust_kmeans::cli::{exit_with, thread_count};
-use pythonvsrust_kmeans::data::{BlobSpec, CacheOutcome, DataCache, Scenario};
+use pythonvsrust_kmeans::cli::{exit_with, thread_count, ScenarioArgs};
+use pythonvsrust_kmeans::data::{BlobSpec, CacheOutcome, DataCache};
 use pythonvsrust_kmeans::impls::NAMES;
 use pythonvsrust_kmeans::kmeans::DEFAULT_MAX_ITER;
 use pythonvsrust_kmeans::protocol::{check_inertia, run_once, ScenarioRun};
@@ -21,15 +21,8 @@ static ALLOC: CountingAllocator = CountingAllocator;
 /// Run one scenario through every contender once.
 #[derive(Parser)]
 struct Args {
-    /// Samples.
-    #[arg(long)]
-    n: usize,
-    /// Features.
-    #[arg(long)]
-    d: usize,
-    /// Clusters.
-    #[arg(long)]
-    k: usize,
+    #[command(flatten)]
+    scenario: ScenarioArgs,
     /// Threads for every contender (default: $KMEANS_BENCH_THREADS, else every core).
     #[arg(long)]
     threads: Option<usize>,
@@ -62,7 +55,7 @@ fn main() -> ExitCode {
                 NAMES.join(", ")
             );
         }
-        let spec = BlobSpec::new(Scenario::new(args.n, args.d, args.k)?).with_std(args.std);
+        let spec = BlobSpec::new(args.scenario.scenario()?).with_std(args.std);
         let (run, outcome) =
             ScenarioRun::load(&DataCache::project(), &spec, args.max_iter, threads)?;
         if let CacheOutcome::Regenerated { reason } = outcome {

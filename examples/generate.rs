@@ -6,21 +6,14 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pythonvsrust_kmeans::cli::exit_with;
-use pythonvsrust_kmeans::data::{BlobSpec, CacheOutcome, DataCache, Scenario};
+use pythonvsrust_kmeans::cli::{exit_with, ScenarioArgs};
+use pythonvsrust_kmeans::data::{BlobSpec, CacheOutcome, DataCache};
 
 /// Generate seeded Gaussian blobs into the data cache and print the path.
 #[derive(Parser)]
 struct Args {
-    /// Samples.
-    #[arg(long)]
-    n: usize,
-    /// Features.
-    #[arg(long)]
-    d: usize,
-    /// Blob centres.
-    #[arg(long)]
-    k: usize,
+    #[command(flatten)]
+    scenario: ScenarioArgs,
     /// Generator seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -32,7 +25,7 @@ struct Args {
 fn main() -> ExitCode {
     exit_with(|| {
         let args = Args::parse();
-        let spec = BlobSpec::new(Scenario::new(args.n, args.d, args.k)?).with_seed(args.seed);
+        let spec = BlobSpec::new(args.scenario.scenario()?).with_seed(args.seed);
         let cache = DataCache::project();
         let (blobs, outcome) = cache.load_or_generate(&spec)?;
         match outcome {

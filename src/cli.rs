@@ -37,3 +37,24 @@ pub fn thread_count(requested: Option<usize>) -> anyhow::Result<usize> {
     anyhow::ensure!(threads >= 1, "the thread count must be at least 1");
     Ok(threads)
 }
+
+/// `--n N --d D --k K`: one scenario, as `generate` and `compare` take it.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct ScenarioArgs {
+    /// Samples.
+    #[arg(long)]
+    pub n: usize,
+    /// Features.
+    #[arg(long)]
+    pub d: usize,
+    /// Clusters (blob centres, and the k of the fit).
+    #[arg(long)]
+    pub k: usize,
+}
+
+impl ScenarioArgs {
+    /// The checked scenario.
+    pub fn scenario(&self) -> crate::Result<crate::data::Scenario> {
+        crate::data::Scenario::new(self.n, self.d, self.k)
+    }
+}

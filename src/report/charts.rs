@@ -315,31 +315,21 @@ pub fn draw_all(dir: &Path, records: &[Record], warnings: &mut Vec<String>) -> R
     };
 
     if !sweep.is_empty() {
-        let by_dk = |r: &Record| (r.scenario.d, r.scenario.k);
-        let caption = |(d, k): (usize, usize)| format!("d = {d}, k = {k}");
-        let n = |r: &Record| r.scenario.n as f64;
-        let time = panels_by(&sweep, by_dk, caption, n, |r| r.median_seconds());
-        let title = "Fit time (median) against samples, per (features, clusters)";
-        line_panels(
-            &dir.join("fit-time.svg"),
-            title,
-            &time,
-            3,
-            "samples n",
-            "seconds",
+        time_charts(
+            dir,
+            &sweep,
+            &TimeAxes {
+                file_prefix: "",
+                title_prefix: "",
+                x_desc: "samples n",
+                against: "samples",
+                group: &|r| (r.scenario.d, r.scenario.k),
+                caption: &|(d, k)| format!("d = {d}, k = {k}"),
+                x: &|r| r.scenario.n as f64,
+                section: Section::Time,
+            },
+            &mut charts,
         )?;
-        add(&mut charts, "fit-time.svg", title, Section::Time);
-        let per_iter = panels_by(&sweep, by_dk, caption, n, |r| r.seconds_per_iter());
-        let title = "Time per iteration (median fit time / iterations) against samples";
-        line_panels(
-            &dir.join("time-per-iteration.svg"),
-            title,
-            &per_iter,
-            3,
-            "samples n",
-            "seconds per iteration",
-        )?;
-        add(&mut charts, "time-per-iteration.svg", title, Section::Time);
 
         for baseline in ["numpy", "sklearn"] {
             if !sweep.iter().any(|r| r.contender == baseline) {
@@ -400,38 +390,67 @@ pub fn draw_all(dir: &Path, records: &[Record], warnings: &mut Vec<String>) -> R
 
     let overlap = ok(records, "kmeans-overlap");
     if !overlap.is_empty() {
-        let by_k = |r: &Record| (r.scenario.n, r.scenario.k);
-        let caption = |(n, k): (usize, usize)| format!("n = {}, k = {k}", format_count(n as f64));
-        let d = |r: &Record| r.scenario.d as f64;
-        let time = panels_by(&overlap, by_k, caption, d, |r| r.median_seconds());
-        let title = "Overlapping blobs: fit time (median) against features";
-        line_panels(
-            &dir.join("overlap-fit-time.svg"),
-            title,
-            &time,
-            3,
-            "features d",
-            "seconds",
-        )?;
-        add(&mut charts, "overlap-fit-time.svg", title, Section::Overlap);
-        let per_iter = panels_by(&overlap, by_k, caption, d, |r| r.seconds_per_iter());
-        let title = "Overlapping blobs: time per iteration against features";
-        line_panels(
-            &dir.join("overlap-time-per-iteration.svg"),
-            title,
-            &per_iter,
-            3,
-            "features d",
-            "seconds per iteration",
-        )?;
-        add(
+        time_charts(
+            dir,
+            &overlap,
+            &TimeAxes {
+                file_prefix: "overlap-",
+                title_prefix: "Overlapping blobs: ",
+                x_desc: "features d",
+                against: "features",
+                group: &|r| (r.scenario.n, r.scenario.k),
+                caption: &|(n, k)| format!("n = {}, k = {k}", format_count(n as f64)),
+                x: &|r| r.scenario.d as f64,
+                section: Section::Overlap,
+            },
             &mut charts,
-            "overlap-time-per-iteration.svg",
-            title,
-            Section::Overlap,
-        );
+        )?;
     }
     Ok(charts)
+}
+
+/// How a family's time charts are laid out.
+struct TimeAxes<'a> {
+    file_prefix: &'a str,
+    title_prefix: &'a str,
+    x_desc: &'a str,
+    against: &'a str,
+    group: &'a dyn Fn(&Record) -> (usize, usize),
+    caption: &'a dyn Fn((usize, usize)) -> String,
+    x: &'a dyn Fn(&Record) -> f64,
+    section: Section,
+}
+
+/// Fit time and time per iteration, one panel per group, a series per contender.
+fn time_charts(
+    dir: &Path,
+    records: &[Record],
+    axes: &TimeAxes,
+    charts: &mut Vec<Chart>,
+) -> Result<()> {
+    let measures: [(&str, &str, &str, fn(&Record) -> Option<f64>); 2] = [
+        ("fit-time", "fit time (median)", "seconds", |r| {
+            r.median_seconds()
+        }),
+        (
+            "time-per-iteration",
+            "time per iteration (median fit time / iterations)",
+            "seconds per iteration",
+            |r| r.seconds_per_iter(),
+        ),
+    ];
+    for (file, what, y_desc, value) in measures {
+        let panels = panels_by(records, axes.group, axes.caption, axes.x, value);
+        let name = format!("{}{file}.svg", axes.file_prefix);
+        let title = format!("{}{what} against {}", axes.title_prefix, axes.against);
+        line_panels(&dir.join(&name), &title, &panels, 3, axes.x_desc, y_desc)?;
+        charts.push(Chart {
+            path: dir.join(name),
+            title,
+            section: axes.section,
+        });
+    }
+    Ok(())
 }
 
 /// Memory panels: one per contender, a series per measuring source.
