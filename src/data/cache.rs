@@ -176,8 +176,9 @@ impl DataCache {
                 return Ok(init);
             }
         }
-        let x = blobs.x.as_slice().expect("cached data is row-major");
-        let init = kmeans_plusplus(x, blobs.x.ncols(), k, seed);
+        let x = blobs.x.as_standard_layout();
+        let flat = x.as_slice().expect("standard layout is contiguous");
+        let init = kmeans_plusplus(flat, blobs.x.ncols(), k, seed);
         self.store(&blobs.spec, &content, &path, &init)?;
         Ok(init)
     }

@@ -143,8 +143,8 @@ fn relocate_empty_clusters<F: Float>(
         .collect();
     let farther = |a: &usize, b: &usize| {
         distances[*b]
-            .partial_cmp(&distances[*a])
-            .expect("distances are finite")
+            .as_f64()
+            .total_cmp(&distances[*a].as_f64())
             .then(a.cmp(b))
     };
     let mut order: Vec<usize> = (0..labels.len()).collect();
