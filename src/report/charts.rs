@@ -320,7 +320,7 @@ pub fn draw_all(dir: &Path, records: &[Record], warnings: &mut Vec<String>) -> R
             &sweep,
             &TimeAxes {
                 file_prefix: "",
-                title_prefix: "",
+                title_suffix: "",
                 x_desc: "samples n",
                 against: "samples",
                 group: &|r| (r.scenario.d, r.scenario.k),
@@ -395,7 +395,7 @@ pub fn draw_all(dir: &Path, records: &[Record], warnings: &mut Vec<String>) -> R
             &overlap,
             &TimeAxes {
                 file_prefix: "overlap-",
-                title_prefix: "Overlapping blobs: ",
+                title_suffix: " (overlapping blobs)",
                 x_desc: "features d",
                 against: "features",
                 group: &|r| (r.scenario.n, r.scenario.k),
@@ -412,7 +412,7 @@ pub fn draw_all(dir: &Path, records: &[Record], warnings: &mut Vec<String>) -> R
 /// How a family's time charts are laid out.
 struct TimeAxes<'a> {
     file_prefix: &'a str,
-    title_prefix: &'a str,
+    title_suffix: &'a str,
     x_desc: &'a str,
     against: &'a str,
     group: &'a dyn Fn(&Record) -> (usize, usize),
@@ -429,12 +429,12 @@ fn time_charts(
     charts: &mut Vec<Chart>,
 ) -> Result<()> {
     let measures: [(&str, &str, &str, fn(&Record) -> Option<f64>); 2] = [
-        ("fit-time", "fit time (median)", "seconds", |r| {
+        ("fit-time", "Fit time (median)", "seconds", |r| {
             r.median_seconds()
         }),
         (
             "time-per-iteration",
-            "time per iteration (median fit time / iterations)",
+            "Time per iteration (median fit time / iterations)",
             "seconds per iteration",
             |r| r.seconds_per_iter(),
         ),
@@ -442,7 +442,7 @@ fn time_charts(
     for (file, what, y_desc, value) in measures {
         let panels = panels_by(records, axes.group, axes.caption, axes.x, value);
         let name = format!("{}{file}.svg", axes.file_prefix);
-        let title = format!("{}{what} against {}", axes.title_prefix, axes.against);
+        let title = format!("{what} against {}{}", axes.against, axes.title_suffix);
         line_panels(&dir.join(&name), &title, &panels, 3, axes.x_desc, y_desc)?;
         charts.push(Chart {
             path: dir.join(name),
