@@ -212,12 +212,10 @@ impl Contender for PythonKMeans {
                 .call_method1("as_c_float64", (x,))?
                 .cast_into::<PyArray2<f64>>()?;
             let init = problem.init.to_pyarray(py);
-            let environment: Vec<(String, String)> = harness
-                .call_method0("environment")?
-                .cast_into::<PyDict>()?
-                .iter()
-                .map(|(k, v)| Ok((format!("{name}.{}", k.str()?), v.str()?.to_string())))
-                .collect::<PyResult<_>>()?;
+            let environment: Vec<(String, String)> = python_environment(harness)?
+                .into_iter()
+                .map(|(k, v)| (format!("{name}.{k}"), v))
+                .collect();
             Ok((
                 Prepared {
                     x: x.unbind(),
@@ -293,14 +291,18 @@ impl Contender for PythonKMeans {
 pub fn loaded_versions() -> std::result::Result<Vec<(String, String)>, String> {
     let runtime = runtime()?;
     Python::attach(|py| -> PyResult<Vec<(String, String)>> {
-        runtime
-            .harness
-            .bind(py)
-            .call_method0("environment")?
-            .cast_into::<PyDict>()?
-            .iter()
-            .map(|(k, v)| Ok((k.str()?.to_string(), v.str()?.to_string())))
-            .collect()
+        python_environment(runtime.harness.bind(py))
     })
     .map_err(|e| e.to_string())
+}
+
+/// `harness.environment()`: Python, NumPy, scikit-learn and threadpoolctl
+/// versions and the interpreter's prefix, as key-value pairs.
+fn python_environment(harness: &Bound<'_, PyModule>) -> PyResult<Vec<(String, String)>> {
+    harness
+        .call_method0("environment")?
+        .cast_into::<PyDict>()?
+        .iter()
+        .map(|(k, v)| Ok((k.str()?.to_string(), v.str()?.to_string())))
+        .collect()
 }

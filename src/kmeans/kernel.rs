@@ -30,26 +30,31 @@ pub enum Isa {
 
 impl Isa {
     /// The widest instruction set this CPU runs (`KMEANS_KERNEL=portable|avx2`
-    /// caps it, for comparisons).
+    /// caps it, for comparisons). Detected once per process.
     pub fn detect() -> Isa {
-        let cap = std::env::var("KMEANS_KERNEL").unwrap_or_default();
+        static DETECTED: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            let cap = std::env::var("KMEANS_KERNEL").unwrap_or_default();
+            Self::widest_supported(&cap)
+        })
+    }
+
+    fn widest_supported(cap: &str) -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
+            let fma = std::arch::is_x86_feature_detected!("fma");
             if cap != "portable"
                 && cap != "avx2"
+                && fma
                 && std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("fma")
             {
                 return Isa::Avx512;
             }
-            if cap != "portable"
-                && std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            if cap != "portable" && fma && std::arch::is_x86_feature_detected!("avx2") {
                 return Isa::Avx2;
             }
         }
-        let _ = cap;
+        let _ = cap; // only x86-64 has kernels to cap
         Isa::Portable
     }
 
