@@ -26,10 +26,10 @@ pub enum Error {
     #[error("the data is empty ({n_samples} samples x {n_features} features)")]
     EmptyData { n_samples: usize, n_features: usize },
     /// The data is not a 2-D array.
-    #[error("expected a 2-D array (samples x features), got {ndim} dimension(s)")]
-    NotTwoDimensional { ndim: usize },
+    #[error("{}: expected a 2-D array (samples x features), got {ndim} dimension(s)", path.display())]
+    NotTwoDimensional { path: PathBuf, ndim: usize },
     /// A value is NaN or infinite.
-    #[error("{what} has a non-finite value ({value}) at row {row}, column {column}")]
+    #[error("{what}: non-finite value ({value}) at row {row}, column {column}")]
     NonFinite {
         what: &'static str,
         row: usize,

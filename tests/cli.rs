@@ -146,7 +146,7 @@ fn bad_inputs_give_one_line_errors() {
         (vec![&truncated, "--k", "2"], "but the file holds"),
         (
             vec![&nan_csv, "--k", "2"],
-            "non-finite value (NaN) at row 1, column 1",
+            "data: non-finite value (NaN) at row 1, column 1",
         ),
         (vec![&ragged, "--k", "2"], "line 2"),
         (

@@ -90,7 +90,10 @@ pub(crate) fn read_header(path: &Path, ndim: usize, allowed: &[&str]) -> Result<
     let got = header.shape.len();
     if got != ndim {
         return Err(if ndim == 2 {
-            Error::NotTwoDimensional { ndim: got }
+            Error::NotTwoDimensional {
+                path: path.to_path_buf(),
+                ndim: got,
+            }
         } else {
             npy_error(path, format!("expected {ndim} dimension(s), got {got}"))
         });
@@ -443,7 +446,7 @@ mod tests {
         write_npy_atomic(&path, &array![1.0, 2.0]).unwrap();
         assert!(matches!(
             read_npy::<f64>(&path),
-            Err(Error::NotTwoDimensional { ndim: 1 })
+            Err(Error::NotTwoDimensional { ndim: 1, .. })
         ));
         assert!(matches!(read_npy::<f64>(dir.path()), Err(Error::Io { .. })));
         assert!(matches!(

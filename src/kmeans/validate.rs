@@ -92,7 +92,7 @@ mod tests {
         ));
         assert_eq!(
             err.to_string(),
-            "data has a non-finite value (-inf) at row 1, column 1"
+            "data: non-finite value (-inf) at row 1, column 1"
         );
     }
 
