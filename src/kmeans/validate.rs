@@ -38,7 +38,8 @@ fn scan<F: Float>(values: &[F]) -> (f64, bool) {
 /// The largest magnitude in `x`, or the first NaN or infinity as an error
 /// naming its row and column. One parallel pass.
 pub fn finite_max_abs<F: Float>(x: ArrayView2<F>, what: &'static str) -> Result<f64> {
-    let (max, finite) = match x.as_slice() {
+    // Any contiguous layout (C or Fortran order) is scanned in place.
+    let (max, finite) = match x.as_slice_memory_order() {
         Some(flat) => flat
             .par_chunks(1 << 16)
             .map(scan)
