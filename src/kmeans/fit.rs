@@ -2,6 +2,7 @@
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 
+use super::bounds::Bounds;
 use super::float::Float;
 use super::init::kmeans_plusplus;
 use super::lloyd::{assign, inertia, lloyd_step};
@@ -105,24 +106,37 @@ impl<F: Float> KMeans<F> {
         };
 
         let mut labels = vec![u32::MAX; n];
+        let mut bounds = self.bounds().then(|| {
+            let scaled_max_abs = max_abs * scale.unwrap_or(1.0);
+            Bounds::new(n, (d as f64).sqrt() * scaled_max_abs)
+        });
         let mut converged = false;
         let mut n_iter = 0;
+        let mut final_inertia = None;
         for iteration in 0..self.max_iter() {
-            let step = lloyd_step(flat, d, centroids.view(), &mut labels);
-            centroids = step.centroids;
+            let step = lloyd_step(flat, d, centroids.view(), &mut labels, bounds.as_mut());
             n_iter = iteration + 1;
             if step.changed == 0 {
                 converged = true;
+                // The labels are final; when the centroids did not move
+                // either, the step already summed the final inertia.
+                if step.centroids == centroids {
+                    final_inertia = Some(step.inertia);
+                }
+                centroids = step.centroids;
                 break;
             }
+            centroids = step.centroids;
             if step.shift <= tol {
                 break;
             }
         }
+        drop(bounds);
         if !converged {
             assign(flat, d, centroids.view(), &mut labels);
         }
-        let mut inertia = inertia(flat, d, centroids.view(), &labels);
+        let mut inertia =
+            final_inertia.unwrap_or_else(|| inertia(flat, d, centroids.view(), &labels));
         if let Some(s) = scale {
             centroids.mapv_inplace(|v| v * F::from_f64(1.0 / s));
             inertia /= s * s;
@@ -282,6 +296,88 @@ mod tests {
         }
     }
 
+    fn fit_with_bounds<F: Float>(x: &Array2<F>, init: &Array2<F>, bounds: bool) -> KMeansFit<F> {
+        KMeansParams::new(init.nrows())
+            .init(Init::Given(init.clone()))
+            .bounds(bounds)
+            .check()
+            .unwrap()
+            .fit(x.view())
+            .unwrap()
+    }
+
+    #[test]
+    fn bounds_give_bit_identical_fits() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(17);
+        for case in 0..24 {
+            let n = rng.gen_range(1..3000);
+            let d = rng.gen_range(1..24);
+            let k = rng.gen_range(1..40).min(n);
+            let centres = Array2::from_shape_fn((k, d), |_| rng.gen_range(-10.0..10.0));
+            let spread = [0.5, 3.0, 8.0][case % 3];
+            let mut x = Array2::from_shape_fn((n, d), |(i, f)| {
+                centres[[i % k, f]] + rng.gen_range(-spread..spread)
+            });
+            if case % 4 == 1 {
+                // Integers on a small grid: duplicates and exact ties.
+                x.mapv_inplace(|v: f64| (v / 4.0).round());
+            }
+            let mut init = Array2::from_shape_fn((k, d), |(j, f)| x[[(j * 7919) % n, f]]);
+            if case % 4 == 2 && k > 1 {
+                // A centroid nowhere near the data: an empty cluster to relocate.
+                init.row_mut(k - 1).fill(1e3);
+            }
+            let with = fit_with_bounds(&x, &init, true);
+            let without = fit_with_bounds(&x, &init, false);
+            assert_eq!(with, without, "f64 case {case}: n={n} d={d} k={k}");
+            assert_eq!(with.inertia.to_bits(), without.inertia.to_bits());
+            let (x32, init32) = (x.mapv(|v| v as f32), init.mapv(|v| v as f32));
+            let with = fit_with_bounds(&x32, &init32, true);
+            let without = fit_with_bounds(&x32, &init32, false);
+            assert_eq!(with, without, "f32 case {case}: n={n} d={d} k={k}");
+        }
+    }
+
+    #[test]
+    fn bounds_hold_far_from_the_origin() {
+        // Norms dwarf the distances: the kernel's cancellation error is large
+        // (in f32 especially) and the bounds must account for it.
+        let (x, init) = random_blobs(3000, 3, 6, 31);
+        for offset in [1e3, 1e5] {
+            let x = x.mapv(|v| v + offset);
+            let init = init.mapv(|v| v + offset);
+            assert_eq!(
+                fit_with_bounds(&x, &init, true),
+                fit_with_bounds(&x, &init, false)
+            );
+            let (x32, init32) = (x.mapv(|v| v as f32), init.mapv(|v| v as f32));
+            assert_eq!(
+                fit_with_bounds(&x32, &init32, true),
+                fit_with_bounds(&x32, &init32, false)
+            );
+        }
+    }
+
+    #[test]
+    fn bounds_skip_most_rows_once_clusters_settle() {
+        let (x, init) = random_blobs(20_000, 4, 8, 5);
+        let flat = x.as_slice().unwrap();
+        let mut labels = vec![u32::MAX; x.nrows()];
+        let mut bounds = Bounds::new(x.nrows(), 2.0 * 13.0);
+        let mut centroids = init;
+        let mut active = Vec::new();
+        for _ in 0..6 {
+            let step = lloyd_step(flat, 4, centroids.view(), &mut labels, Some(&mut bounds));
+            active.push(step.active);
+            centroids = step.centroids;
+        }
+        assert_eq!(active[0], x.nrows(), "the first step runs every row");
+        assert!(
+            active[5] * 10 < x.nrows(),
+            "rows through the kernel per step: {active:?}"
+        );
+    }
+
     #[test]
     fn empty_cluster_takes_the_farthest_point() {
         // Centroid 2 is far from everything and gets no point in the first
@@ -343,6 +439,16 @@ mod tests {
         let (labels, inertia) = crate::kmeans::assign_and_inertia(x.view(), fit.centroids.view());
         assert_eq!(labels, fit.labels);
         assert_eq!(inertia, fit.inertia);
+    }
+
+    #[test]
+    fn converged_inertia_from_the_last_step_is_the_separate_pass() {
+        let (x, init) = random_blobs(5000, 3, 6, 12);
+        let fit = fit_from(&x, init);
+        assert!(fit.converged);
+        let (labels, inertia) = crate::kmeans::assign_and_inertia(x.view(), fit.centroids.view());
+        assert_eq!(labels, fit.labels);
+        assert_eq!(inertia.to_bits(), fit.inertia.to_bits());
     }
 
     #[test]

@@ -77,6 +77,11 @@ impl Isa {
     }
 }
 
+/// The most rows in a tile of any instruction set.
+const MAX_TILE_ROWS: usize = 8;
+/// Up to this many features, a partial tile is padded on the stack.
+const MAX_PADDED_D: usize = 128;
+
 /// Centroids laid out for the kernel.
 #[derive(Debug, Clone)]
 pub struct PreparedCentroids<F> {
@@ -148,23 +153,55 @@ impl<F: Float> PreparedCentroids<F> {
     /// Writes the nearest centroid of each row of `x` (`(out.len(), d)`,
     /// row-major) to `out`.
     pub fn assign(&self, x: &[F], out: &mut [u32]) {
+        self.assign_rows::<false>(x, out, &mut []);
+    }
+
+    /// As [`assign`](Self::assign), also writing each row's best and
+    /// runner-up scores `||c_j||^2 - 2 x.c_j` (the squared distances less
+    /// `||x||^2`, as the kernel computes them) to `scores[2 * i]` and
+    /// `scores[2 * i + 1]`. The labels are the same as `assign`'s.
+    pub fn assign_with_scores(&self, x: &[F], out: &mut [u32], scores: &mut [F]) {
+        debug_assert_eq!(scores.len(), 2 * out.len());
+        self.assign_rows::<true>(x, out, scores);
+    }
+
+    fn assign_rows<const SCORES: bool>(&self, x: &[F], out: &mut [u32], scores: &mut [F]) {
         debug_assert_eq!(x.len(), out.len() * self.d);
         let rows = self.isa.tile_rows();
         let d = self.d;
         let full = out.len() / rows * rows;
         let (x_full, x_rest) = x.split_at(full * d);
         let (out_full, out_rest) = out.split_at_mut(full);
-        self.assign_tiles(x_full, out_full);
+        let split = if SCORES { 2 * full } else { 0 };
+        let (scores_full, scores_rest) = scores.split_at_mut(split);
+        self.assign_tiles::<SCORES>(x_full, out_full, scores_full);
         if !out_rest.is_empty() {
-            // The last rows, padded to a whole tile with copies of the first.
-            let mut padded = Vec::with_capacity(rows * d);
-            padded.extend_from_slice(x_rest);
-            while padded.len() < rows * d {
-                padded.extend_from_slice(&x_rest[..d]);
+            // The last rows, padded to a whole tile with copies of the first
+            // (each row's result depends on that row alone).
+            let mut padded = [F::zero(); MAX_TILE_ROWS * MAX_PADDED_D];
+            let mut heap = Vec::new();
+            let padded: &mut [F] = if rows * d <= padded.len() {
+                &mut padded[..rows * d]
+            } else {
+                heap.resize(rows * d, F::zero());
+                &mut heap
+            };
+            for (r, row) in padded.chunks_exact_mut(d).enumerate() {
+                let source = if r < out_rest.len() { r } else { 0 };
+                row.copy_from_slice(&x_rest[source * d..(source + 1) * d]);
             }
-            let mut labels = [0u32; 8];
-            self.assign_tiles(&padded, &mut labels[..rows]);
+            let mut labels = [0u32; MAX_TILE_ROWS];
+            let mut tile_scores = [F::zero(); 2 * MAX_TILE_ROWS];
+            let tile_scores = if SCORES {
+                &mut tile_scores[..2 * rows]
+            } else {
+                &mut tile_scores[..0]
+            };
+            self.assign_tiles::<SCORES>(padded, &mut labels[..rows], tile_scores);
             out_rest.copy_from_slice(&labels[..out_rest.len()]);
+            if SCORES {
+                scores_rest.copy_from_slice(&tile_scores[..2 * out_rest.len()]);
+            }
         }
     }
 
@@ -183,14 +220,14 @@ impl<F: Float> PreparedCentroids<F> {
     }
 
     /// Whole tiles only.
-    fn assign_tiles(&self, x: &[F], out: &mut [u32]) {
-        if F::simd_tiles(self, x, out) {
+    fn assign_tiles<const SCORES: bool>(&self, x: &[F], out: &mut [u32], scores: &mut [F]) {
+        if F::simd_tiles::<SCORES>(self, x, out, scores) {
             return;
         }
         match self.width {
-            2 => portable_tiles::<F, 4, 2>(self, x, out),
-            4 => portable_tiles::<F, 4, 4>(self, x, out),
-            8 => portable_tiles::<F, 4, 8>(self, x, out),
+            2 => portable_tiles::<F, 4, 2, SCORES>(self, x, out, scores),
+            4 => portable_tiles::<F, 4, 4, SCORES>(self, x, out, scores),
+            8 => portable_tiles::<F, 4, 8, SCORES>(self, x, out, scores),
             w => unreachable!("portable block width {w} is not prepared"),
         }
     }
@@ -220,30 +257,51 @@ unsafe fn add_rows_avx2<F: Float>(x: &[F], labels: &[u32], sums: &mut [F], d: us
 
 /// The SIMD kernels of a float type, where the CPU has them.
 pub trait SimdTiles: Sized {
-    /// Runs the SIMD tiles for `p`'s instruction set; `false` when there are
-    /// none (the portable kernel then runs).
-    fn simd_tiles(p: &PreparedCentroids<Self>, x: &[Self], out: &mut [u32]) -> bool;
+    /// Runs the SIMD tiles for `p`'s instruction set (with runner-up scores
+    /// when `SCORES`); `false` when there are none (the portable kernel then
+    /// runs).
+    fn simd_tiles<const SCORES: bool>(
+        p: &PreparedCentroids<Self>,
+        x: &[Self],
+        out: &mut [u32],
+        scores: &mut [Self],
+    ) -> bool;
 }
 
 macro_rules! simd_tiles {
     ($f:ty, $avx512:ident, $avx2:ident, $avx512_fn:ident, $avx2_fn:ident) => {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f,fma")]
-        unsafe fn $avx512_fn<const V: usize>(p: &PreparedCentroids<$f>, x: &[$f], out: &mut [u32]) {
+        unsafe fn $avx512_fn<const V: usize, const SCORES: bool>(
+            p: &PreparedCentroids<$f>,
+            x: &[$f],
+            out: &mut [u32],
+            scores: &mut [$f],
+        ) {
             // SAFETY: this function's own target features are the kernel's.
-            unsafe { super::simd::tiles::<super::simd::$avx512, 8, V>(p, x, out) }
+            unsafe { super::simd::tiles::<super::simd::$avx512, 8, V, SCORES>(p, x, out, scores) }
         }
 
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2,fma")]
-        unsafe fn $avx2_fn<const V: usize>(p: &PreparedCentroids<$f>, x: &[$f], out: &mut [u32]) {
+        unsafe fn $avx2_fn<const V: usize, const SCORES: bool>(
+            p: &PreparedCentroids<$f>,
+            x: &[$f],
+            out: &mut [u32],
+            scores: &mut [$f],
+        ) {
             // SAFETY: as above.
-            unsafe { super::simd::tiles::<super::simd::$avx2, 4, V>(p, x, out) }
+            unsafe { super::simd::tiles::<super::simd::$avx2, 4, V, SCORES>(p, x, out, scores) }
         }
 
         impl SimdTiles for $f {
             #[allow(unreachable_code, unused_variables)]
-            fn simd_tiles(p: &PreparedCentroids<$f>, x: &[$f], out: &mut [u32]) -> bool {
+            fn simd_tiles<const SCORES: bool>(
+                p: &PreparedCentroids<$f>,
+                x: &[$f],
+                out: &mut [u32],
+                scores: &mut [$f],
+            ) -> bool {
                 #[cfg(target_arch = "x86_64")]
                 {
                     use super::simd::Lanes;
@@ -253,13 +311,13 @@ macro_rules! simd_tiles {
                     unsafe {
                         match (p.isa(), p.width()) {
                             (Isa::Avx512, w) if w == super::simd::$avx512::LANES => {
-                                $avx512_fn::<1>(p, x, out)
+                                $avx512_fn::<1, SCORES>(p, x, out, scores)
                             }
-                            (Isa::Avx512, _) => $avx512_fn::<2>(p, x, out),
+                            (Isa::Avx512, _) => $avx512_fn::<2, SCORES>(p, x, out, scores),
                             (Isa::Avx2, w) if w == super::simd::$avx2::LANES => {
-                                $avx2_fn::<1>(p, x, out)
+                                $avx2_fn::<1, SCORES>(p, x, out, scores)
                             }
-                            (Isa::Avx2, _) => $avx2_fn::<2>(p, x, out),
+                            (Isa::Avx2, _) => $avx2_fn::<2, SCORES>(p, x, out, scores),
                             (Isa::Portable, _) => return false,
                         }
                     }
@@ -276,14 +334,20 @@ simd_tiles!(f32, Avx512F32, Avx2F32, avx512_f32, avx2_f32);
 
 /// The portable tiles: plain loops the compiler vectorises as the target
 /// baseline allows (no FMA).
-fn portable_tiles<F: Float, const R: usize, const C: usize>(
+fn portable_tiles<F: Float, const R: usize, const C: usize, const SCORES: bool>(
     p: &PreparedCentroids<F>,
     x: &[F],
     out: &mut [u32],
+    scores: &mut [F],
 ) {
     let d = p.d;
-    for (rows, labels) in x.chunks_exact(R * d).zip(out.chunks_exact_mut(R)) {
+    for (t, (rows, labels)) in x
+        .chunks_exact(R * d)
+        .zip(out.chunks_exact_mut(R))
+        .enumerate()
+    {
         let mut best = [F::infinity(); R];
+        let mut second = [F::infinity(); R];
         let mut best_j = [0u32; R];
         for (b, (block, norms)) in p
             .blocks
@@ -304,13 +368,22 @@ fn portable_tiles<F: Float, const R: usize, const C: usize>(
                 for c in 0..C {
                     let score = norms[c] - (acc[r][c] + acc[r][c]);
                     if score < best[r] {
+                        second[r] = best[r];
                         best[r] = score;
                         best_j[r] = (b * C + c) as u32;
+                    } else if SCORES && score < second[r] {
+                        second[r] = score;
                     }
                 }
             }
         }
         labels.copy_from_slice(&best_j);
+        if SCORES {
+            for r in 0..R {
+                scores[2 * (t * R + r)] = best[r];
+                scores[2 * (t * R + r) + 1] = second[r];
+            }
+        }
     }
 }
 
@@ -408,6 +481,51 @@ mod tests {
                 prepared.assign(x32.as_slice().unwrap(), &mut out);
                 let agree = out.iter().zip(&expected).filter(|(a, b)| a == b).count();
                 assert!(agree >= n - 1, "f32 {isa:?}: {agree}/{n}");
+            }
+        }
+    }
+
+    #[test]
+    fn scores_are_the_best_and_runner_up_of_every_variant() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(2);
+        for (n, d, k) in [
+            (37, 3, 1),
+            (41, 2, 2),
+            (64, 16, 9),
+            (53, 2, 30),
+            (29, 33, 17),
+            (70, 1, 65),
+        ] {
+            // Small integers: many exact ties between centroids.
+            let x = Array2::from_shape_fn((n, d), |_| rng.gen_range(-3..=3) as f64);
+            let c = Array2::from_shape_fn((k, d), |_| rng.gen_range(-3..=3) as f64);
+            for isa in supported() {
+                let prepared = PreparedCentroids::with_isa(c.view(), isa);
+                let mut plain = vec![0u32; n];
+                prepared.assign(x.as_slice().unwrap(), &mut plain);
+                let mut labels = vec![0u32; n];
+                let mut scores = vec![0.0; 2 * n];
+                prepared.assign_with_scores(x.as_slice().unwrap(), &mut labels, &mut scores);
+                assert_eq!(labels, plain, "{isa:?} n={n} d={d} k={k}");
+                for (i, row) in x.rows().into_iter().enumerate() {
+                    let norm: f64 = row.iter().map(|v| v * v).sum();
+                    let mut distances: Vec<(f64, u32)> = c
+                        .rows()
+                        .into_iter()
+                        .enumerate()
+                        .map(|(j, cj)| {
+                            let dist =
+                                squared_distance(row.as_slice().unwrap(), cj.as_slice().unwrap());
+                            (dist - norm, j as u32)
+                        })
+                        .collect();
+                    distances.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                    // Integers: the kernel's scores are exact.
+                    assert_eq!(labels[i], distances[0].1, "{isa:?} row {i}");
+                    assert_eq!(scores[2 * i], distances[0].0, "{isa:?} row {i}");
+                    let runner_up = distances.get(1).map_or(f64::INFINITY, |s| s.0);
+                    assert_eq!(scores[2 * i + 1], runner_up, "{isa:?} row {i} k={k}");
+                }
             }
         }
     }

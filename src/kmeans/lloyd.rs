@@ -5,13 +5,14 @@
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
+use super::bounds::{Bounds, Scratch, SUBCHUNK_CAPACITY};
 use super::chunks::chunk_rows;
 use super::float::Float;
 use super::kernel::{squared_distance, PreparedCentroids};
 
 /// Rows assigned at a time before their sums are accumulated (small enough
 /// to stay in the first-level caches for any d of the study).
-const SUBCHUNK_ROWS: usize = 64;
+const SUBCHUNK_ROWS: usize = SUBCHUNK_CAPACITY;
 
 /// What one Lloyd step produced.
 #[derive(Debug, Clone)]
@@ -22,6 +23,12 @@ pub struct Step<F> {
     pub changed: usize,
     /// `sum_j ||new_j - old_j||^2`.
     pub shift: f64,
+    /// The inertia of the step's assignment against the centroids it was
+    /// made with, as [`inertia`] computes it (same order, same bits).
+    pub inertia: f64,
+    /// How many rows went through the distance kernel (all of them without
+    /// bounds).
+    pub active: usize,
 }
 
 /// One chunk's share of the centroid update.
@@ -30,11 +37,15 @@ struct ChunkSums<F> {
     sums: Vec<F>,
     counts: Vec<u64>,
     changed: usize,
+    inertia: f64,
+    active: usize,
 }
 
 /// Assigns every row of `x` (`(n, d)` row-major) to its nearest centroid,
 /// writing `labels`, then moves each centroid to the mean of its rows.
 ///
+/// With `bounds`, rows whose label cannot change skip the kernel (see
+/// [`super::bounds`]); the result is bit-identical either way.
 /// Empty clusters take the rows farthest from their old centroids, as in
 /// scikit-learn's Lloyd; `labels` keep the assignment to the old centroids.
 pub fn lloyd_step<F: Float>(
@@ -42,30 +53,66 @@ pub fn lloyd_step<F: Float>(
     d: usize,
     centroids: ArrayView2<F>,
     labels: &mut [u32],
+    bounds: Option<&mut Bounds<F>>,
 ) -> Step<F> {
     let n = labels.len();
     let k = centroids.nrows();
     let prepared = PreparedCentroids::new(centroids);
+    let standard = centroids.as_standard_layout();
+    let flat_centroids = standard.as_slice().expect("standard layout is contiguous");
     let rows = chunk_rows(n);
+    let n_chunks = n.div_ceil(rows);
+    let (geometry, bound_chunks) = match bounds {
+        Some(bounds) => {
+            let (geometry, chunks) = bounds.prepare(centroids, rows);
+            (Some(geometry), chunks.into_iter().map(Some).collect())
+        }
+        None => (None, (0..n_chunks).map(|_| None).collect::<Vec<_>>()),
+    };
+    let label_chunks: Vec<&mut [u32]> = labels.chunks_mut(rows).collect();
     let partials: Vec<ChunkSums<F>> = x
         .par_chunks(rows * d)
-        .zip(labels.par_chunks_mut(rows))
-        .map(|(x_chunk, label_chunk)| {
+        .zip(label_chunks)
+        .zip(bound_chunks)
+        .map(|((x_chunk, label_chunk), mut bound_chunk)| {
             let mut part = ChunkSums {
                 sums: vec![F::zero(); k * d],
                 counts: vec![0; k],
                 changed: 0,
+                inertia: 0.0,
+                active: 0,
             };
+            let mut scratch = Scratch::default();
             let mut fresh = [0u32; SUBCHUNK_ROWS];
             // Assign a few rows, then add them to their sums while they are
             // still in cache: one pass over X per step.
-            for (x_sub, labels_sub) in x_chunk
+            for (s, (x_sub, labels_sub)) in x_chunk
                 .chunks(SUBCHUNK_ROWS * d)
                 .zip(label_chunk.chunks_mut(SUBCHUNK_ROWS))
+                .enumerate()
             {
                 let fresh = &mut fresh[..labels_sub.len()];
-                prepared.assign(x_sub, fresh);
+                match (&geometry, &mut bound_chunk) {
+                    (Some(geometry), Some((upper, lower))) => {
+                        let range = s * SUBCHUNK_ROWS..s * SUBCHUNK_ROWS + fresh.len();
+                        part.active += geometry.assign(
+                            &prepared,
+                            flat_centroids,
+                            x_sub,
+                            labels_sub,
+                            fresh,
+                            &mut upper[range.clone()],
+                            &mut lower[range],
+                            &mut scratch,
+                        );
+                    }
+                    _ => {
+                        prepared.assign(x_sub, fresh);
+                        part.active += fresh.len();
+                    }
+                }
                 prepared.add_rows(x_sub, fresh, &mut part.sums);
+                part.inertia = rows_inertia(x_sub, d, flat_centroids, fresh, part.inertia);
                 for (label, &j) in labels_sub.iter_mut().zip(fresh.iter()) {
                     if *label != j {
                         part.changed += 1;
@@ -81,6 +128,8 @@ pub fn lloyd_step<F: Float>(
     let mut sums = vec![0.0f64; k * d];
     let mut counts = vec![0u64; k];
     let mut changed = 0;
+    let mut inertia = 0.0;
+    let mut active = 0;
     for part in partials {
         for (s, v) in sums.iter_mut().zip(&part.sums) {
             *s += v.as_f64();
@@ -89,6 +138,8 @@ pub fn lloyd_step<F: Float>(
             *c += v;
         }
         changed += part.changed;
+        inertia += part.inertia;
+        active += part.active;
     }
     relocate_empty_clusters(x, d, centroids, labels, &mut sums, &mut counts);
 
@@ -111,6 +162,8 @@ pub fn lloyd_step<F: Float>(
         centroids: new_centroids,
         changed,
         shift,
+        inertia,
+        active,
     }
 }
 
@@ -185,16 +238,19 @@ pub fn inertia<F: Float>(x: &[F], d: usize, centroids: ArrayView2<F>, labels: &[
     let partials: Vec<f64> = x
         .par_chunks(rows * d)
         .zip(labels.par_chunks(rows))
-        .map(|(x_chunk, label_chunk)| {
-            x_chunk
-                .chunks_exact(d)
-                .zip(label_chunk)
-                .map(|(row, &label)| {
-                    let j = label as usize;
-                    squared_distance(row, &flat[j * d..(j + 1) * d]).as_f64()
-                })
-                .sum::<f64>()
-        })
+        .map(|(x_chunk, label_chunk)| rows_inertia(x_chunk, d, flat, label_chunk, 0.0))
         .collect();
-    partials.into_iter().sum()
+    partials.into_iter().fold(0.0, |total, part| total + part)
+}
+
+/// `start` plus the squared distances of rows to their centroids (`(k, d)`
+/// row-major), added in row order (a chunk summed in pieces gives the same
+/// bits as summed at once).
+fn rows_inertia<F: Float>(x: &[F], d: usize, centroids: &[F], labels: &[u32], start: f64) -> f64 {
+    x.chunks_exact(d)
+        .zip(labels)
+        .fold(start, |total, (row, &label)| {
+            let j = label as usize;
+            total + squared_distance(row, &centroids[j * d..(j + 1) * d]).as_f64()
+        })
 }

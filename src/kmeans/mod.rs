@@ -15,6 +15,7 @@
 //! # Ok::<(), pythonvsrust_kmeans::Error>(())
 //! ```
 
+mod bounds;
 mod chunks;
 mod fit;
 mod float;

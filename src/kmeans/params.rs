@@ -27,12 +27,13 @@ pub struct KMeansParams<F> {
     seed: u64,
     threads: Option<usize>,
     init: Init<F>,
+    bounds: bool,
 }
 
 impl<F: Float> KMeansParams<F> {
     /// Parameters for `k` clusters with the defaults: at most 300 iterations,
     /// `tol = 0` (stop when no label changes), seed 0, k-means++ init, the
-    /// current rayon pool.
+    /// current rayon pool, bounds on.
     pub fn new(k: usize) -> Self {
         KMeansParams {
             k,
@@ -41,6 +42,7 @@ impl<F: Float> KMeansParams<F> {
             seed: 0,
             threads: None,
             init: Init::KMeansPlusPlus,
+            bounds: true,
         }
     }
 
@@ -73,6 +75,15 @@ impl<F: Float> KMeansParams<F> {
     /// How to choose the first centroids.
     pub fn init(mut self, init: Init<F>) -> Self {
         self.init = init;
+        self
+    }
+
+    /// Whether to keep Hamerly's bounds and skip the rows whose label cannot
+    /// change (on by default). The result is bit-identical either way; off
+    /// runs every row through the distance kernel in every step, for
+    /// comparison.
+    pub fn bounds(mut self, bounds: bool) -> Self {
+        self.bounds = bounds;
         self
     }
 
@@ -133,6 +144,10 @@ impl<F: Float> KMeans<F> {
     /// The init rule.
     pub fn init(&self) -> &Init<F> {
         &self.params.init
+    }
+    /// Whether bounds skip rows whose label cannot change.
+    pub fn bounds(&self) -> bool {
+        self.params.bounds
     }
 }
 

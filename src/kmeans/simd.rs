@@ -7,7 +7,9 @@
 //! columns with `R * V` accumulators in registers: per feature, `V` loads and
 //! `R` broadcasts feed `R * V` fused multiply-adds. Scores update per-lane
 //! bests with masked blends (no branches); each row's lanes are reduced once,
-//! the lowest centroid index winning a tie.
+//! the lowest centroid index winning a tie. On request the runner-up score is
+//! tracked too (per lane: `second = min(second, max(best, score))`), for the
+//! bounds of [`super::bounds`].
 
 #![cfg(target_arch = "x86_64")]
 
@@ -40,19 +42,27 @@ pub trait Lanes: Copy {
     );
     /// Lane-wise minimum.
     unsafe fn min(a: Self::V, b: Self::V) -> Self::V;
+    /// Lane-wise maximum.
+    unsafe fn max(a: Self::V, b: Self::V) -> Self::V;
     /// The smallest lane.
     unsafe fn horizontal_min(v: Self::V) -> Self::F;
-    /// `index` where `v == target`, +inf elsewhere.
-    unsafe fn index_where_equal(v: Self::V, target: Self::F, index: Self::V) -> Self::V;
+    /// `if_equal` where `key == target`, `otherwise` elsewhere.
+    unsafe fn select_equal(
+        key: Self::V,
+        target: Self::F,
+        if_equal: Self::V,
+        otherwise: Self::V,
+    ) -> Self::V;
 }
 
 macro_rules! lanes {
     ($name:ident, $f:ty, $v:ty, $lanes:expr, $feature:literal,
      zero: $zero:ident, splat: $splat:ident, load: $load:ident,
      fmadd: $fmadd:ident, add: $add:ident, sub: $sub:ident, min: $min:ident,
+     max: $max:ident,
      keep_lower: |$s:ident, $i:ident, $b:ident, $bi:ident| $keep:block,
      horizontal_min: |$hv:ident| $hmin:block,
-     index_where_equal: |$ev:ident, $et:ident, $ei:ident| $eq:block) => {
+     select_equal: |$ek:ident, $et:ident, $ey:ident, $en:ident| $eq:block) => {
         /// Marker for this instruction set and float type.
         #[derive(Debug, Clone, Copy)]
         pub struct $name;
@@ -100,12 +110,17 @@ macro_rules! lanes {
             }
             #[inline]
             #[target_feature(enable = $feature)]
+            unsafe fn max(a: $v, b: $v) -> $v {
+                $max(a, b)
+            }
+            #[inline]
+            #[target_feature(enable = $feature)]
             unsafe fn horizontal_min($hv: $v) -> $f {
                 $hmin
             }
             #[inline]
             #[target_feature(enable = $feature)]
-            unsafe fn index_where_equal($ev: $v, $et: $f, $ei: $v) -> $v {
+            unsafe fn select_equal($ek: $v, $et: $f, $ey: $v, $en: $v) -> $v {
                 $eq
             }
         }
@@ -114,35 +129,35 @@ macro_rules! lanes {
 
 lanes!(Avx512F64, f64, __m512d, 8, "avx512f,fma",
 zero: _mm512_setzero_pd, splat: _mm512_set1_pd, load: _mm512_loadu_pd,
-fmadd: _mm512_fmadd_pd, add: _mm512_add_pd, sub: _mm512_sub_pd, min: _mm512_min_pd,
+fmadd: _mm512_fmadd_pd, add: _mm512_add_pd, sub: _mm512_sub_pd, min: _mm512_min_pd, max: _mm512_max_pd,
 keep_lower: |score, index, best, best_index| {
     let lower = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(score, *best);
     *best = _mm512_mask_blend_pd(lower, *best, score);
     *best_index = _mm512_mask_blend_pd(lower, *best_index, index);
 },
 horizontal_min: |v| { _mm512_reduce_min_pd(v) },
-index_where_equal: |v, target, index| {
-    let equal = _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(v, _mm512_set1_pd(target));
-    _mm512_mask_blend_pd(equal, _mm512_set1_pd(f64::INFINITY), index)
+select_equal: |key, target, if_equal, otherwise| {
+    let equal = _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(key, _mm512_set1_pd(target));
+    _mm512_mask_blend_pd(equal, otherwise, if_equal)
 });
 
 lanes!(Avx512F32, f32, __m512, 16, "avx512f,fma",
 zero: _mm512_setzero_ps, splat: _mm512_set1_ps, load: _mm512_loadu_ps,
-fmadd: _mm512_fmadd_ps, add: _mm512_add_ps, sub: _mm512_sub_ps, min: _mm512_min_ps,
+fmadd: _mm512_fmadd_ps, add: _mm512_add_ps, sub: _mm512_sub_ps, min: _mm512_min_ps, max: _mm512_max_ps,
 keep_lower: |score, index, best, best_index| {
     let lower = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(score, *best);
     *best = _mm512_mask_blend_ps(lower, *best, score);
     *best_index = _mm512_mask_blend_ps(lower, *best_index, index);
 },
 horizontal_min: |v| { _mm512_reduce_min_ps(v) },
-index_where_equal: |v, target, index| {
-    let equal = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(v, _mm512_set1_ps(target));
-    _mm512_mask_blend_ps(equal, _mm512_set1_ps(f32::INFINITY), index)
+select_equal: |key, target, if_equal, otherwise| {
+    let equal = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(key, _mm512_set1_ps(target));
+    _mm512_mask_blend_ps(equal, otherwise, if_equal)
 });
 
 lanes!(Avx2F64, f64, __m256d, 4, "avx2,fma",
 zero: _mm256_setzero_pd, splat: _mm256_set1_pd, load: _mm256_loadu_pd,
-fmadd: _mm256_fmadd_pd, add: _mm256_add_pd, sub: _mm256_sub_pd, min: _mm256_min_pd,
+fmadd: _mm256_fmadd_pd, add: _mm256_add_pd, sub: _mm256_sub_pd, min: _mm256_min_pd, max: _mm256_max_pd,
 keep_lower: |score, index, best, best_index| {
     let lower = _mm256_cmp_pd::<_CMP_LT_OQ>(score, *best);
     *best = _mm256_blendv_pd(*best, score, lower);
@@ -152,14 +167,14 @@ horizontal_min: |v| {
     let halves = _mm256_min_pd(v, _mm256_permute2f128_pd::<1>(v, v));
     _mm256_cvtsd_f64(_mm256_min_pd(halves, _mm256_permute_pd::<0b0101>(halves)))
 },
-index_where_equal: |v, target, index| {
-    let equal = _mm256_cmp_pd::<_CMP_EQ_OQ>(v, _mm256_set1_pd(target));
-    _mm256_blendv_pd(_mm256_set1_pd(f64::INFINITY), index, equal)
+select_equal: |key, target, if_equal, otherwise| {
+    let equal = _mm256_cmp_pd::<_CMP_EQ_OQ>(key, _mm256_set1_pd(target));
+    _mm256_blendv_pd(otherwise, if_equal, equal)
 });
 
 lanes!(Avx2F32, f32, __m256, 8, "avx2,fma",
 zero: _mm256_setzero_ps, splat: _mm256_set1_ps, load: _mm256_loadu_ps,
-fmadd: _mm256_fmadd_ps, add: _mm256_add_ps, sub: _mm256_sub_ps, min: _mm256_min_ps,
+fmadd: _mm256_fmadd_ps, add: _mm256_add_ps, sub: _mm256_sub_ps, min: _mm256_min_ps, max: _mm256_max_ps,
 keep_lower: |score, index, best, best_index| {
     let lower = _mm256_cmp_ps::<_CMP_LT_OQ>(score, *best);
     *best = _mm256_blendv_ps(*best, score, lower);
@@ -170,22 +185,25 @@ horizontal_min: |v| {
     let pairs = _mm256_min_ps(halves, _mm256_permute_ps::<0b0100_1110>(halves));
     _mm256_cvtss_f32(_mm256_min_ps(pairs, _mm256_permute_ps::<0b1011_0001>(pairs)))
 },
-index_where_equal: |v, target, index| {
-    let equal = _mm256_cmp_ps::<_CMP_EQ_OQ>(v, _mm256_set1_ps(target));
-    _mm256_blendv_ps(_mm256_set1_ps(f32::INFINITY), index, equal)
+select_equal: |key, target, if_equal, otherwise| {
+    let equal = _mm256_cmp_ps::<_CMP_EQ_OQ>(key, _mm256_set1_ps(target));
+    _mm256_blendv_ps(otherwise, if_equal, equal)
 });
 
-/// Every whole tile of `R` rows of `x`: the nearest centroid of each row.
+/// Every whole tile of `R` rows of `x`: the nearest centroid of each row
+/// and, when `SCORES`, its best and runner-up scores (`||c||^2 - 2 x.c`) as
+/// `scores[2 * i]` and `scores[2 * i + 1]`.
 ///
 /// # Safety
 /// The CPU must support `L`'s instruction set; `p` must be laid out with
 /// blocks `V * L::LANES` wide; `x.len() == out.len() * d` with `out.len()` a
-/// multiple of `R`.
+/// multiple of `R`; when `SCORES`, `scores.len() == 2 * out.len()`.
 #[inline(always)]
-pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize>(
+pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool>(
     p: &PreparedCentroids<L::F>,
     x: &[L::F],
     out: &mut [u32],
+    scores: &mut [L::F],
 ) where
     L::F: super::Float,
 {
@@ -193,14 +211,21 @@ pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize>(
     debug_assert_eq!(width, V * L::LANES);
     debug_assert_eq!(x.len(), out.len() * d);
     debug_assert_eq!(out.len() % R, 0);
+    debug_assert!(!SCORES || scores.len() == 2 * out.len());
     let n_blocks = norms.len() / width;
-    for (tile, labels) in x.chunks_exact(R * d).zip(out.chunks_exact_mut(R)) {
+    for (t, (tile, labels)) in x
+        .chunks_exact(R * d)
+        .zip(out.chunks_exact_mut(R))
+        .enumerate()
+    {
         let rows = tile.as_ptr();
         // SAFETY (all the pointer arithmetic below): `tile` holds R rows of d
         // elements; block `b` holds `d * width` elements from `b * d * width`;
         // `norms` and `lane_index` hold `n_blocks * width` elements.
         unsafe {
-            let mut best = [[L::splat(<L::F as super::Float>::from_f64(f64::INFINITY)); V]; R];
+            let infinity = L::splat(<L::F as super::Float>::from_f64(f64::INFINITY));
+            let mut best = [[infinity; V]; R];
+            let mut second = [[infinity; V]; R];
             let mut best_index = [[L::zero(); V]; R];
             for b in 0..n_blocks {
                 let block = blocks.as_ptr().add(b * d * width);
@@ -224,6 +249,9 @@ pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize>(
                     let index = L::load(lane_index.as_ptr().add(offset));
                     for r in 0..R {
                         let score = L::score(norm, acc[r][v]);
+                        if SCORES {
+                            second[r][v] = L::min(second[r][v], L::max(best[r][v], score));
+                        }
                         L::keep_lower(score, index, &mut best[r][v], &mut best_index[r][v]);
                     }
                 }
@@ -236,14 +264,30 @@ pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize>(
                     low = L::min(low, best[r][v]);
                 }
                 let target = L::horizontal_min(low);
-                let mut index = L::index_where_equal(best[r][0], target, best_index[r][0]);
+                let mut index = L::select_equal(best[r][0], target, best_index[r][0], infinity);
                 for v in 1..V {
                     index = L::min(
                         index,
-                        L::index_where_equal(best[r][v], target, best_index[r][v]),
+                        L::select_equal(best[r][v], target, best_index[r][v], infinity),
                     );
                 }
-                labels[r] = <L::F as super::Float>::as_f64(L::horizontal_min(index)) as u32;
+                let winner = L::horizontal_min(index);
+                labels[r] = <L::F as super::Float>::as_f64(winner) as u32;
+                if SCORES {
+                    // The runner-up: the winner's lane offers its own second
+                    // best, every other lane its best.
+                    let mut runner_up =
+                        L::select_equal(best_index[r][0], winner, second[r][0], best[r][0]);
+                    for v in 1..V {
+                        runner_up = L::min(
+                            runner_up,
+                            L::select_equal(best_index[r][v], winner, second[r][v], best[r][v]),
+                        );
+                    }
+                    let i = t * R + r;
+                    scores[2 * i] = target;
+                    scores[2 * i + 1] = L::horizontal_min(runner_up);
+                }
             }
         }
     }

@@ -1,0 +1,286 @@
+//! Hamerly's bounds, kept with float slack so that skipping a row never
+//! changes its label: a row is skipped only when the kernel itself, run on
+//! it, would certainly pick the centroid it already has.
+//!
+//! For each row `i` with label `a`, `upper[i]` bounds `||x_i - c_a||` from
+//! above and `lower[i]` bounds `||x_i - c_j||` (every `j != a`) from below,
+//! in real arithmetic. When the centroids move by `drift_j`, the bounds follow
+//! by the triangle inequality: `upper += drift_a`, `lower -= max_{j != a}
+//! drift_j`. Hamerly's second test adds `half_gap_a = min_{j != a} ||c_a -
+//! c_j|| / 2`: every other centroid is at least `2 half_gap_a - upper` away.
+//!
+//! The kernel does not compute true distances: its score `||c||^2 - 2 x.c`
+//! plus `||x||^2` differs from `||x - c||^2` by at most `error = (2d + 8) eps
+//! (max ||x|| + max ||c||)^2` (the classic bound for a dot product of length
+//! `d`, doubled for the portable kernel's separate multiply and add, with room
+//! for the norms and the last subtraction). When every other centroid is
+//! farther than the assigned one by more than twice that error in squared
+//! distance (`lower^2 - upper^2 > 2 error`), the kernel's score for `a` is
+//! strictly the lowest and the kernel would pick `a`, so the row is skipped.
+//! Otherwise the upper bound is tightened with the row's exact distance and
+//! the test retried; a row that still fails goes back to the kernel, which
+//! also gives it fresh bounds. Every bound is rounded outwards.
+//!
+//! Labels are therefore the plain kernel's, and since every row is still
+//! added to its cluster's sum in the same order, a fit with bounds is
+//! bit-identical to one without.
+
+use ndarray::{Array2, ArrayView2};
+
+use super::float::Float;
+use super::kernel::{squared_distance, PreparedCentroids};
+
+/// Per-row bounds and the centroids they refer to.
+#[derive(Debug, Clone)]
+pub struct Bounds<F> {
+    /// Above each row's distance to its assigned centroid.
+    upper: Vec<F>,
+    /// Below each row's distance to every other centroid.
+    lower: Vec<F>,
+    /// The centroids the bounds hold for; `None` before the first assignment.
+    reference: Option<Array2<F>>,
+    /// No row is longer than this (`sqrt(d)` times the largest magnitude).
+    row_norm_max: f64,
+}
+
+impl<F: Float> Bounds<F> {
+    /// Bounds for `n` rows, none of them set yet; `row_norm_max` is at least
+    /// the Euclidean norm of every row.
+    pub fn new(n: usize, row_norm_max: f64) -> Self {
+        Bounds {
+            upper: vec![F::zero(); n],
+            lower: vec![F::zero(); n],
+            reference: None,
+            row_norm_max,
+        }
+    }
+
+    /// The geometry of `centroids` (about to be assigned against), with the
+    /// drift since the bounds were set, and the row bounds to update, split
+    /// into chunks of `rows`. The bounds then refer to `centroids`.
+    pub fn prepare(
+        &mut self,
+        centroids: ArrayView2<F>,
+        rows: usize,
+    ) -> (Geometry, Vec<(&mut [F], &mut [F])>) {
+        let geometry = Geometry::new(centroids, self.reference.as_ref(), self.row_norm_max);
+        self.reference = Some(centroids.to_owned());
+        let chunks = self
+            .upper
+            .chunks_mut(rows)
+            .zip(self.lower.chunks_mut(rows))
+            .collect();
+        (geometry, chunks)
+    }
+}
+
+/// How far each centroid moved since the bounds were set.
+#[derive(Debug, Clone)]
+struct Motion {
+    /// `||c_j - c_j^before||`, rounded up.
+    drift: Vec<f64>,
+    /// `max_{j != a} drift_j` for each `a`.
+    drift_of_others: Vec<f64>,
+}
+
+/// What one step needs to update and test the bounds.
+#[derive(Debug, Clone)]
+pub struct Geometry {
+    /// `None` before the first assignment: every row goes to the kernel.
+    motion: Option<Motion>,
+    /// `min_{j != a} ||c_a - c_j|| / 2`, rounded down.
+    half_gap: Vec<f64>,
+    /// The kernel's error bound in squared distance.
+    error: f64,
+    /// Relative widening that covers the rounding of one computed distance.
+    outward: f64,
+}
+
+impl Geometry {
+    fn new<F: Float>(
+        centroids: ArrayView2<F>,
+        before: Option<&Array2<F>>,
+        row_norm_max: f64,
+    ) -> Self {
+        let (k, d) = centroids.dim();
+        let eps = F::epsilon().as_f64();
+        let outward = (2 * d + 16) as f64 * eps;
+        let up = |v: f64| v * (1.0 + outward);
+        let down = |v: f64| v * (1.0 - outward);
+        let distance = |a: ndarray::ArrayView1<F>, b: ndarray::ArrayView1<F>| {
+            a.iter()
+                .zip(b)
+                .map(|(&p, &q)| (p.as_f64() - q.as_f64()).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        };
+
+        let centroid_norm_max = up(centroids
+            .rows()
+            .into_iter()
+            .map(|c| c.iter().map(|v| v.as_f64().powi(2)).sum::<f64>().sqrt())
+            .fold(0.0, f64::max));
+        let error = (2 * d + 8) as f64 * eps * up((row_norm_max + centroid_norm_max).powi(2));
+
+        let mut half_gap = vec![f64::INFINITY; k];
+        for a in 0..k {
+            for b in a + 1..k {
+                let gap = down(distance(centroids.row(a), centroids.row(b))) / 2.0;
+                half_gap[a] = half_gap[a].min(gap);
+                half_gap[b] = half_gap[b].min(gap);
+            }
+        }
+
+        let motion = before.map(|before| {
+            let drift: Vec<f64> = (0..k)
+                .map(|j| up(distance(centroids.row(j), before.row(j))))
+                .collect();
+            // The largest drift of the others: the largest, or for the
+            // centroid holding it, the second largest.
+            let mut order: Vec<usize> = (0..k).collect();
+            order.sort_unstable_by(|&a, &b| drift[b].total_cmp(&drift[a]));
+            let largest = order.first().map_or(0.0, |&j| drift[j]);
+            let second = order.get(1).map_or(0.0, |&j| drift[j]);
+            let drift_of_others = (0..k)
+                .map(|j| if j == order[0] { second } else { largest })
+                .collect();
+            Motion {
+                drift,
+                drift_of_others,
+            }
+        });
+        Geometry {
+            motion,
+            half_gap,
+            error,
+            outward,
+        }
+    }
+
+    /// Whether the kernel certainly picks `a` for a row whose distance to
+    /// `c_a` is at most `upper` and to every other centroid at least `lower`.
+    fn certain(&self, a: usize, upper: f64, lower: f64) -> bool {
+        let lower = lower.max(2.0 * self.half_gap[a] - upper) * (1.0 - self.outward);
+        // Written so that NaN (never expected) means "not certain".
+        lower > upper && (lower - upper) * (lower + upper) > 2.0 * self.error
+    }
+
+    /// Labels the rows of `x` (`(fresh.len(), d)`, row-major) into `fresh`,
+    /// from their labels of the last step (`labels`) and their bounds,
+    /// updating the bounds; only the rows whose label could change are run
+    /// through the kernel. Returns how many were.
+    ///
+    /// `centroids` is `(k, d)` row-major, the same centroids as `prepared`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn assign<F: Float>(
+        &self,
+        prepared: &PreparedCentroids<F>,
+        centroids: &[F],
+        x: &[F],
+        labels: &[u32],
+        fresh: &mut [u32],
+        upper: &mut [F],
+        lower: &mut [F],
+        scratch: &mut Scratch<F>,
+    ) -> usize {
+        let n = fresh.len();
+        let d = x.len() / n.max(1);
+        scratch.pending.clear();
+        match &self.motion {
+            None => scratch.pending.extend(0..n),
+            Some(motion) => {
+                for (i, row) in x.chunks_exact(d).enumerate() {
+                    let a = labels[i] as usize;
+                    fresh[i] = labels[i];
+                    let mut up = (upper[i].as_f64() + motion.drift[a]) * (1.0 + self.outward);
+                    let low = (lower[i].as_f64() - motion.drift_of_others[a]).max(0.0);
+                    if !self.certain(a, up, low) {
+                        let exact = squared_distance(row, &centroids[a * d..(a + 1) * d]);
+                        up = (exact.as_f64() * (1.0 + self.outward)).sqrt() * (1.0 + self.outward);
+                        if !self.certain(a, up, low) {
+                            scratch.pending.push(i);
+                            continue;
+                        }
+                    }
+                    upper[i] = round_up(up, self.outward);
+                    lower[i] = round_down(low, self.outward);
+                }
+            }
+        }
+        let active = scratch.pending.len();
+        if active == 0 {
+            return 0;
+        }
+        scratch.scores.resize(2 * n, F::zero());
+        if active * 4 >= n * 3 {
+            // Most rows are active: run the kernel on all of them in place
+            // (the skipped ones get the label they have, and fresh bounds).
+            let scores = &mut scratch.scores[..2 * n];
+            prepared.assign_with_scores(x, fresh, scores);
+            for i in 0..n {
+                self.reset(
+                    &x[i * d..(i + 1) * d],
+                    scores[2 * i],
+                    scores[2 * i + 1],
+                    i,
+                    upper,
+                    lower,
+                );
+            }
+        } else {
+            scratch.rows.clear();
+            for &i in &scratch.pending {
+                scratch.rows.extend_from_slice(&x[i * d..(i + 1) * d]);
+            }
+            let mut labels = [0u32; SUBCHUNK_CAPACITY];
+            let labels = &mut labels[..active];
+            let scores = &mut scratch.scores[..2 * active];
+            prepared.assign_with_scores(&scratch.rows, labels, scores);
+            for (p, &i) in scratch.pending.iter().enumerate() {
+                fresh[i] = labels[p];
+                let row = &x[i * d..(i + 1) * d];
+                self.reset(row, scores[2 * p], scores[2 * p + 1], i, upper, lower);
+            }
+        }
+        active
+    }
+
+    /// Fresh bounds for row `i` from the kernel's best and runner-up scores.
+    fn reset<F: Float>(
+        &self,
+        row: &[F],
+        best: F,
+        runner_up: F,
+        i: usize,
+        upper: &mut [F],
+        lower: &mut [F],
+    ) {
+        let norm: f64 = row.iter().map(|v| v.as_f64().powi(2)).sum();
+        let up = (norm + best.as_f64() + self.error).max(0.0).sqrt();
+        let low = (norm + runner_up.as_f64() - self.error).max(0.0).sqrt();
+        upper[i] = round_up(up, self.outward);
+        lower[i] = round_down(low, self.outward);
+    }
+}
+
+/// The most rows [`Geometry::assign`] takes at once.
+pub const SUBCHUNK_CAPACITY: usize = 64;
+
+/// Buffers reused across calls of [`Geometry::assign`] (one per chunk).
+#[derive(Debug, Default)]
+pub struct Scratch<F> {
+    pending: Vec<usize>,
+    rows: Vec<F>,
+    scores: Vec<F>,
+}
+
+/// `v` widened and rounded so that the stored value is not below `v`.
+fn round_up<F: Float>(v: f64, outward: f64) -> F {
+    F::from_f64(v * (1.0 + outward))
+}
+
+/// `v` narrowed and rounded so that the stored value is not above `v`
+/// (`v >= 0`).
+fn round_down<F: Float>(v: f64, outward: f64) -> F {
+    F::from_f64(v * (1.0 - outward))
+}
