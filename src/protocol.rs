@@ -175,6 +175,7 @@ pub fn measure_untimed(
     let (fit, memory) = measure_memory(contender)?;
     let quality = quality(run.problem.x.view(), &run.true_labels, fit.centroids.view());
     record.n_iter = Some(fit.n_iter);
+    record.pass_distances = fit.pass_distances.clone();
     record.inertia = Some(quality.inertia);
     record.ari = Some(quality.ari);
     record.silhouette = quality.silhouette;

@@ -57,6 +57,10 @@ pub struct Record {
     pub sample_seconds: Vec<f64>,
     /// Iterations of the fit.
     pub n_iter: Option<usize>,
+    /// Squared distances computed in each pass over the data, where the
+    /// contender reports its work (`rust`); absent for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_distances: Option<Vec<u64>>,
     /// Inertia recomputed by us from the contender's centroids.
     pub inertia: Option<f64>,
     /// `(inertia - best) / best` over the scenario's contenders.
@@ -96,6 +100,7 @@ impl Record {
             threads,
             sample_seconds: Vec::new(),
             n_iter: None,
+            pass_distances: None,
             inertia: None,
             rel_inertia_diff: None,
             inertia_tolerance: None,
@@ -140,10 +145,13 @@ impl Record {
         Some(self.median_seconds()? / self.n_iter.filter(|&n| n > 0)? as f64)
     }
 
-    /// The least time a Lloyd fit with this record's iterations can take on
-    /// the measured machine: each iteration one pass over X that is bound by
-    /// `max(bytes / read bandwidth, 2 n d k / FMA peak)`, plus two passes
-    /// that only read (validation, final inertia). `None` without floors.
+    /// The least time the fit's work can take on the measured machine: each
+    /// pass over X bound by the slower of reading X (`bytes / read
+    /// bandwidth`) and its arithmetic (`2 d` flops per squared distance /
+    /// FMA peak), summed over passes. The passes are the contender's own
+    /// count where it reports one ([`Self::pass_distances`]); otherwise those
+    /// of a plain Lloyd fit: a validation pass, one pass of `n k` distances
+    /// per iteration and a final inertia pass of `n`. `None` without floors.
     pub fn floor_seconds(&self) -> Option<f64> {
         let get = |key: &str| {
             self.environment
@@ -157,10 +165,24 @@ impl Record {
             get("floor.read_bytes_per_second")?,
         );
         let Scenario { n, d, k } = self.scenario;
-        let bytes = (n * d * 8) as f64;
-        let flops = 2.0 * (n * d * k) as f64;
-        let iterations = self.n_iter? as f64;
-        Some(iterations * (bytes / bandwidth).max(flops / peak) + 2.0 * bytes / bandwidth)
+        let read = (n * d * 8) as f64 / bandwidth;
+        let pass = |distances: u64| read.max(2.0 * (d as f64) * distances as f64 / peak);
+        Some(match &self.pass_distances {
+            Some(passes) => passes.iter().map(|&p| pass(p)).sum(),
+            None => {
+                let iterations = self.n_iter? as f64;
+                pass(0) + iterations * pass((n * k) as u64) + pass(n as u64)
+            }
+        })
+    }
+
+    /// Passes over X and GFLOP (2 d per squared distance), where the
+    /// contender reports its work.
+    pub fn work(&self) -> Option<(usize, f64)> {
+        let passes = self.pass_distances.as_ref()?;
+        let distances: u64 = passes.iter().sum();
+        let flops = 2.0 * self.scenario.d as f64 * distances as f64;
+        Some((passes.len(), flops / 1e9))
     }
 
     /// The scenario's id within its family, e.g. `kmeans/1000x2/k2`.

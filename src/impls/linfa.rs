@@ -99,6 +99,7 @@ impl Contender for LinfaKMeans {
             centroids: model.centroids().clone(),
             labels: None,
             n_iter: calls.load(Ordering::Relaxed),
+            pass_distances: None,
         })
     }
 

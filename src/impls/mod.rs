@@ -75,6 +75,9 @@ pub struct FitOutput {
     pub labels: Option<Array1<u32>>,
     /// Iterations run.
     pub n_iter: usize,
+    /// Squared distances computed in each pass over the data, where the
+    /// contender reports its work (see [`crate::kmeans::Work`]).
+    pub pass_distances: Option<Vec<u64>>,
 }
 
 /// A k-means implementation under test.

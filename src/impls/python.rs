@@ -255,6 +255,7 @@ impl Contender for PythonKMeans {
                 centroids: centers.as_array().to_owned(),
                 labels: Some(Array1::from(labels)),
                 n_iter,
+                pass_distances: None,
             })
         })
     }

@@ -34,6 +34,7 @@ impl Contender for RustKMeans {
             centroids: fit.centroids,
             labels: Some(fit.labels),
             n_iter: fit.n_iter,
+            pass_distances: Some(fit.work.pass_distances),
         })
     }
 

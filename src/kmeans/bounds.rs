@@ -30,6 +30,9 @@ use ndarray::{Array2, ArrayView2};
 use super::float::Float;
 use super::kernel::{squared_distance, PreparedCentroids};
 
+/// One chunk's upper and lower bounds.
+pub type ChunkBounds<'a, F> = (&'a mut [F], &'a mut [F]);
+
 /// Per-row bounds and the centroids they refer to.
 #[derive(Debug, Clone)]
 pub struct Bounds<F> {
@@ -62,7 +65,7 @@ impl<F: Float> Bounds<F> {
         &mut self,
         centroids: ArrayView2<F>,
         rows: usize,
-    ) -> (Geometry, Vec<(&mut [F], &mut [F])>) {
+    ) -> (Geometry, Vec<ChunkBounds<'_, F>>) {
         let geometry = Geometry::new(centroids, self.reference.as_ref(), self.row_norm_max);
         self.reference = Some(centroids.to_owned());
         let chunks = self
@@ -168,7 +171,8 @@ impl Geometry {
     /// Labels the rows of `x` (`(fresh.len(), d)`, row-major) into `fresh`,
     /// from their labels of the last step (`labels`) and their bounds,
     /// updating the bounds; only the rows whose label could change are run
-    /// through the kernel. Returns how many were.
+    /// through the kernel. Returns how many rows were (each scored against
+    /// every centroid) and how many single exact distances were computed.
     ///
     /// `centroids` is `(k, d)` row-major, the same centroids as `prepared`.
     #[allow(clippy::too_many_arguments)]
@@ -182,9 +186,10 @@ impl Geometry {
         upper: &mut [F],
         lower: &mut [F],
         scratch: &mut Scratch<F>,
-    ) -> usize {
+    ) -> (usize, usize) {
         let n = fresh.len();
         let d = x.len() / n.max(1);
+        let mut exact_distances = 0;
         scratch.pending.clear();
         match &self.motion {
             None => scratch.pending.extend(0..n),
@@ -196,6 +201,7 @@ impl Geometry {
                     let low = (lower[i].as_f64() - motion.drift_of_others[a]).max(0.0);
                     if !self.certain(a, up, low) {
                         let exact = squared_distance(row, &centroids[a * d..(a + 1) * d]);
+                        exact_distances += 1;
                         up = (exact.as_f64() * (1.0 + self.outward)).sqrt() * (1.0 + self.outward);
                         if !self.certain(a, up, low) {
                             scratch.pending.push(i);
@@ -209,7 +215,7 @@ impl Geometry {
         }
         let active = scratch.pending.len();
         if active == 0 {
-            return 0;
+            return (0, exact_distances);
         }
         scratch.scores.resize(2 * n, F::zero());
         if active * 4 >= n * 3 {
@@ -242,7 +248,11 @@ impl Geometry {
                 self.reset(row, scores[2 * p], scores[2 * p + 1], i, upper, lower);
             }
         }
-        active
+        if active * 4 >= n * 3 {
+            (n, exact_distances)
+        } else {
+            (active, exact_distances)
+        }
     }
 
     /// Fresh bounds for row `i` from the kernel's best and runner-up scores.

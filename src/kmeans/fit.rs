@@ -11,7 +11,7 @@ use super::validate::{check_not_empty, finite_max_abs};
 use crate::error::{Error, Result};
 
 /// A fitted k-means.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct KMeansFit<F> {
     /// The final centroids, `(k, n_features)`.
     pub centroids: Array2<F>,
@@ -24,6 +24,42 @@ pub struct KMeansFit<F> {
     /// Whether an iteration changed no label (strict convergence), as opposed
     /// to stopping on `max_iter` or on the tolerance.
     pub converged: bool,
+    /// What the fit computed, pass by pass (not part of the result: a fit
+    /// with bounds does less work for the same answer).
+    pub work: Work,
+}
+
+impl<F: PartialEq> PartialEq for KMeansFit<F> {
+    /// Same result: centroids, labels, inertia, iterations and convergence
+    /// (the work done is not compared).
+    fn eq(&self, other: &Self) -> bool {
+        self.centroids == other.centroids
+            && self.labels == other.labels
+            && self.inertia.to_bits() == other.inertia.to_bits()
+            && self.n_iter == other.n_iter
+            && self.converged == other.converged
+    }
+}
+
+/// The work of a fit: one entry per pass over the data, holding how many
+/// squared distances (row to one centroid, `d` multiply-adds each) the pass
+/// computed (0 for passes that only check or copy).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Work {
+    /// Distances computed in each pass, in order.
+    pub pass_distances: Vec<u64>,
+}
+
+impl Work {
+    /// Passes over the data.
+    pub fn passes(&self) -> usize {
+        self.pass_distances.len()
+    }
+
+    /// Squared distances computed in all.
+    pub fn distances(&self) -> u64 {
+        self.pass_distances.iter().sum()
+    }
 }
 
 impl<F> KMeansFit<F> {
@@ -72,7 +108,9 @@ impl<F: Float> KMeans<F> {
                 });
             }
         }
+        let mut work = Work::default();
         let mut max_abs = finite_max_abs(x, "data")?;
+        work.pass_distances.push(0);
         if let Init::Given(init) = self.init() {
             max_abs = max_abs.max(finite_max_abs(init.view(), "initial centroids")?);
         }
@@ -84,6 +122,7 @@ impl<F: Float> KMeans<F> {
         let scaled;
         let x_contiguous = match scale {
             Some(s) => {
+                work.pass_distances.push(0);
                 scaled = x.mapv(|v| v * F::from_f64(s));
                 ndarray::CowArray::from(scaled.view())
             }
@@ -97,9 +136,19 @@ impl<F: Float> KMeans<F> {
                 Some(s) => init.mapv(|v| v * F::from_f64(s)),
                 None => init.as_standard_layout().into_owned(),
             },
-            Init::KMeansPlusPlus => kmeans_plusplus(flat, d, k, self.seed()),
+            Init::KMeansPlusPlus => {
+                // One pass for the first centroid, then two per centroid:
+                // score the candidates, update the nearest distances.
+                let trials = 2 + (k as f64).ln().floor() as u64;
+                work.pass_distances.push(n as u64);
+                for _ in 1..k {
+                    work.pass_distances.extend([trials * n as u64, n as u64]);
+                }
+                kmeans_plusplus(flat, d, k, self.seed())
+            }
         };
         let tol = if self.tol() > 0.0 {
+            work.pass_distances.push(0);
             self.tol() * mean_variance(x)
         } else {
             0.0
@@ -116,6 +165,10 @@ impl<F: Float> KMeans<F> {
         for iteration in 0..self.max_iter() {
             let step = lloyd_step(flat, d, centroids.view(), &mut labels, bounds.as_mut());
             n_iter = iteration + 1;
+            work.pass_distances.push(step.distances);
+            if step.relocated {
+                work.pass_distances.push(n as u64);
+            }
             if step.changed == 0 {
                 converged = true;
                 // The labels are final; when the centroids did not move
@@ -134,9 +187,12 @@ impl<F: Float> KMeans<F> {
         drop(bounds);
         if !converged {
             assign(flat, d, centroids.view(), &mut labels);
+            work.pass_distances.push((n * k) as u64);
         }
-        let mut inertia =
-            final_inertia.unwrap_or_else(|| inertia(flat, d, centroids.view(), &labels));
+        let mut inertia = final_inertia.unwrap_or_else(|| {
+            work.pass_distances.push(n as u64);
+            inertia(flat, d, centroids.view(), &labels)
+        });
         if let Some(s) = scale {
             centroids.mapv_inplace(|v| v * F::from_f64(1.0 / s));
             inertia /= s * s;
@@ -147,6 +203,7 @@ impl<F: Float> KMeans<F> {
             inertia,
             n_iter,
             converged,
+            work,
         })
     }
 }
@@ -250,13 +307,17 @@ mod tests {
         panic!("brute force did not converge");
     }
 
+    fn init_of(x: &Array2<f64>, k: usize) -> Array2<f64> {
+        Array2::from_shape_fn((k, x.ncols()), |(j, f)| x[[j * 7, f]])
+    }
+
     fn random_blobs(n: usize, d: usize, k: usize, seed: u64) -> (Array2<f64>, Array2<f64>) {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         let centres = Array2::from_shape_fn((k, d), |_| rng.gen_range(-10.0..10.0));
         let x = Array2::from_shape_fn((n, d), |(i, f)| {
             centres[[i % k, f]] + rng.gen_range(-3.0..3.0)
         });
-        let init = Array2::from_shape_fn((k, d), |(j, f)| x[[j * 7, f]]);
+        let init = init_of(&x, k);
         (x, init)
     }
 
@@ -269,6 +330,11 @@ mod tests {
         assert_eq!(fit.inertia, 0.25);
         assert_eq!(fit.n_iter, 2);
         assert!(fit.converged);
+        // Validation, then two steps; the second step's pass summed the
+        // final inertia. The first step scores 4 rows x 2 centroids and one
+        // inertia distance per row.
+        assert_eq!(fit.work.passes(), 3);
+        assert_eq!(fit.work.pass_distances[..2], [0, 12]);
     }
 
     #[test]
@@ -376,6 +442,11 @@ mod tests {
             active[5] * 10 < x.nrows(),
             "rows through the kernel per step: {active:?}"
         );
+        let with = fit_with_bounds(&x, &init_of(&x, 8), true);
+        let without = fit_with_bounds(&x, &init_of(&x, 8), false);
+        assert_eq!(with, without);
+        assert_eq!(with.work.passes(), without.work.passes());
+        assert!(with.work.distances() * 2 < without.work.distances());
     }
 
     #[test]

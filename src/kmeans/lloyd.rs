@@ -28,7 +28,15 @@ pub struct Step<F> {
     pub inertia: f64,
     /// How many rows went through the distance kernel (all of them without
     /// bounds).
+    #[cfg_attr(not(test), allow(dead_code))] // read by the tests of the bounds
     pub active: usize,
+    /// Squared distances computed in the step's pass (row to one centroid):
+    /// `k` per kernel row, one per row for the inertia, one per tightened
+    /// bound.
+    pub distances: u64,
+    /// Whether empty clusters were relocated (a second pass over the data,
+    /// one distance per row).
+    pub relocated: bool,
 }
 
 /// One chunk's share of the centroid update.
@@ -39,6 +47,7 @@ struct ChunkSums<F> {
     changed: usize,
     inertia: f64,
     active: usize,
+    exact: usize,
 }
 
 /// Assigns every row of `x` (`(n, d)` row-major) to its nearest centroid,
@@ -81,6 +90,7 @@ pub fn lloyd_step<F: Float>(
                 changed: 0,
                 inertia: 0.0,
                 active: 0,
+                exact: 0,
             };
             let mut scratch = Scratch::default();
             let mut fresh = [0u32; SUBCHUNK_ROWS];
@@ -95,7 +105,7 @@ pub fn lloyd_step<F: Float>(
                 match (&geometry, &mut bound_chunk) {
                     (Some(geometry), Some((upper, lower))) => {
                         let range = s * SUBCHUNK_ROWS..s * SUBCHUNK_ROWS + fresh.len();
-                        part.active += geometry.assign(
+                        let (active, exact) = geometry.assign(
                             &prepared,
                             flat_centroids,
                             x_sub,
@@ -105,6 +115,8 @@ pub fn lloyd_step<F: Float>(
                             &mut lower[range],
                             &mut scratch,
                         );
+                        part.active += active;
+                        part.exact += exact;
                     }
                     _ => {
                         prepared.assign(x_sub, fresh);
@@ -130,6 +142,7 @@ pub fn lloyd_step<F: Float>(
     let mut changed = 0;
     let mut inertia = 0.0;
     let mut active = 0;
+    let mut exact = 0;
     for part in partials {
         for (s, v) in sums.iter_mut().zip(&part.sums) {
             *s += v.as_f64();
@@ -140,8 +153,9 @@ pub fn lloyd_step<F: Float>(
         changed += part.changed;
         inertia += part.inertia;
         active += part.active;
+        exact += part.exact;
     }
-    relocate_empty_clusters(x, d, centroids, labels, &mut sums, &mut counts);
+    let relocated = relocate_empty_clusters(x, d, centroids, labels, &mut sums, &mut counts);
 
     let mut new_centroids = Array2::zeros((k, d));
     let mut shift = 0.0;
@@ -164,12 +178,15 @@ pub fn lloyd_step<F: Float>(
         shift,
         inertia,
         active,
+        distances: (active * k + n + exact) as u64,
+        relocated,
     }
 }
 
 /// Gives each empty cluster one of the rows farthest from their current
 /// centroids (farthest first, lower row index first among equals), moving the
-/// row's weight out of its old cluster's sum, as scikit-learn does.
+/// row's weight out of its old cluster's sum, as scikit-learn does. Returns
+/// whether there was any (the search is a pass over the data).
 fn relocate_empty_clusters<F: Float>(
     x: &[F],
     d: usize,
@@ -177,10 +194,10 @@ fn relocate_empty_clusters<F: Float>(
     labels: &[u32],
     sums: &mut [f64],
     counts: &mut [u64],
-) {
+) -> bool {
     let empty: Vec<usize> = (0..counts.len()).filter(|&j| counts[j] == 0).collect();
     if empty.is_empty() {
-        return;
+        return false;
     }
     let old_centroids = old_centroids.as_standard_layout();
     let old = old_centroids
@@ -218,6 +235,7 @@ fn relocate_empty_clusters<F: Float>(
         counts[old_cluster] -= 1;
         counts[new_cluster] = 1;
     }
+    true
 }
 
 /// Assigns every row of `x` to its nearest centroid (lowest index on ties).

@@ -26,7 +26,7 @@ mod params;
 mod simd;
 mod validate;
 
-pub use fit::KMeansFit;
+pub use fit::{KMeansFit, Work};
 pub use float::Float;
 pub use init::kmeans_plusplus;
 pub use params::{Init, KMeans, KMeansParams, DEFAULT_MAX_ITER};

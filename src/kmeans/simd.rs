@@ -199,6 +199,7 @@ select_equal: |key, target, if_equal, otherwise| {
 /// blocks `V * L::LANES` wide; `x.len() == out.len() * d` with `out.len()` a
 /// multiple of `R`; when `SCORES`, `scores.len() == 2 * out.len()`.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // indices over register arrays, unrolled
 pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool>(
     p: &PreparedCentroids<L::F>,
     x: &[L::F],
