@@ -48,7 +48,9 @@ pub struct Bounds<F> {
 
 impl<F: Float> Bounds<F> {
     /// Bounds for `n` rows, none of them set yet; `row_norm_max` is at least
-    /// the Euclidean norm of every row.
+    /// the Euclidean norm of every row (infinite when not known yet: the
+    /// first assignment does not need it, and nothing is skipped until it
+    /// is set).
     pub fn new(n: usize, row_norm_max: f64) -> Self {
         Bounds {
             upper: vec![F::zero(); n],
@@ -56,6 +58,11 @@ impl<F: Float> Bounds<F> {
             reference: None,
             row_norm_max,
         }
+    }
+
+    /// Sets the bound on row norms, once the data's magnitudes are known.
+    pub fn set_row_norm_max(&mut self, row_norm_max: f64) {
+        self.row_norm_max = row_norm_max;
     }
 
     /// The geometry of `centroids` (about to be assigned against), with the
@@ -93,8 +100,11 @@ pub struct Geometry {
     motion: Option<Motion>,
     /// `min_{j != a} ||c_a - c_j|| / 2`, rounded down.
     half_gap: Vec<f64>,
-    /// The kernel's error bound in squared distance.
+    /// The kernel's error bound in squared distance, for any row.
     error: f64,
+    /// The same for a row of norm `r`: `error_scale * (r + centroid_norm_max)^2`.
+    error_scale: f64,
+    centroid_norm_max: f64,
     /// Relative widening that covers the rounding of one computed distance.
     outward: f64,
 }
@@ -123,7 +133,8 @@ impl Geometry {
             .into_iter()
             .map(|c| c.iter().map(|v| v.as_f64().powi(2)).sum::<f64>().sqrt())
             .fold(0.0, f64::max));
-        let error = (2 * d + 8) as f64 * eps * up((row_norm_max + centroid_norm_max).powi(2));
+        let error_scale = up((2 * d + 8) as f64 * eps);
+        let error = error_scale * up((row_norm_max + centroid_norm_max).powi(2));
 
         let mut half_gap = vec![f64::INFINITY; k];
         for a in 0..k {
@@ -156,6 +167,8 @@ impl Geometry {
             motion,
             half_gap,
             error,
+            error_scale,
+            centroid_norm_max,
             outward,
         }
     }
@@ -266,8 +279,11 @@ impl Geometry {
         lower: &mut [F],
     ) {
         let norm: f64 = row.iter().map(|v| v.as_f64().powi(2)).sum();
-        let up = (norm + best.as_f64() + self.error).max(0.0).sqrt();
-        let low = (norm + runner_up.as_f64() - self.error).max(0.0).sqrt();
+        let row_norm = norm.sqrt() * (1.0 + self.outward);
+        let error =
+            self.error_scale * ((row_norm + self.centroid_norm_max).powi(2) * (1.0 + self.outward));
+        let up = (norm + best.as_f64() + error).max(0.0).sqrt();
+        let low = (norm + runner_up.as_f64() - error).max(0.0).sqrt();
         upper[i] = round_up(up, self.outward);
         lower[i] = round_down(low, self.outward);
     }

@@ -7,7 +7,7 @@ use super::float::Float;
 use super::init::kmeans_plusplus;
 use super::lloyd::{assign, inertia, lloyd_step};
 use super::params::{Init, KMeans};
-use super::validate::{check_not_empty, finite_max_abs};
+use super::validate::{check_not_empty, finite_max_abs, locate_non_finite};
 use crate::error::{Error, Result};
 
 /// A fitted k-means.
@@ -100,25 +100,54 @@ impl<F: Float> KMeans<F> {
         if k > n {
             return Err(Error::TooManyClusters { k, n_samples: n });
         }
-        if let Init::Given(init) = self.init() {
-            if init.ncols() != d {
+        let init_max_abs = match self.init() {
+            Init::Given(init) if init.ncols() != d => {
                 return Err(Error::InitShape {
                     got: init.dim(),
                     expected: (k, d),
-                });
+                })
+            }
+            Init::Given(init) => finite_max_abs(init.view(), "initial centroids")?,
+            Init::KMeansPlusPlus => 0.0,
+        };
+        // With given centroids, the data is checked in the first Lloyd step's
+        // pass instead of a pass of its own. Should its magnitudes then call
+        // for scaling, the fit starts over on a scaled copy.
+        let fused = matches!(self.init(), Init::Given(_))
+            && x.is_standard_layout()
+            && power_of_two_scale::<F>(init_max_abs).is_none();
+        let mut work = Work::default();
+        if fused {
+            match self.lloyd(x, init_max_abs, None, &mut work)? {
+                Attempt::Fitted(fit) => return Ok(fit),
+                Attempt::NeedsScaling { data_max_abs } => {
+                    return self
+                        .lloyd(x, init_max_abs, Some(data_max_abs), &mut work)
+                        .map(Attempt::into_fit)
+                }
             }
         }
-        let mut work = Work::default();
-        let mut max_abs = finite_max_abs(x, "data")?;
+        let data_max_abs = finite_max_abs(x, "data")?;
         work.pass_distances.push(0);
-        if let Init::Given(init) = self.init() {
-            max_abs = max_abs.max(finite_max_abs(init.view(), "initial centroids")?);
-        }
+        self.lloyd(x, init_max_abs, Some(data_max_abs), &mut work)
+            .map(Attempt::into_fit)
+    }
 
+    /// The fit on checked centroids; the data is checked already when
+    /// `data_max_abs` (its largest magnitude) is given, else in the first step.
+    fn lloyd(
+        &self,
+        x: ArrayView2<F>,
+        init_max_abs: f64,
+        data_max_abs: Option<f64>,
+        work: &mut Work,
+    ) -> Result<Attempt<F>> {
+        let (n, d) = x.dim();
+        let k = self.k();
         // Magnitudes whose squares would overflow or underflow the float type
         // are fitted on a copy scaled by a power of two (exact), and the
         // result scaled back.
-        let scale = power_of_two_scale::<F>(max_abs);
+        let scale = data_max_abs.and_then(|m| power_of_two_scale::<F>(m.max(init_max_abs)));
         let scaled;
         let x_contiguous = match scale {
             Some(s) => {
@@ -147,25 +176,43 @@ impl<F: Float> KMeans<F> {
                 kmeans_plusplus(flat, d, k, self.seed())
             }
         };
-        let tol = if self.tol() > 0.0 {
-            work.pass_distances.push(0);
-            self.tol() * mean_variance(x)
-        } else {
-            0.0
-        };
+        let row_norm_max =
+            |max_abs: f64| (d as f64).sqrt() * max_abs * scale.unwrap_or(1.0) * (1.0 + 1e-6);
 
         let mut labels = vec![u32::MAX; n];
-        let mut bounds = self.bounds().then(|| {
-            let scaled_max_abs = max_abs * scale.unwrap_or(1.0);
-            Bounds::new(n, (d as f64).sqrt() * scaled_max_abs)
-        });
+        let mut bounds = self
+            .bounds()
+            .then(|| Bounds::new(n, data_max_abs.map_or(f64::INFINITY, row_norm_max)));
+        let mut tol = None;
         let mut converged = false;
         let mut n_iter = 0;
         let mut final_inertia = None;
         for iteration in 0..self.max_iter() {
-            let step = lloyd_step(flat, d, centroids.view(), &mut labels, bounds.as_mut());
+            let check_data = iteration == 0 && data_max_abs.is_none();
+            let step = lloyd_step(
+                flat,
+                d,
+                centroids.view(),
+                &mut labels,
+                bounds.as_mut(),
+                check_data,
+            );
+            work.pass_distances
+                .push(step.as_ref().map_or(0, |s| s.distances));
+            let Some(step) = step else {
+                return Err(locate_non_finite(x, "data"));
+            };
+            if let Some(max_abs) = step.data_max_abs {
+                if power_of_two_scale::<F>(max_abs.max(init_max_abs)).is_some() {
+                    return Ok(Attempt::NeedsScaling {
+                        data_max_abs: max_abs,
+                    });
+                }
+                if let Some(bounds) = bounds.as_mut() {
+                    bounds.set_row_norm_max(row_norm_max(max_abs));
+                }
+            }
             n_iter = iteration + 1;
-            work.pass_distances.push(step.distances);
             if step.relocated {
                 work.pass_distances.push(n as u64);
             }
@@ -180,6 +227,15 @@ impl<F: Float> KMeans<F> {
                 break;
             }
             centroids = step.centroids;
+            // The tolerance's scale, once the data is known to be finite.
+            let tol = *tol.get_or_insert_with(|| {
+                if self.tol() > 0.0 {
+                    work.pass_distances.push(0);
+                    self.tol() * mean_variance(x)
+                } else {
+                    0.0
+                }
+            });
             if step.shift <= tol {
                 break;
             }
@@ -197,14 +253,36 @@ impl<F: Float> KMeans<F> {
             centroids.mapv_inplace(|v| v * F::from_f64(1.0 / s));
             inertia /= s * s;
         }
-        Ok(KMeansFit {
+        Ok(Attempt::Fitted(KMeansFit {
             centroids,
             labels: Array1::from(labels),
             inertia,
             n_iter,
             converged,
-            work,
-        })
+            work: std::mem::take(work),
+        }))
+    }
+}
+
+/// How one run of the Lloyd loop ended.
+enum Attempt<F> {
+    Fitted(KMeansFit<F>),
+    /// The data, checked in the first step, needs a scaled copy.
+    NeedsScaling {
+        data_max_abs: f64,
+    },
+}
+
+impl<F> Attempt<F> {
+    /// The fit of a run that was given checked data (and so cannot ask for
+    /// scaling).
+    fn into_fit(self) -> KMeansFit<F> {
+        match self {
+            Attempt::Fitted(fit) => fit,
+            Attempt::NeedsScaling { .. } => {
+                unreachable!("scaling is decided before the loop on checked data")
+            }
+        }
     }
 }
 
@@ -330,11 +408,11 @@ mod tests {
         assert_eq!(fit.inertia, 0.25);
         assert_eq!(fit.n_iter, 2);
         assert!(fit.converged);
-        // Validation, then two steps; the second step's pass summed the
-        // final inertia. The first step scores 4 rows x 2 centroids and one
-        // inertia distance per row.
-        assert_eq!(fit.work.passes(), 3);
-        assert_eq!(fit.work.pass_distances[..2], [0, 12]);
+        // Two passes: the first step's also checks the data, the second's
+        // sums the final inertia. The first scores 4 rows x 2 centroids and
+        // one inertia distance per row.
+        assert_eq!(fit.work.passes(), 2);
+        assert_eq!(fit.work.pass_distances[0], 12);
     }
 
     #[test]
@@ -433,7 +511,15 @@ mod tests {
         let mut centroids = init;
         let mut active = Vec::new();
         for _ in 0..6 {
-            let step = lloyd_step(flat, 4, centroids.view(), &mut labels, Some(&mut bounds));
+            let step = lloyd_step(
+                flat,
+                4,
+                centroids.view(),
+                &mut labels,
+                Some(&mut bounds),
+                false,
+            )
+            .unwrap();
             active.push(step.active);
             centroids = step.centroids;
         }
@@ -565,6 +651,32 @@ mod tests {
                 expected: (2, 2)
             })
         ));
+    }
+
+    #[test]
+    fn non_finite_data_is_found_in_the_first_step_with_given_centroids() {
+        let (x, init) = random_blobs(5000, 3, 4, 2);
+        for (row, column, value) in [
+            (0, 0, f64::NAN),
+            (2777, 2, f64::INFINITY),
+            (4999, 1, f64::NAN),
+        ] {
+            let mut bad = x.clone();
+            bad[[row, column]] = value;
+            for bounds in [true, false] {
+                let err = KMeansParams::new(4)
+                    .init(Init::Given(init.clone()))
+                    .bounds(bounds)
+                    .check()
+                    .unwrap()
+                    .fit(bad.view())
+                    .unwrap_err();
+                assert!(
+                    matches!(err, Error::NonFinite { what: "data", row: r, column: c, .. } if r == row && c == column),
+                    "{err}"
+                );
+            }
+        }
     }
 
     #[test]

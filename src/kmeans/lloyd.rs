@@ -9,6 +9,7 @@ use super::bounds::{Bounds, Scratch, SUBCHUNK_CAPACITY};
 use super::chunks::chunk_rows;
 use super::float::Float;
 use super::kernel::{squared_distance, PreparedCentroids};
+use super::validate::scan;
 
 /// Rows assigned at a time before their sums are accumulated (small enough
 /// to stay in the first-level caches for any d of the study).
@@ -37,6 +38,8 @@ pub struct Step<F> {
     /// Whether empty clusters were relocated (a second pass over the data,
     /// one distance per row).
     pub relocated: bool,
+    /// The largest magnitude in the data, when the step checked it.
+    pub data_max_abs: Option<f64>,
 }
 
 /// One chunk's share of the centroid update.
@@ -48,13 +51,18 @@ struct ChunkSums<F> {
     inertia: f64,
     active: usize,
     exact: usize,
+    max_abs: f64,
+    finite: bool,
 }
 
 /// Assigns every row of `x` (`(n, d)` row-major) to its nearest centroid,
 /// writing `labels`, then moves each centroid to the mean of its rows.
 ///
 /// With `bounds`, rows whose label cannot change skip the kernel (see
-/// [`super::bounds`]); the result is bit-identical either way.
+/// [`super::bounds`]); the result is bit-identical either way. With
+/// `check_data`, every row is checked for NaN and infinities before the
+/// kernel sees it (the data's check rides on the step's pass); `None` means
+/// one was found and nothing was updated.
 /// Empty clusters take the rows farthest from their old centroids, as in
 /// scikit-learn's Lloyd; `labels` keep the assignment to the old centroids.
 pub fn lloyd_step<F: Float>(
@@ -63,7 +71,8 @@ pub fn lloyd_step<F: Float>(
     centroids: ArrayView2<F>,
     labels: &mut [u32],
     bounds: Option<&mut Bounds<F>>,
-) -> Step<F> {
+    check_data: bool,
+) -> Option<Step<F>> {
     let n = labels.len();
     let k = centroids.nrows();
     let prepared = PreparedCentroids::new(centroids);
@@ -91,6 +100,8 @@ pub fn lloyd_step<F: Float>(
                 inertia: 0.0,
                 active: 0,
                 exact: 0,
+                max_abs: 0.0,
+                finite: true,
             };
             let mut scratch = Scratch::default();
             let mut fresh = [0u32; SUBCHUNK_ROWS];
@@ -102,6 +113,14 @@ pub fn lloyd_step<F: Float>(
                 .enumerate()
             {
                 let fresh = &mut fresh[..labels_sub.len()];
+                if check_data {
+                    let (max_abs, finite) = scan(x_sub);
+                    part.max_abs = part.max_abs.max(max_abs);
+                    if !finite {
+                        part.finite = false;
+                        break;
+                    }
+                }
                 match (&geometry, &mut bound_chunk) {
                     (Some(geometry), Some((upper, lower))) => {
                         let range = s * SUBCHUNK_ROWS..s * SUBCHUNK_ROWS + fresh.len();
@@ -143,6 +162,13 @@ pub fn lloyd_step<F: Float>(
     let mut inertia = 0.0;
     let mut active = 0;
     let mut exact = 0;
+    let mut max_abs = 0.0f64;
+    for part in &partials {
+        if !part.finite {
+            return None;
+        }
+        max_abs = max_abs.max(part.max_abs);
+    }
     for part in partials {
         for (s, v) in sums.iter_mut().zip(&part.sums) {
             *s += v.as_f64();
@@ -172,7 +198,7 @@ pub fn lloyd_step<F: Float>(
             shift += delta * delta;
         }
     }
-    Step {
+    Some(Step {
         centroids: new_centroids,
         changed,
         shift,
@@ -180,7 +206,8 @@ pub fn lloyd_step<F: Float>(
         active,
         distances: (active * k + n + exact) as u64,
         relocated,
-    }
+        data_max_abs: check_data.then_some(max_abs),
+    })
 }
 
 /// Gives each empty cluster one of the rows farthest from their current

@@ -13,7 +13,7 @@ pub fn check_finite<F: Float>(x: ArrayView2<F>, what: &'static str) -> Result<()
 
 /// The largest magnitude and whether every value is finite, in eight lanes
 /// of branch-free selects (the loop vectorises).
-fn scan<F: Float>(values: &[F]) -> (f64, bool) {
+pub(super) fn scan<F: Float>(values: &[F]) -> (f64, bool) {
     let mut max = [F::zero(); 8];
     let mut finite = [true; 8];
     let chunks = values.chunks_exact(8);
@@ -49,14 +49,19 @@ pub fn finite_max_abs<F: Float>(x: ArrayView2<F>, what: &'static str) -> Result<
     if finite {
         return Ok(max);
     }
+    Err(locate_non_finite(x, what))
+}
+
+/// The error naming the first NaN or infinity of `x`, which must hold one.
+pub(super) fn locate_non_finite<F: Float>(x: ArrayView2<F>, what: &'static str) -> Error {
     for ((row, column), &value) in x.indexed_iter() {
         if !value.is_finite() {
-            return Err(Error::NonFinite {
+            return Error::NonFinite {
                 what,
                 row,
                 column,
                 value: value.as_f64(),
-            });
+            };
         }
     }
     unreachable!("a non-finite value was seen but not found again")
