@@ -23,30 +23,17 @@ use std::time::{Duration, Instant};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode};
 use pythonvsrust_kmeans::alloc::CountingAllocator;
-use pythonvsrust_kmeans::data::{BlobSpec, DataCache, Scenario};
+use pythonvsrust_kmeans::data::DataCache;
 use pythonvsrust_kmeans::impls::{create, Contender, NAMES};
 use pythonvsrust_kmeans::kmeans::DEFAULT_MAX_ITER;
 use pythonvsrust_kmeans::protocol::{check_inertia, measure_untimed, panic_message, ScenarioRun};
 use pythonvsrust_kmeans::report::write_report;
 use pythonvsrust_kmeans::results::{append_records, report_dir, Check, Record, Status};
+use pythonvsrust_kmeans::suite::{self, scenarios};
 use pythonvsrust_kmeans::{environment, floor};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator;
-
-/// The unit-spread family: the study's sweep.
-const SWEEP: &str = "kmeans";
-/// The overlapping family.
-const OVERLAP: &str = "kmeans-overlap";
-/// Samples in every overlapping scenario.
-const OVERLAP_N: usize = 100_000;
-/// Overlap spread per feature count: `std = 1.5 * sqrt(d)`. Centres are
-/// uniform in [-10, 10]^d, so two centres lie about `8 * sqrt(d)` apart and
-/// their separation grows with `sqrt(d)`; scaling the spread the same way
-/// keeps the overlap alike across d (measured: 14 to 260 Lloyd iterations).
-fn overlap_std(d: usize) -> f64 {
-    1.5 * (d as f64).sqrt()
-}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Preset {
@@ -159,20 +146,6 @@ impl Selection {
 }
 
 /// The scenarios in run order: the sweep, then the overlapping family.
-fn scenarios() -> Vec<(&'static str, BlobSpec)> {
-    let mut all: Vec<(&str, BlobSpec)> = Scenario::sweep()
-        .into_iter()
-        .map(|s| (SWEEP, BlobSpec::new(s)))
-        .collect();
-    for d in [2, 10, 50, 100] {
-        for k in [2, 8, 30] {
-            let scenario = Scenario { n: OVERLAP_N, d, k };
-            all.push((OVERLAP, BlobSpec::new(scenario).with_std(overlap_std(d))));
-        }
-    }
-    all
-}
-
 /// One contender's state inside its bench: created, prepared and warmed up
 /// on the first call, then timed; every `iter_custom` call's mean fit time.
 struct BenchState {
@@ -200,7 +173,7 @@ fn main() {
     let mut floors: Option<Vec<(String, String)>> = None;
 
     for (family, spec) in scenarios() {
-        let group_id = format!("{family}/{}", spec.scenario.id());
+        let group_id = suite::group_id(family, spec.scenario);
         let selected: Vec<&str> = NAMES
             .iter()
             .copied()

@@ -83,6 +83,8 @@ fn json_line(r: &Record) -> serde_json::Value {
         "seconds": r.median_seconds(),
         "n_iter": r.n_iter,
         "seconds_per_iter": r.seconds_per_iter(),
+        "passes": r.work().map(|w| w.0),
+        "gflop": r.work().map(|w| w.1),
         "inertia": r.inertia,
         "rel_inertia_diff": r.rel_inertia_diff,
         "inertia_check": r.inertia_check,
@@ -108,12 +110,13 @@ fn print_table(spec: &BlobSpec, threads: usize, records: &[Record]) {
         spec.scenario, spec.std
     );
     println!(
-        "{:<14} {:>8} {:>10} {:>6} {:>11} {:>12} {:>6} {:>7} {:>10} {:>10} {:>10}",
+        "{:<14} {:>8} {:>10} {:>6} {:>11} {:>15} {:>12} {:>6} {:>7} {:>10} {:>10} {:>10}",
         "impl",
         "status",
         "seconds",
         "iter",
         "ms/iter",
+        "passes/GFLOP",
         "inertia gap",
         "check",
         "ARI",
@@ -128,13 +131,15 @@ fn print_table(spec: &BlobSpec, threads: usize, records: &[Record]) {
             Status::Failed => "failed",
         };
         println!(
-            "{:<14} {:>8} {:>10} {:>6} {:>11} {:>12} {:>6} {:>7} {:>10} {:>10} {:>10}",
+            "{:<14} {:>8} {:>10} {:>6} {:>11} {:>15} {:>12} {:>6} {:>7} {:>10} {:>10} {:>10}",
             r.contender,
             status,
             r.median_seconds().map_or("-".into(), |s| format!("{s:.4}")),
             r.n_iter.map_or("-".into(), |n| n.to_string()),
             r.seconds_per_iter()
                 .map_or("-".into(), |s| format!("{:.3}", s * 1e3)),
+            r.work()
+                .map_or("-".into(), |(p, g)| format!("{p} / {g:.3}")),
             r.rel_inertia_diff
                 .map_or("-".into(), |g| format!("{g:.2e}")),
             match r.inertia_check {

@@ -20,5 +20,6 @@ pub mod protocol;
 pub mod quality;
 pub mod report;
 pub mod results;
+pub mod suite;
 
 pub use error::{Error, Result};

@@ -35,6 +35,11 @@ fn exact_contenders_agree_and_linfa_stays_within_its_bound() {
         let reference = fit("rust", &run);
         let (rust_labels, rust_inertia) = assign_and_inertia(x, reference.centroids.view());
         assert_eq!(reference.labels.as_ref(), Some(&rust_labels));
+        // Without bounds: the same bits.
+        let plain = fit("rust-plain", &run);
+        assert_eq!(plain.centroids, reference.centroids, "rust-plain centroids");
+        assert_eq!(plain.labels, reference.labels);
+        assert_eq!(plain.n_iter, reference.n_iter);
         for name in ["numpy", "sklearn", "sklearn-elkan"] {
             let out = fit(name, &run);
             assert_eq!(

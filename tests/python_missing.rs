@@ -21,7 +21,7 @@ fn python_contenders_are_skipped_and_the_rest_run() {
     check_inertia(&mut records);
     for r in &records {
         match r.contender.as_str() {
-            "rust" | "linfa" => {
+            "rust" | "rust-plain" | "linfa" => {
                 assert_eq!(r.status, Status::Ok, "{}: {:?}", r.contender, r.reason);
                 assert_eq!(r.inertia_check, Some(Check::Pass));
                 assert_eq!(r.sample_seconds.len(), 1);

@@ -20,7 +20,14 @@ use ndarray::{Array1, Array2};
 use crate::error::{Error, Result};
 
 /// Every contender's name, in report order.
-pub const NAMES: [&str; 5] = ["rust", "linfa", "numpy", "sklearn", "sklearn-elkan"];
+pub const NAMES: [&str; 6] = [
+    "rust",
+    "rust-plain",
+    "linfa",
+    "numpy",
+    "sklearn",
+    "sklearn-elkan",
+];
 
 /// One fit to run: shared, read-only.
 #[derive(Debug, Clone)]
@@ -124,7 +131,8 @@ pub fn create(name: &str) -> Result<Box<dyn Contender>, Unavailable> {
             reason: format!("no contender called '{name}' (known: {})", NAMES.join(", ")),
         })?;
     match name {
-        "rust" => Ok(Box::new(rust::RustKMeans::default())),
+        "rust" => Ok(Box::new(rust::RustKMeans::new(true))),
+        "rust-plain" => Ok(Box::new(rust::RustKMeans::new(false))),
         "linfa" => Ok(Box::new(linfa::LinfaKMeans::default())),
         #[cfg(feature = "python")]
         "numpy" => python::PythonKMeans::numpy().map(|c| Box::new(c) as _),

@@ -1,24 +1,41 @@
-//! `rust`: the hand-written k-means of this crate.
+//! `rust`: the hand-written k-means of this crate; `rust-plain`: the same
+//! without bounds (every row through the distance kernel in every step), to
+//! show what the bounds buy. Both give bit-identical results.
 
 use super::{contender_error, thread_pool, Contender, FitOutput, Problem};
 use crate::error::Result;
 use crate::kmeans::{Init, KMeans, KMeansParams};
 
 /// The hand-written k-means, in its own rayon pool.
-#[derive(Default)]
 pub struct RustKMeans {
+    bounds: bool,
     prepared: Option<(Problem, KMeans<f64>, rayon::ThreadPool)>,
+}
+
+impl RustKMeans {
+    /// With or without the bounds that skip rows whose label cannot change.
+    pub fn new(bounds: bool) -> Self {
+        RustKMeans {
+            bounds,
+            prepared: None,
+        }
+    }
 }
 
 impl Contender for RustKMeans {
     fn name(&self) -> &'static str {
-        "rust"
+        if self.bounds {
+            "rust"
+        } else {
+            "rust-plain"
+        }
     }
 
     fn prepare(&mut self, problem: &Problem) -> Result<()> {
         let model = KMeansParams::new(problem.init.nrows())
             .init(Init::Given(problem.init.as_ref().clone()))
             .max_iter(problem.max_iter)
+            .bounds(self.bounds)
             .check()?;
         self.prepared = Some((problem.clone(), model, thread_pool(problem.threads)?));
         Ok(())
@@ -28,7 +45,7 @@ impl Contender for RustKMeans {
         let (problem, model, pool) = self
             .prepared
             .as_ref()
-            .ok_or_else(|| contender_error("rust", "fit before prepare"))?;
+            .ok_or_else(|| contender_error(self.name(), "fit before prepare"))?;
         let fit = pool.install(|| model.fit(problem.x.view()))?;
         Ok(FitOutput {
             centroids: fit.centroids,
@@ -45,6 +62,7 @@ impl Contender for RustKMeans {
             .map_or(0, |(_, _, p)| p.current_num_threads());
         vec![
             ("rust.version".into(), env!("CARGO_PKG_VERSION").into()),
+            ("rust.bounds".into(), self.bounds.to_string()),
             ("rust.threads".into(), threads.to_string()),
             (
                 "rust.stopping_rule".into(),

@@ -31,6 +31,7 @@ pub struct Chart {
 pub fn colour(contender: &str) -> RGBColor {
     match contender {
         "rust" => RGBColor(217, 72, 15),
+        "rust-plain" => RGBColor(250, 160, 100),
         "linfa" => RGBColor(112, 72, 232),
         "numpy" => RGBColor(28, 126, 214),
         "sklearn" => RGBColor(43, 138, 62),
