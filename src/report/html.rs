@@ -82,9 +82,25 @@ fn protocol(h: &mut String, records: &[Record]) {
     let threads: Vec<String> = threads.iter().map(|t| t.to_string()).collect();
     let _ = write!(
         h,
-        "<p>Every contender got <b>the same data</b> (seeded Gaussian blobs, f64, C order), <b>the same initial centroids</b> (greedy k-means++, seed 0, cached beside the data), <b>the same stopping rule</b> (at most 300 iterations, stop when no label changes) and <b>the same threads</b> ({}; the Rust rayon pools and NumPy's and scikit-learn's OpenMP/BLAS pools through threadpoolctl). Only <code>fit</code> is timed: data is loaded and handed over, modules imported and one warm-up fit run before timing. Figures are medians of the timed fits; minimum and maximum are in the tables and CSV files. Inertia is recomputed by us from each contender's centroids.</p>\n<p class=\"note\">Where a peer cannot follow the protocol it is measured, not hidden: <b>linfa</b> moves each centroid to the mean of its members <i>and its old position</i> (m_k-means) and stops on a centroid shift below the smallest positive tolerance it accepts, so from the same start it can take a different path; its inertia gap is shown below and checked against a looser bound (1e-2) than the exact-Lloyd contenders (1e-6). scikit-learn copies and centres the data inside <code>fit</code>, which is part of its timed cost.</p>\n",
+        "<p>Every contender got <b>the same data</b> (seeded Gaussian blobs, f64, C order), <b>the same initial centroids</b> (greedy k-means++, seed 0, cached beside the data), <b>the same stopping rule</b> (at most 300 iterations, stop when no label changes) and <b>the same threads</b> ({}; the Rust rayon pools and NumPy's and scikit-learn's OpenMP/BLAS pools through threadpoolctl). Only <code>fit</code> is timed: data is loaded and handed over, modules imported and one warm-up fit run before timing. Figures are medians of the timed fits; minimum and maximum are in the tables and CSV files. Inertia is recomputed by us from each contender's centroids.</p>\n<p class=\"note\">Where a peer cannot follow the protocol it is measured, not hidden: <b>linfa</b> moves each centroid to the mean of its members <i>and its old position</i> (m_k-means) and stops on a centroid shift below the smallest positive tolerance it accepts, so from the same start it can take a different path; its inertia gap is shown below and checked against a looser bound (1e-2) than the exact-Lloyd contenders (1e-6). scikit-learn copies and centres the data inside <code>fit</code>, which is part of its timed cost. <b>rust-plain</b> is <code>rust</code> with its bounds switched off (every row through the distance kernel in every iteration): bit-identical results, shown to measure what the bounds buy.</p>\n",
         threads.join(", ")
     );
+    let times = records.iter().map(|r| r.recorded_at);
+    if let (Some(first), Some(last)) = (times.clone().min(), times.max()) {
+        let _ = writeln!(
+            h,
+            "<p>{} records (the latest of each contender per scenario), recorded between {} and {}; contenders compared in one scenario ran in the same process, one after another.</p>",
+            records.len(),
+            utc(first),
+            utc(last)
+        );
+    }
+}
+
+/// Seconds since the Unix epoch as an RFC 3339 UTC time.
+fn utc(seconds: u64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 fn summary(h: &mut String, records: &[Record]) {
@@ -129,7 +145,7 @@ fn summary(h: &mut String, records: &[Record]) {
 }
 
 fn quality(h: &mut String, records: &[Record]) {
-    h.push_str("<h2>Per scenario: time, iterations and quality</h2>\n<p>Inertia gap: relative to the lowest inertia of the exact-Lloyd contenders in the scenario. ARI: adjusted Rand index against the true blobs. Silhouette: on a fixed-seed subsample of 1000 samples. Work: passes over X and GFLOP (2 d flops per squared distance), as the contender counts them (reported by <code>rust</code> only; with bounds it scores far fewer distances than a plain Lloyd fit). Time / floor: the median fit time over the least time that work can take on this machine, from the FMA peak and read bandwidth measured in the same run: each pass over X bound by the slower of reading X and its arithmetic, summed over passes. Contenders that do not report their work are given a plain Lloyd fit's: a validation pass, one full distance pass per iteration, a final inertia pass. Flagged cells failed the inertia check: their times are not valid results.</p>\n");
+    h.push_str("<h2>Per scenario: time, iterations and quality</h2>\n<p>Inertia gap: relative to the lowest inertia of the exact-Lloyd contenders in the scenario. ARI: adjusted Rand index against the true blobs. Silhouette: on a fixed-seed subsample of 1000 samples. Work: passes over X and GFLOP (2 d flops per squared distance), as the contender counts them (reported by <code>rust</code> and <code>rust-plain</code>; with its bounds <code>rust</code> scores far fewer distances than a plain Lloyd fit). Time / floor: the median fit time over the least time that work can take on this machine, from the FMA peak and read bandwidth measured in the same run: each pass over X bound by the slower of reading X and its arithmetic, summed over passes. Contenders that do not report their work are given a plain Lloyd fit's: a validation pass, one full distance pass per iteration, a final inertia pass. Flagged cells failed the inertia check: their times are not valid results.</p>\n");
     h.push_str("<table><tr><th class=\"l\">scenario</th><th class=\"l\">contender</th><th class=\"l\">status</th><th>median s</th><th>min s</th><th>max s</th><th>iterations</th><th>ms / iteration</th><th>work</th><th>time / floor</th><th>inertia gap</th><th>ARI</th><th>silhouette</th></tr>\n");
     for r in records {
         let status = match r.status {
