@@ -14,7 +14,7 @@ use ndarray::Array2;
 use ndarray_npy::WritableElement;
 use pythonvsrust_kmeans::cli::{exit_with, thread_count};
 use pythonvsrust_kmeans::data::{read_samples, write_npy_atomic, Samples};
-use pythonvsrust_kmeans::kmeans::{Float, Init, KMeansParams, DEFAULT_MAX_ITER};
+use pythonvsrust_kmeans::kmeans::{Float, Init, KMeansParams, Pruning, DEFAULT_MAX_ITER};
 
 /// Cluster a data file with the hand-written k-means.
 #[derive(Parser)]
@@ -39,6 +39,10 @@ struct Args {
     /// Write the final centroids here (`.npy`).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Run every row through the distance kernel in every iteration (no
+    /// bounds; the result is the same).
+    #[arg(long)]
+    no_bounds: bool,
 }
 
 fn main() -> ExitCode {
@@ -57,7 +61,12 @@ fn cluster<F: Float + WritableElement>(args: &Args, x: Array2<F>) -> anyhow::Res
     let mut params = KMeansParams::<F>::new(args.k)
         .max_iter(args.max_iter)
         .seed(args.seed)
-        .threads(threads);
+        .threads(threads)
+        .pruning(if args.no_bounds {
+            Pruning::Never
+        } else {
+            Pruning::Auto
+        });
     if let Some(path) = &args.init {
         params = params.init(Init::Given(read_init(path)?));
     }
@@ -86,6 +95,8 @@ fn cluster<F: Float + WritableElement>(args: &Args, x: Array2<F>) -> anyhow::Res
         "dtype": F::NAME,
         "threads": threads,
         "seconds": seconds,
+        "passes": fit.work.passes(),
+        "distances_per_pass": fit.work.pass_distances,
     });
     println!("{report}");
     Ok(())

@@ -4,7 +4,7 @@
 
 use super::{contender_error, thread_pool, Contender, FitOutput, Problem};
 use crate::error::Result;
-use crate::kmeans::{Init, KMeans, KMeansParams};
+use crate::kmeans::{Init, KMeans, KMeansParams, Pruning};
 
 /// The hand-written k-means, in its own rayon pool.
 pub struct RustKMeans {
@@ -35,7 +35,11 @@ impl Contender for RustKMeans {
         let model = KMeansParams::new(problem.init.nrows())
             .init(Init::Given(problem.init.as_ref().clone()))
             .max_iter(problem.max_iter)
-            .bounds(self.bounds)
+            .pruning(if self.bounds {
+                Pruning::Auto
+            } else {
+                Pruning::Never
+            })
             .check()?;
         self.prepared = Some((problem.clone(), model, thread_pool(problem.threads)?));
         Ok(())

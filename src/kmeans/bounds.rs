@@ -28,10 +28,22 @@
 use ndarray::{Array2, ArrayView2};
 
 use super::float::Float;
-use super::kernel::{squared_distance, PreparedCentroids};
+use super::kernel::{squared_distance, squared_norm, Isa, PreparedCentroids};
 
 /// One chunk's upper and lower bounds.
 pub type ChunkBounds<'a, F> = (&'a mut [F], &'a mut [F]);
+
+/// Whether bounds can pay for themselves on `k` centroids of `d` features:
+/// when scoring a row costs the kernel at least [`MIN_ROW_VECTORS`] vector
+/// multiply-adds (`d * ceil(k / lanes)`). Below that, testing a row's bounds
+/// costs about as much as scoring it (measured: d = 2 with k = 8 or 30, and
+/// d = 10 with k = 8, run faster without).
+pub fn worthwhile<F>(d: usize, k: usize) -> bool {
+    d * k.div_ceil(Isa::detect().lanes::<F>()) >= MIN_ROW_VECTORS
+}
+
+/// See [`worthwhile`].
+pub const MIN_ROW_VECTORS: usize = 16;
 
 /// Per-row bounds and the centroids they refer to.
 #[derive(Debug, Clone)]
@@ -278,7 +290,7 @@ impl Geometry {
         upper: &mut [F],
         lower: &mut [F],
     ) {
-        let norm: f64 = row.iter().map(|v| v.as_f64().powi(2)).sum();
+        let norm = squared_norm(row);
         let row_norm = norm.sqrt() * (1.0 + self.outward);
         let error =
             self.error_scale * ((row_norm + self.centroid_norm_max).powi(2) * (1.0 + self.outward));

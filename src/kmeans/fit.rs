@@ -2,11 +2,11 @@
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 
-use super::bounds::Bounds;
+use super::bounds::{worthwhile, Bounds};
 use super::float::Float;
 use super::init::kmeans_plusplus;
-use super::lloyd::{assign, inertia, lloyd_step};
-use super::params::{Init, KMeans};
+use super::lloyd::{assign, inertia, lloyd_step, Extras};
+use super::params::{Init, KMeans, Pruning};
 use super::validate::{check_not_empty, finite_max_abs, locate_non_finite};
 use crate::error::{Error, Result};
 
@@ -180,22 +180,33 @@ impl<F: Float> KMeans<F> {
             |max_abs: f64| (d as f64).sqrt() * max_abs * scale.unwrap_or(1.0) * (1.0 + 1e-6);
 
         let mut labels = vec![u32::MAX; n];
-        let mut bounds = self
-            .bounds()
-            .then(|| Bounds::new(n, data_max_abs.map_or(f64::INFINITY, row_norm_max)));
+        let use_bounds = match self.pruning() {
+            Pruning::Auto => worthwhile::<F>(d, k),
+            Pruning::Always => true,
+            Pruning::Never => false,
+        };
+        let mut bounds =
+            use_bounds.then(|| Bounds::new(n, data_max_abs.map_or(f64::INFINITY, row_norm_max)));
         let mut tol = None;
         let mut converged = false;
         let mut n_iter = 0;
         let mut final_inertia = None;
+        let mut last_changed = n;
         for iteration in 0..self.max_iter() {
-            let check_data = iteration == 0 && data_max_abs.is_none();
+            let extras = Extras {
+                check_data: iteration == 0 && data_max_abs.is_none(),
+                // Summing the inertia costs a distance per row: done where
+                // the step may well be the last (the second, the usual last
+                // on separated blobs, or after a step that moved few labels).
+                inertia: iteration == 1 || last_changed <= n / 1000,
+            };
             let step = lloyd_step(
                 flat,
                 d,
                 centroids.view(),
                 &mut labels,
                 bounds.as_mut(),
-                check_data,
+                extras,
             );
             work.pass_distances
                 .push(step.as_ref().map_or(0, |s| s.distances));
@@ -213,15 +224,20 @@ impl<F: Float> KMeans<F> {
                 }
             }
             n_iter = iteration + 1;
+            last_changed = step.changed;
             if step.relocated {
                 work.pass_distances.push(n as u64);
+            }
+            // Bounds that leave most rows to the kernel only cost: drop them.
+            if self.pruning() == Pruning::Auto && iteration > 0 && step.active * 2 > n {
+                bounds = None;
             }
             if step.changed == 0 {
                 converged = true;
                 // The labels are final; when the centroids did not move
-                // either, the step already summed the final inertia.
+                // either, the inertia summed in the step is the fit's.
                 if step.centroids == centroids {
-                    final_inertia = Some(step.inertia);
+                    final_inertia = step.inertia;
                 }
                 centroids = step.centroids;
                 break;
@@ -408,11 +424,10 @@ mod tests {
         assert_eq!(fit.inertia, 0.25);
         assert_eq!(fit.n_iter, 2);
         assert!(fit.converged);
-        // Two passes: the first step's also checks the data, the second's
-        // sums the final inertia. The first scores 4 rows x 2 centroids and
-        // one inertia distance per row.
-        assert_eq!(fit.work.passes(), 2);
-        assert_eq!(fit.work.pass_distances[0], 12);
+        // Two passes: the first step's also checks the data and scores 4
+        // rows x 2 centroids; the second's also sums the final inertia (one
+        // distance per row). Too little work per row for bounds.
+        assert_eq!(fit.work.pass_distances, [8, 12]);
     }
 
     #[test]
@@ -443,7 +458,11 @@ mod tests {
     fn fit_with_bounds<F: Float>(x: &Array2<F>, init: &Array2<F>, bounds: bool) -> KMeansFit<F> {
         KMeansParams::new(init.nrows())
             .init(Init::Given(init.clone()))
-            .bounds(bounds)
+            .pruning(if bounds {
+                Pruning::Always
+            } else {
+                Pruning::Never
+            })
             .check()
             .unwrap()
             .fit(x.view())
@@ -517,7 +536,7 @@ mod tests {
                 centroids.view(),
                 &mut labels,
                 Some(&mut bounds),
-                false,
+                Extras::default(),
             )
             .unwrap();
             active.push(step.active);
@@ -666,7 +685,11 @@ mod tests {
             for bounds in [true, false] {
                 let err = KMeansParams::new(4)
                     .init(Init::Given(init.clone()))
-                    .bounds(bounds)
+                    .pruning(if bounds {
+                        Pruning::Always
+                    } else {
+                        Pruning::Never
+                    })
                     .check()
                     .unwrap()
                     .fit(bad.view())

@@ -58,6 +58,11 @@ impl Isa {
         Isa::Portable
     }
 
+    /// Elements of `F` in one vector register.
+    pub fn lanes<F>(self) -> usize {
+        self.vector_bytes() / std::mem::size_of::<F>()
+    }
+
     /// Bytes in one vector register.
     fn vector_bytes(self) -> usize {
         match self {
@@ -385,6 +390,29 @@ fn portable_tiles<F: Float, const R: usize, const C: usize, const SCORES: bool>(
             }
         }
     }
+}
+
+/// `||a||^2` in `f64`, summed in eight interleaved partial sums (so the
+/// loop vectorises and is not bound by the latency of one chain of
+/// additions).
+#[inline]
+pub fn squared_norm<F: Float>(a: &[F]) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let chunks = a.chunks_exact(8);
+    let tail: f64 = chunks
+        .remainder()
+        .iter()
+        .map(|&v| v.as_f64() * v.as_f64())
+        .sum();
+    for chunk in chunks {
+        for l in 0..8 {
+            let v = chunk[l].as_f64();
+            lanes[l] += v * v;
+        }
+    }
+    ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6]))
+        + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]))
+        + tail
 }
 
 /// `||a - b||^2`, summed in eight interleaved partial sums (so the loop

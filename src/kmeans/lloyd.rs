@@ -25,8 +25,9 @@ pub struct Step<F> {
     /// `sum_j ||new_j - old_j||^2`.
     pub shift: f64,
     /// The inertia of the step's assignment against the centroids it was
-    /// made with, as [`inertia`] computes it (same order, same bits).
-    pub inertia: f64,
+    /// made with, as [`inertia`] computes it (same order, same bits), when
+    /// asked for.
+    pub inertia: Option<f64>,
     /// How many rows went through the distance kernel (all of them without
     /// bounds).
     #[cfg_attr(not(test), allow(dead_code))] // read by the tests of the bounds
@@ -40,6 +41,17 @@ pub struct Step<F> {
     pub relocated: bool,
     /// The largest magnitude in the data, when the step checked it.
     pub data_max_abs: Option<f64>,
+}
+
+/// What a step does besides assigning and moving the centroids.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras {
+    /// Check every row for NaN and infinities before the kernel sees it (the
+    /// data's check rides on the step's pass).
+    pub check_data: bool,
+    /// Sum the assignment's inertia (the fit's final inertia, should the
+    /// step change no label and so be the last).
+    pub inertia: bool,
 }
 
 /// One chunk's share of the centroid update.
@@ -59,10 +71,8 @@ struct ChunkSums<F> {
 /// writing `labels`, then moves each centroid to the mean of its rows.
 ///
 /// With `bounds`, rows whose label cannot change skip the kernel (see
-/// [`super::bounds`]); the result is bit-identical either way. With
-/// `check_data`, every row is checked for NaN and infinities before the
-/// kernel sees it (the data's check rides on the step's pass); `None` means
-/// one was found and nothing was updated.
+/// [`super::bounds`]); the result is bit-identical either way. `None` means
+/// `extras.check_data` found a NaN or an infinity, and nothing was updated.
 /// Empty clusters take the rows farthest from their old centroids, as in
 /// scikit-learn's Lloyd; `labels` keep the assignment to the old centroids.
 pub fn lloyd_step<F: Float>(
@@ -71,7 +81,7 @@ pub fn lloyd_step<F: Float>(
     centroids: ArrayView2<F>,
     labels: &mut [u32],
     bounds: Option<&mut Bounds<F>>,
-    check_data: bool,
+    extras: Extras,
 ) -> Option<Step<F>> {
     let n = labels.len();
     let k = centroids.nrows();
@@ -113,7 +123,7 @@ pub fn lloyd_step<F: Float>(
                 .enumerate()
             {
                 let fresh = &mut fresh[..labels_sub.len()];
-                if check_data {
+                if extras.check_data {
                     let (max_abs, finite) = scan(x_sub);
                     part.max_abs = part.max_abs.max(max_abs);
                     if !finite {
@@ -143,7 +153,9 @@ pub fn lloyd_step<F: Float>(
                     }
                 }
                 prepared.add_rows(x_sub, fresh, &mut part.sums);
-                part.inertia = rows_inertia(x_sub, d, flat_centroids, fresh, part.inertia);
+                if extras.inertia {
+                    part.inertia = rows_inertia(x_sub, d, flat_centroids, fresh, part.inertia);
+                }
                 for (label, &j) in labels_sub.iter_mut().zip(fresh.iter()) {
                     if *label != j {
                         part.changed += 1;
@@ -202,11 +214,11 @@ pub fn lloyd_step<F: Float>(
         centroids: new_centroids,
         changed,
         shift,
-        inertia,
+        inertia: extras.inertia.then_some(inertia),
         active,
-        distances: (active * k + n + exact) as u64,
+        distances: (active * k + exact) as u64 + if extras.inertia { n as u64 } else { 0 },
         relocated,
-        data_max_abs: check_data.then_some(max_abs),
+        data_max_abs: extras.check_data.then_some(max_abs),
     })
 }
 

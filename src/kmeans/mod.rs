@@ -29,7 +29,7 @@ mod validate;
 pub use fit::{KMeansFit, Work};
 pub use float::Float;
 pub use init::kmeans_plusplus;
-pub use params::{Init, KMeans, KMeansParams, DEFAULT_MAX_ITER};
+pub use params::{Init, KMeans, KMeansParams, Pruning, DEFAULT_MAX_ITER};
 pub use validate::{check_finite, check_not_empty};
 
 use ndarray::{Array1, ArrayView2};

@@ -18,6 +18,20 @@ pub enum Init<F> {
     Given(Array2<F>),
 }
 
+/// Whether a fit keeps Hamerly's bounds to skip rows whose label cannot
+/// change. The result is bit-identical in every case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pruning {
+    /// Where they can pay (see [`super::bounds`]: enough work per row), and
+    /// dropped when a step still sends most rows to the kernel.
+    #[default]
+    Auto,
+    /// In every step.
+    Always,
+    /// Never: every row through the distance kernel in every step.
+    Never,
+}
+
 /// Unchecked k-means parameters; call [`check`](Self::check) to fit with them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KMeansParams<F> {
@@ -27,13 +41,13 @@ pub struct KMeansParams<F> {
     seed: u64,
     threads: Option<usize>,
     init: Init<F>,
-    bounds: bool,
+    pruning: Pruning,
 }
 
 impl<F: Float> KMeansParams<F> {
     /// Parameters for `k` clusters with the defaults: at most 300 iterations,
     /// `tol = 0` (stop when no label changes), seed 0, k-means++ init, the
-    /// current rayon pool, bounds on.
+    /// current rayon pool, [`Pruning::Auto`].
     pub fn new(k: usize) -> Self {
         KMeansParams {
             k,
@@ -42,7 +56,7 @@ impl<F: Float> KMeansParams<F> {
             seed: 0,
             threads: None,
             init: Init::KMeansPlusPlus,
-            bounds: true,
+            pruning: Pruning::Auto,
         }
     }
 
@@ -79,11 +93,9 @@ impl<F: Float> KMeansParams<F> {
     }
 
     /// Whether to keep Hamerly's bounds and skip the rows whose label cannot
-    /// change (on by default). The result is bit-identical either way; off
-    /// runs every row through the distance kernel in every step, for
-    /// comparison.
-    pub fn bounds(mut self, bounds: bool) -> Self {
-        self.bounds = bounds;
+    /// change. The result is bit-identical either way.
+    pub fn pruning(mut self, pruning: Pruning) -> Self {
+        self.pruning = pruning;
         self
     }
 
@@ -146,8 +158,8 @@ impl<F: Float> KMeans<F> {
         &self.params.init
     }
     /// Whether bounds skip rows whose label cannot change.
-    pub fn bounds(&self) -> bool {
-        self.params.bounds
+    pub fn pruning(&self) -> Pruning {
+        self.params.pruning
     }
 }
 
