@@ -39,10 +39,18 @@ struct Args {
     /// Write the final centroids here (`.npy`).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Run every row through the distance kernel in every iteration (no
-    /// bounds; the result is the same).
-    #[arg(long)]
-    no_bounds: bool,
+    /// Bounds that skip rows whose label cannot change: where they pay
+    /// (auto), in every step (always) or never (every row through the
+    /// distance kernel in every step). The result is the same.
+    #[arg(long, value_enum, default_value_t = PruningArg::Auto)]
+    pruning: PruningArg,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PruningArg {
+    Auto,
+    Always,
+    Never,
 }
 
 fn main() -> ExitCode {
@@ -62,10 +70,10 @@ fn cluster<F: Float + WritableElement>(args: &Args, x: Array2<F>) -> anyhow::Res
         .max_iter(args.max_iter)
         .seed(args.seed)
         .threads(threads)
-        .pruning(if args.no_bounds {
-            Pruning::Never
-        } else {
-            Pruning::Auto
+        .pruning(match args.pruning {
+            PruningArg::Auto => Pruning::Auto,
+            PruningArg::Always => Pruning::Always,
+            PruningArg::Never => Pruning::Never,
         });
     if let Some(path) = &args.init {
         params = params.init(Init::Given(read_init(path)?));
