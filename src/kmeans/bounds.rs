@@ -11,7 +11,8 @@
 //!
 //! The kernel does not compute true distances: its score `||c||^2 - 2 x.c`
 //! plus `||x||^2` differs from `||x - c||^2` by at most `error = (2d + 8) eps
-//! (max ||x|| + max ||c||)^2` (the classic bound for a dot product of length
+//! (||x|| + max ||c||)^2` (with the row's own norm when fresh bounds are set,
+//! the largest row norm when they are tested; the classic bound for a dot product of length
 //! `d`, doubled for the portable kernel's separate multiply and add, with room
 //! for the norms and the last subtraction). When every other centroid is
 //! farther than the assigned one by more than twice that error in squared
