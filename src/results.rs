@@ -123,7 +123,7 @@ impl Record {
         }
         s.sort_by(f64::total_cmp);
         let mid = s.len() / 2;
-        Some(if s.len() % 2 == 0 {
+        Some(if s.len().is_multiple_of(2) {
             (s[mid - 1] + s[mid]) / 2.0
         } else {
             s[mid]
@@ -369,8 +369,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = record("rust", &[0.5, 0.1, 0.3]);
         let b = record("numpy", &[1.0]);
-        append_records(dir.path(), &[a.clone()]).unwrap();
-        append_records(dir.path(), &[b.clone()]).unwrap();
+        append_records(dir.path(), std::slice::from_ref(&a)).unwrap();
+        append_records(dir.path(), std::slice::from_ref(&b)).unwrap();
         let (records, warnings) = read_records(&results_path(dir.path())).unwrap();
         assert!(warnings.is_empty());
         assert_eq!(records, vec![a.clone(), b]);

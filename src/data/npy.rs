@@ -348,6 +348,11 @@ where
     write_npy_pending(path, array)?.commit()
 }
 
+/// Replaces `path` with `bytes` atomically.
+pub fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic(path, |w| w.write_all(bytes)).map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,7 +361,7 @@ mod tests {
     /// A version 1 `.npy` file with this header dict and data.
     fn npy_bytes(dict: &str, data: &[u8]) -> Vec<u8> {
         let mut header = dict.to_string();
-        while (10 + header.len() + 1) % 64 != 0 {
+        while !(10 + header.len() + 1).is_multiple_of(64) {
             header.push(' ');
         }
         header.push('\n');
@@ -454,9 +459,4 @@ mod tests {
             Err(Error::Io { .. })
         ));
     }
-}
-
-/// Replaces `path` with `bytes` atomically.
-pub fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomic(path, |w| w.write_all(bytes)).map(|_| ())
 }

@@ -422,6 +422,9 @@ struct TimeAxes<'a> {
     section: Section,
 }
 
+/// What a chart plots of a record.
+type Measure<T> = fn(&Record) -> Option<T>;
+
 /// Fit time and time per iteration, one panel per group, a series per contender.
 fn time_charts(
     dir: &Path,
@@ -429,7 +432,7 @@ fn time_charts(
     axes: &TimeAxes,
     charts: &mut Vec<Chart>,
 ) -> Result<()> {
-    let measures: [(&str, &str, &str, fn(&Record) -> Option<f64>); 2] = [
+    let measures: [(&str, &str, &str, Measure<f64>); 2] = [
         ("fit-time", "Fit time (median)", "seconds", |r| {
             r.median_seconds()
         }),
@@ -457,7 +460,7 @@ fn time_charts(
 /// Memory panels: one per contender, a series per measuring source.
 fn memory_panels(records: &[Record], d: usize, k: usize) -> Vec<Panel> {
     let at = |r: &&Record| r.scenario.d == d && r.scenario.k == k;
-    let sources: [(&str, RGBColor, fn(&Record) -> Option<u64>); 3] = [
+    let sources: [(&str, RGBColor, Measure<u64>); 3] = [
         ("Rust allocator peak", RGBColor(217, 72, 15), |r| {
             r.memory.alloc_peak_bytes
         }),
