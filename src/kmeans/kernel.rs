@@ -110,7 +110,7 @@ impl<F: Float> PreparedCentroids<F> {
     /// Prepares `(k, d)` centroids for the kernel of `isa` (which the CPU must support).
     pub fn with_isa(centroids: ArrayView2<F>, isa: Isa) -> Self {
         let (k, d) = centroids.dim();
-        let lanes = isa.vector_bytes() / std::mem::size_of::<F>();
+        let lanes = isa.lanes::<F>();
         // One vector of columns when k fits in it, else two per block.
         let width = if k <= lanes { lanes } else { 2 * lanes };
         let n_blocks = k.div_ceil(width);

@@ -30,7 +30,6 @@ pub struct Step<F> {
     pub inertia: Option<f64>,
     /// How many rows went through the distance kernel (all of them without
     /// bounds).
-    #[cfg_attr(not(test), allow(dead_code))] // read by the tests of the bounds
     pub active: usize,
     /// Squared distances computed in the step's pass (row to one centroid):
     /// `k` per kernel row, one per row for the inertia, one per tightened
