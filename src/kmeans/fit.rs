@@ -682,14 +682,10 @@ mod tests {
         ] {
             let mut bad = x.clone();
             bad[[row, column]] = value;
-            for bounds in [true, false] {
+            for pruning in [Pruning::Always, Pruning::Never] {
                 let err = KMeansParams::new(4)
                     .init(Init::Given(init.clone()))
-                    .pruning(if bounds {
-                        Pruning::Always
-                    } else {
-                        Pruning::Never
-                    })
+                    .pruning(pruning)
                     .check()
                     .unwrap()
                     .fit(bad.view())
