@@ -84,7 +84,7 @@ impl Isa {
 
 /// The most rows in a tile of any instruction set.
 const MAX_TILE_ROWS: usize = 8;
-/// Up to this many features, a partial tile is padded on the stack.
+/// Up to this many features, fewer rows than a tile are padded on the stack.
 const MAX_PADDED_D: usize = 128;
 
 /// Centroids laid out for the kernel.
@@ -181,20 +181,30 @@ impl<F: Float> PreparedCentroids<F> {
         let (scores_full, scores_rest) = scores.split_at_mut(split);
         self.assign_tiles::<SCORES>(x_full, out_full, scores_full);
         if !out_rest.is_empty() {
-            // The last rows, padded to a whole tile with copies of the first
-            // (each row's result depends on that row alone).
-            let mut padded = [F::zero(); MAX_TILE_ROWS * MAX_PADDED_D];
-            let mut heap = Vec::new();
-            let padded: &mut [F] = if rows * d <= padded.len() {
-                &mut padded[..rows * d]
+            // The last rows as one whole tile (each row's result depends on
+            // that row alone): the tile ending at the last row, overlapping
+            // rows already done, or with fewer rows than a tile, the rows
+            // padded with copies of the first.
+            let rest = out_rest.len();
+            // Filled only when padding is needed.
+            let mut stack: [F; MAX_TILE_ROWS * MAX_PADDED_D];
+            let mut heap: Vec<F>;
+            let (tile, skip): (&[F], usize) = if full > 0 {
+                (&x[x.len() - rows * d..], rows - rest)
             } else {
-                heap.resize(rows * d, F::zero());
-                &mut heap
+                let padded: &mut [F] = if d <= MAX_PADDED_D {
+                    stack = [F::zero(); MAX_TILE_ROWS * MAX_PADDED_D];
+                    &mut stack[..rows * d]
+                } else {
+                    heap = vec![F::zero(); rows * d];
+                    &mut heap
+                };
+                for (r, row) in padded.chunks_exact_mut(d).enumerate() {
+                    let source = if r < rest { r } else { 0 };
+                    row.copy_from_slice(&x_rest[source * d..(source + 1) * d]);
+                }
+                (padded, 0)
             };
-            for (r, row) in padded.chunks_exact_mut(d).enumerate() {
-                let source = if r < out_rest.len() { r } else { 0 };
-                row.copy_from_slice(&x_rest[source * d..(source + 1) * d]);
-            }
             let mut labels = [0u32; MAX_TILE_ROWS];
             let mut tile_scores = [F::zero(); 2 * MAX_TILE_ROWS];
             let tile_scores = if SCORES {
@@ -202,10 +212,10 @@ impl<F: Float> PreparedCentroids<F> {
             } else {
                 &mut tile_scores[..0]
             };
-            self.assign_tiles::<SCORES>(padded, &mut labels[..rows], tile_scores);
-            out_rest.copy_from_slice(&labels[..out_rest.len()]);
+            self.assign_tiles::<SCORES>(tile, &mut labels[..rows], tile_scores);
+            out_rest.copy_from_slice(&labels[skip..skip + rest]);
             if SCORES {
-                scores_rest.copy_from_slice(&tile_scores[..2 * out_rest.len()]);
+                scores_rest.copy_from_slice(&tile_scores[2 * skip..2 * (skip + rest)]);
             }
         }
     }
