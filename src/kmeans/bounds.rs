@@ -244,7 +244,8 @@ impl Geometry {
             return (0, exact_distances);
         }
         scratch.scores.resize(2 * n, F::zero());
-        if active * 4 >= n * 3 {
+        let in_place = active * 4 >= n * 3;
+        if in_place {
             // Most rows are active: run the kernel on all of them in place
             // (the skipped ones get the label they have, and fresh bounds).
             let scores = &mut scratch.scores[..2 * n];
@@ -274,11 +275,7 @@ impl Geometry {
                 self.reset(row, scores[2 * p], scores[2 * p + 1], i, upper, lower);
             }
         }
-        if active * 4 >= n * 3 {
-            (n, exact_distances)
-        } else {
-            (active, exact_distances)
-        }
+        (if in_place { n } else { active }, exact_distances)
     }
 
     /// Fresh bounds for row `i` from the kernel's best and runner-up scores.
