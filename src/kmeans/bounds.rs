@@ -10,6 +10,7 @@
 //! c_j|| / 2`: every other centroid is at least `2 half_gap_a - upper` away.
 //!
 //! The kernel does not compute true distances: its score `||c||^2 - 2 x.c`
+//! (twice a chain of `d` fused multiply-adds started at `||c||^2 / 2`)
 //! plus `||x||^2` differs from `||x - c||^2` by at most `error = (2d + 8) eps
 //! (||x|| + max ||c||)^2` (with the row's own norm when fresh bounds are set,
 //! the largest row norm when they are tested; the classic bound for a dot product of length

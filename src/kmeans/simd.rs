@@ -15,7 +15,7 @@
 
 use std::arch::x86_64::*;
 
-use super::kernel::PreparedCentroids;
+use super::kernel::{PreparedCentroids, ROWS_IN_LANES_MAX_D};
 
 /// The vector operations a tile needs. All are `unsafe`: the caller must run
 /// on a CPU with the instruction set of the implementing type.
@@ -24,15 +24,21 @@ pub trait Lanes: Copy {
     type F: Copy;
     /// One register of `LANES` elements.
     type V: Copy;
+    /// Element offsets for a gather, one per lane.
+    type Offsets: Copy;
     /// Elements per register.
     const LANES: usize;
     unsafe fn zero() -> Self::V;
     unsafe fn splat(x: Self::F) -> Self::V;
     unsafe fn load(p: *const Self::F) -> Self::V;
+    unsafe fn store(p: *mut Self::F, v: Self::V);
+    /// Element offsets of `LANES` rows `stride` apart; lanes past `rows`
+    /// repeat the last row.
+    unsafe fn row_offsets(stride: usize, rows: usize) -> Self::Offsets;
+    /// One element per lane, from `p` plus each lane's offset.
+    unsafe fn gather(p: *const Self::F, offsets: Self::Offsets) -> Self::V;
     /// `a * b + c`, fused.
     unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
-    /// `norms - 2 * acc`.
-    unsafe fn score(norms: Self::V, acc: Self::V) -> Self::V;
     /// Where `score < best`, takes `score` and `index`.
     unsafe fn keep_lower(
         score: Self::V,
@@ -57,9 +63,10 @@ pub trait Lanes: Copy {
 
 macro_rules! lanes {
     ($name:ident, $f:ty, $v:ty, $lanes:expr, $feature:literal,
-     zero: $zero:ident, splat: $splat:ident, load: $load:ident,
-     fmadd: $fmadd:ident, add: $add:ident, sub: $sub:ident, min: $min:ident,
-     max: $max:ident,
+     zero: $zero:ident, splat: $splat:ident, load: $load:ident, store: $store:ident,
+     fmadd: $fmadd:ident, min: $min:ident, max: $max:ident,
+     offsets: $offsets:ty, $offset:ty, $offsets_load:ident,
+     gather: |$gp:ident, $go:ident| $gather:block,
      keep_lower: |$s:ident, $i:ident, $b:ident, $bi:ident| $keep:block,
      horizontal_min: |$hv:ident| $hmin:block,
      select_equal: |$ek:ident, $et:ident, $ey:ident, $en:ident| $eq:block) => {
@@ -70,6 +77,7 @@ macro_rules! lanes {
         impl Lanes for $name {
             type F = $f;
             type V = $v;
+            type Offsets = $offsets;
             const LANES: usize = $lanes;
             #[inline]
             #[target_feature(enable = $feature)]
@@ -89,14 +97,30 @@ macro_rules! lanes {
             }
             #[inline]
             #[target_feature(enable = $feature)]
-            unsafe fn fmadd(a: $v, b: $v, c: $v) -> $v {
-                $fmadd(a, b, c)
+            unsafe fn store(p: *mut $f, v: $v) {
+                // SAFETY: the caller passes a pointer to LANES writable elements.
+                unsafe { $store(p, v) }
             }
             #[inline]
             #[target_feature(enable = $feature)]
-            unsafe fn score(norms: $v, acc: $v) -> $v {
-                // acc + acc is exact, so this rounds once, like the portable kernel.
-                $sub(norms, $add(acc, acc))
+            unsafe fn row_offsets(stride: usize, rows: usize) -> $offsets {
+                let mut offsets = [0 as $offset; $lanes];
+                for (lane, offset) in offsets.iter_mut().enumerate() {
+                    *offset = (lane.min(rows - 1) * stride) as $offset;
+                }
+                // SAFETY: `offsets` is exactly one register wide.
+                unsafe { $offsets_load(offsets.as_ptr().cast()) }
+            }
+            #[inline]
+            #[target_feature(enable = $feature)]
+            unsafe fn gather($gp: *const $f, $go: $offsets) -> $v {
+                // SAFETY: the caller passes offsets of readable elements.
+                unsafe { $gather }
+            }
+            #[inline]
+            #[target_feature(enable = $feature)]
+            unsafe fn fmadd(a: $v, b: $v, c: $v) -> $v {
+                $fmadd(a, b, c)
             }
             #[inline]
             #[target_feature(enable = $feature)]
@@ -128,11 +152,15 @@ macro_rules! lanes {
 }
 
 lanes!(Avx512F64, f64, __m512d, 8, "avx512f,fma",
-zero: _mm512_setzero_pd, splat: _mm512_set1_pd, load: _mm512_loadu_pd,
-fmadd: _mm512_fmadd_pd, add: _mm512_add_pd, sub: _mm512_sub_pd, min: _mm512_min_pd, max: _mm512_max_pd,
+zero: _mm512_setzero_pd, splat: _mm512_set1_pd, load: _mm512_loadu_pd, store: _mm512_storeu_pd,
+fmadd: _mm512_fmadd_pd, min: _mm512_min_pd, max: _mm512_max_pd,
+offsets: __m512i, i64, _mm512_loadu_si512,
+gather: |p, offsets| { _mm512_i64gather_pd::<8>(offsets, p) },
 keep_lower: |score, index, best, best_index| {
+    // The new best through a minimum, not the mask: the loop-carried
+    // chain is then one short instruction.
     let lower = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(score, *best);
-    *best = _mm512_mask_blend_pd(lower, *best, score);
+    *best = _mm512_min_pd(*best, score);
     *best_index = _mm512_mask_blend_pd(lower, *best_index, index);
 },
 horizontal_min: |v| { _mm512_reduce_min_pd(v) },
@@ -142,11 +170,15 @@ select_equal: |key, target, if_equal, otherwise| {
 });
 
 lanes!(Avx512F32, f32, __m512, 16, "avx512f,fma",
-zero: _mm512_setzero_ps, splat: _mm512_set1_ps, load: _mm512_loadu_ps,
-fmadd: _mm512_fmadd_ps, add: _mm512_add_ps, sub: _mm512_sub_ps, min: _mm512_min_ps, max: _mm512_max_ps,
+zero: _mm512_setzero_ps, splat: _mm512_set1_ps, load: _mm512_loadu_ps, store: _mm512_storeu_ps,
+fmadd: _mm512_fmadd_ps, min: _mm512_min_ps, max: _mm512_max_ps,
+offsets: __m512i, i32, _mm512_loadu_si512,
+gather: |p, offsets| { _mm512_i32gather_ps::<4>(offsets, p) },
 keep_lower: |score, index, best, best_index| {
+    // The new best through a minimum, not the mask: the loop-carried
+    // chain is then one short instruction.
     let lower = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(score, *best);
-    *best = _mm512_mask_blend_ps(lower, *best, score);
+    *best = _mm512_min_ps(*best, score);
     *best_index = _mm512_mask_blend_ps(lower, *best_index, index);
 },
 horizontal_min: |v| { _mm512_reduce_min_ps(v) },
@@ -156,11 +188,13 @@ select_equal: |key, target, if_equal, otherwise| {
 });
 
 lanes!(Avx2F64, f64, __m256d, 4, "avx2,fma",
-zero: _mm256_setzero_pd, splat: _mm256_set1_pd, load: _mm256_loadu_pd,
-fmadd: _mm256_fmadd_pd, add: _mm256_add_pd, sub: _mm256_sub_pd, min: _mm256_min_pd, max: _mm256_max_pd,
+zero: _mm256_setzero_pd, splat: _mm256_set1_pd, load: _mm256_loadu_pd, store: _mm256_storeu_pd,
+fmadd: _mm256_fmadd_pd, min: _mm256_min_pd, max: _mm256_max_pd,
+offsets: __m256i, i64, _mm256_loadu_si256,
+gather: |p, offsets| { _mm256_i64gather_pd::<8>(p, offsets) },
 keep_lower: |score, index, best, best_index| {
     let lower = _mm256_cmp_pd::<_CMP_LT_OQ>(score, *best);
-    *best = _mm256_blendv_pd(*best, score, lower);
+    *best = _mm256_min_pd(*best, score);
     *best_index = _mm256_blendv_pd(*best_index, index, lower);
 },
 horizontal_min: |v| {
@@ -173,11 +207,13 @@ select_equal: |key, target, if_equal, otherwise| {
 });
 
 lanes!(Avx2F32, f32, __m256, 8, "avx2,fma",
-zero: _mm256_setzero_ps, splat: _mm256_set1_ps, load: _mm256_loadu_ps,
-fmadd: _mm256_fmadd_ps, add: _mm256_add_ps, sub: _mm256_sub_ps, min: _mm256_min_ps, max: _mm256_max_ps,
+zero: _mm256_setzero_ps, splat: _mm256_set1_ps, load: _mm256_loadu_ps, store: _mm256_storeu_ps,
+fmadd: _mm256_fmadd_ps, min: _mm256_min_ps, max: _mm256_max_ps,
+offsets: __m256i, i32, _mm256_loadu_si256,
+gather: |p, offsets| { _mm256_i32gather_ps::<4>(p, offsets) },
 keep_lower: |score, index, best, best_index| {
     let lower = _mm256_cmp_ps::<_CMP_LT_OQ>(score, *best);
-    *best = _mm256_blendv_ps(*best, score, lower);
+    *best = _mm256_min_ps(*best, score);
     *best_index = _mm256_blendv_ps(*best_index, index, lower);
 },
 horizontal_min: |v| {
@@ -208,12 +244,12 @@ pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool
 ) where
     L::F: super::Float,
 {
-    let (blocks, norms, lane_index, d, width) = p.layout();
+    let (blocks, half_norms, lane_index, d, width) = p.layout();
     debug_assert_eq!(width, V * L::LANES);
     debug_assert_eq!(x.len(), out.len() * d);
     debug_assert_eq!(out.len() % R, 0);
     debug_assert!(!SCORES || scores.len() == 2 * out.len());
-    let n_blocks = norms.len() / width;
+    let n_blocks = half_norms.len() / width;
     for (t, (tile, labels)) in x
         .chunks_exact(R * d)
         .zip(out.chunks_exact_mut(R))
@@ -222,7 +258,7 @@ pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool
         let rows = tile.as_ptr();
         // SAFETY (all the pointer arithmetic below): `tile` holds R rows of d
         // elements; block `b` holds `d * width` elements from `b * d * width`;
-        // `norms` and `lane_index` hold `n_blocks * width` elements.
+        // `half_norms` and `lane_index` hold `n_blocks * width` elements.
         unsafe {
             let infinity = L::splat(<L::F as super::Float>::from_f64(f64::INFINITY));
             let mut best = [[infinity; V]; R];
@@ -230,7 +266,11 @@ pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool
             let mut best_index = [[L::zero(); V]; R];
             for b in 0..n_blocks {
                 let block = blocks.as_ptr().add(b * d * width);
-                let mut acc = [[L::zero(); V]; R];
+                let mut half_norm = [L::zero(); V];
+                for v in 0..V {
+                    half_norm[v] = L::load(half_norms.as_ptr().add(b * width + v * L::LANES));
+                }
+                let mut acc = [half_norm; R];
                 for f in 0..d {
                     let column = block.add(f * width);
                     let mut c = [L::zero(); V];
@@ -245,11 +285,9 @@ pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool
                     }
                 }
                 for v in 0..V {
-                    let offset = b * width + v * L::LANES;
-                    let norm = L::load(norms.as_ptr().add(offset));
-                    let index = L::load(lane_index.as_ptr().add(offset));
+                    let index = L::load(lane_index.as_ptr().add(b * width + v * L::LANES));
                     for r in 0..R {
-                        let score = L::score(norm, acc[r][v]);
+                        let score = acc[r][v];
                         if SCORES {
                             second[r][v] = L::min(second[r][v], L::max(best[r][v], score));
                         }
@@ -286,8 +324,154 @@ pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool
                         );
                     }
                     let i = t * R + r;
-                    scores[2 * i] = target;
-                    scores[2 * i + 1] = L::horizontal_min(runner_up);
+                    let runner_up = L::horizontal_min(runner_up);
+                    scores[2 * i] = target + target;
+                    scores[2 * i + 1] = runner_up + runner_up;
+                }
+            }
+        }
+    }
+}
+
+/// Rows in lanes, for any number of rows: each vector holds one feature of
+/// `L::LANES` rows (gathered), and every centroid is scored against `G`
+/// such vectors at a time through broadcasts of its coordinates, the best
+/// (and on request runner-up) kept lane-wise; no reduction across lanes.
+/// Each row's chain of operations is the centroids-in-lanes tile's, so the
+/// results are the same to the bit.
+///
+/// # Safety
+/// The CPU must support `L`'s instruction set; `x.len() == out.len() * d`
+/// with `1 <= d <= ROWS_IN_LANES_MAX_D`; when `SCORES`, `scores.len() == 2 *
+/// out.len()`.
+#[inline(always)]
+pub unsafe fn rows_in_lanes<L: Lanes, const G: usize, const SCORES: bool>(
+    p: &PreparedCentroids<L::F>,
+    x: &[L::F],
+    out: &mut [u32],
+    scores: &mut [L::F],
+) where
+    L::F: super::Float,
+{
+    // The features live in registers: one instantiation per feature count.
+    macro_rules! with_d {
+        ($($d:literal)*) => {
+            match p.row_layout().4 {
+                // SAFETY: the caller's contract, with `d` as the constant.
+                $($d => unsafe { rows_in_lanes_d::<L, G, $d, SCORES>(p, x, out, scores) },)*
+                d => unreachable!("rows in lanes is not prepared for d = {d}"),
+            }
+        };
+    }
+    with_d!(1 2 3 4);
+}
+
+/// [`rows_in_lanes`] for `D` features.
+#[inline(always)]
+unsafe fn rows_in_lanes_d<L: Lanes, const G: usize, const D: usize, const SCORES: bool>(
+    p: &PreparedCentroids<L::F>,
+    x: &[L::F],
+    out: &mut [u32],
+    scores: &mut [L::F],
+) where
+    L::F: super::Float,
+{
+    let n = out.len();
+    let group = G * L::LANES;
+    let mut start = 0;
+    while start < n {
+        // Whole groups, then the rest a vector of rows at a time.
+        let rows = if n - start >= group {
+            group
+        } else {
+            (n - start).min(L::LANES)
+        };
+        let end = start + rows;
+        let scores = if SCORES {
+            &mut scores[2 * start..2 * end]
+        } else {
+            &mut []
+        };
+        let (x, out) = (&x[start * D..end * D], &mut out[start..end]);
+        // SAFETY: the slices hold `rows` rows; the caller vouches for the rest.
+        unsafe {
+            if rows == group {
+                row_group::<L, G, D, SCORES>(p, x, out, scores);
+            } else {
+                row_group::<L, 1, D, SCORES>(p, x, out, scores);
+            }
+        }
+        start = end;
+    }
+}
+
+/// One group of at most `G * L::LANES` rows of `D` features (see
+/// [`rows_in_lanes`]); lanes past the last row repeat it and are not
+/// written out.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // indices over register arrays, unrolled
+unsafe fn row_group<L: Lanes, const G: usize, const D: usize, const SCORES: bool>(
+    p: &PreparedCentroids<L::F>,
+    x: &[L::F],
+    out: &mut [u32],
+    scores: &mut [L::F],
+) where
+    L::F: super::Float,
+{
+    let (negated, half_norms, lane_index, k, d) = p.row_layout();
+    let rows = out.len();
+    debug_assert!(d == D && D <= ROWS_IN_LANES_MAX_D && rows <= G * L::LANES);
+    // SAFETY (all below): lanes read rows below `rows` only (the offsets
+    // repeat the last row), centroid `j < k` has `D` coordinates from
+    // `j * D`, and `half_norms`, `lane_index` hold at least `k` elements.
+    unsafe {
+        let mut features = [[L::zero(); G]; D];
+        for g in 0..G {
+            let in_vector = rows.saturating_sub(g * L::LANES).clamp(1, L::LANES);
+            let first = (g * L::LANES).min(rows - 1);
+            let offsets = L::row_offsets(D, in_vector);
+            let base = x.as_ptr().add(first * D);
+            for f in 0..D {
+                features[f][g] = L::gather(base.add(f), offsets);
+            }
+        }
+        let infinity = L::splat(<L::F as super::Float>::from_f64(f64::INFINITY));
+        let mut best = [infinity; G];
+        let mut second = [infinity; G];
+        let mut best_index = [L::zero(); G];
+        for j in 0..k {
+            let centroid = negated.as_ptr().add(j * D);
+            let mut acc = [L::splat(*half_norms.get_unchecked(j)); G];
+            for f in 0..D {
+                let c = L::splat(*centroid.add(f));
+                for g in 0..G {
+                    acc[g] = L::fmadd(features[f][g], c, acc[g]);
+                }
+            }
+            let index = L::splat(*lane_index.get_unchecked(j));
+            for g in 0..G {
+                if SCORES {
+                    second[g] = L::min(second[g], L::max(best[g], acc[g]));
+                }
+                L::keep_lower(acc[g], index, &mut best[g], &mut best_index[g]);
+            }
+        }
+        let mut lane_values = [<L::F as super::Float>::from_f64(0.0); 16];
+        for g in 0..G {
+            let lanes = rows.saturating_sub(g * L::LANES).min(L::LANES);
+            let first = g * L::LANES;
+            L::store(lane_values.as_mut_ptr(), best_index[g]);
+            for l in 0..lanes {
+                out[first + l] = <L::F as super::Float>::as_f64(lane_values[l]) as u32;
+            }
+            if SCORES {
+                L::store(lane_values.as_mut_ptr(), best[g]);
+                for l in 0..lanes {
+                    scores[2 * (first + l)] = lane_values[l] + lane_values[l];
+                }
+                L::store(lane_values.as_mut_ptr(), second[g]);
+                for l in 0..lanes {
+                    scores[2 * (first + l) + 1] = lane_values[l] + lane_values[l];
                 }
             }
         }
