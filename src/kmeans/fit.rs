@@ -192,14 +192,35 @@ impl<F: Float> KMeans<F> {
         let mut n_iter = 0;
         let mut final_inertia = None;
         let mut last_changed = n;
+        // What the last step knew of its clusters, when it looked.
+        let mut stats: Option<ClusterStats<F>> = None;
         for iteration in 0..self.max_iter() {
+            // A step that would change no label ends the fit. The bounds can
+            // often tell so without reading the data, and the inertia then
+            // follows from the last step's per-cluster sums.
+            if let (Some(bounds), Some(last)) = (bounds.as_ref(), stats.as_ref()) {
+                if let Some(distances) = bounds.labels_hold(centroids.view(), flat, &labels) {
+                    if let Some(previous) = work.pass_distances.last_mut() {
+                        *previous += distances;
+                    }
+                    n_iter = iteration + 1;
+                    converged = true;
+                    final_inertia = last.inertia_at(centroids.view());
+                    break;
+                }
+            }
+            let few_changes = last_changed <= n / 1000;
             let extras = Extras {
                 check_data: iteration == 0 && data_max_abs.is_none(),
                 // Summing the inertia costs a distance per row: done where
                 // the step may well be the last (the second, the usual last
                 // on separated blobs, or after a step that moved few labels).
-                inertia: iteration == 1 || last_changed <= n / 1000,
+                inertia: iteration == 1 || few_changes,
+                // With bounds, the step after this one may be settled by
+                // the bounds alone; it needs these sums for the inertia.
+                within: bounds.is_some() && (iteration == 0 || few_changes),
             };
+            let previous_centroids = extras.within.then(|| centroids.clone());
             let step = lloyd_step(
                 flat,
                 d,
@@ -225,6 +246,16 @@ impl<F: Float> KMeans<F> {
             }
             n_iter = iteration + 1;
             last_changed = step.changed;
+            stats = match (previous_centroids, &step.within) {
+                // Relocated clusters hold sums that are not their rows'.
+                (Some(previous), Some(within)) if !step.relocated => Some(ClusterStats {
+                    previous,
+                    within: within.clone(),
+                    sums: step.sums.clone(),
+                    counts: step.counts.clone(),
+                }),
+                _ => None,
+            };
             if step.relocated {
                 work.pass_distances.push(n as u64);
             }
@@ -277,6 +308,52 @@ impl<F: Float> KMeans<F> {
             converged,
             work: std::mem::take(work),
         }))
+    }
+}
+
+/// A step's view of its clusters: enough for the inertia of its labels
+/// against any centroids, without the data.
+struct ClusterStats<F> {
+    /// The centroids the step assigned against, `(k, n_features)`.
+    previous: Array2<F>,
+    /// Per cluster, `sum ||x_i - previous_j||^2` over its rows.
+    within: Vec<f64>,
+    /// Per cluster, `sum x_i`, `(k, n_features)` row-major.
+    sums: Vec<f64>,
+    /// Per cluster, its rows.
+    counts: Vec<u64>,
+}
+
+impl<F: Float> ClusterStats<F> {
+    /// `sum_i ||x_i - c_{label_i}||^2` for the step's labels and `centroids`,
+    /// through `sum ||x - c||^2 = within - 2 (c - p).(sum x - n p) + n ||c -
+    /// p||^2` with `p` the centroids assigned against. `None` when the
+    /// rounding of that sum could exceed 1e-12 of it (a centroid that moved
+    /// far compared with its cluster's spread, or far from the origin): the
+    /// inertia is then summed from the data.
+    fn inertia_at(&self, centroids: ArrayView2<F>) -> Option<f64> {
+        let d = centroids.ncols();
+        let (mut total, mut magnitude) = (0.0, 0.0);
+        for (j, (centroid, previous)) in centroids
+            .rows()
+            .into_iter()
+            .zip(self.previous.rows())
+            .enumerate()
+        {
+            let n = self.counts[j] as f64;
+            let (mut cross, mut moved, mut reach) = (0.0, 0.0, 0.0);
+            for (f, (c, p)) in centroid.iter().zip(previous).enumerate() {
+                let (delta, p) = (c.as_f64() - p.as_f64(), p.as_f64());
+                let sum = self.sums[j * d + f];
+                cross += delta * (sum - n * p);
+                moved += delta * delta;
+                reach += delta.abs() * (sum.abs() + n * p.abs());
+            }
+            total += self.within[j] - 2.0 * cross + n * moved;
+            magnitude += self.within[j] + 4.0 * n * moved + 2.0 * reach;
+        }
+        let rounding = (d + 8) as f64 * f64::EPSILON * magnitude;
+        (total > 0.0 && rounding <= 1e-12 * total || magnitude == 0.0).then_some(total)
     }
 }
 
@@ -469,9 +546,34 @@ mod tests {
             .unwrap()
     }
 
+    /// The same fit with and without bounds: labels, centroids, iterations
+    /// and convergence to the bit, the inertia within `tolerance`
+    /// (relative; a fit whose last step the bounds settled alone sums it
+    /// from per-cluster sums). Returns whether the bounds saved a pass.
+    fn assert_same_fit<F: Float>(
+        with: &KMeansFit<F>,
+        without: &KMeansFit<F>,
+        tolerance: f64,
+        what: &str,
+    ) -> bool {
+        assert_eq!(with.labels, without.labels, "labels, {what}");
+        assert_eq!(with.centroids, without.centroids, "centroids, {what}");
+        assert_eq!(with.n_iter, without.n_iter, "iterations, {what}");
+        assert_eq!(with.converged, without.converged, "convergence, {what}");
+        let gap = (with.inertia - without.inertia).abs() / without.inertia.max(f64::MIN_POSITIVE);
+        assert!(
+            gap <= tolerance,
+            "inertia {} with bounds, {} without ({gap:e}), {what}",
+            with.inertia,
+            without.inertia
+        );
+        with.work.passes() < without.work.passes()
+    }
+
     #[test]
     fn bounds_give_bit_identical_fits() {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(17);
+        let mut settled = 0;
         for case in 0..24 {
             let n = rng.gen_range(1..3000);
             let d = rng.gen_range(1..24);
@@ -490,15 +592,45 @@ mod tests {
                 // A centroid nowhere near the data: an empty cluster to relocate.
                 init.row_mut(k - 1).fill(1e3);
             }
+            let what = format!("case {case}: n={n} d={d} k={k}");
             let with = fit_with_bounds(&x, &init, true);
             let without = fit_with_bounds(&x, &init, false);
-            assert_eq!(with, without, "f64 case {case}: n={n} d={d} k={k}");
-            assert_eq!(with.inertia.to_bits(), without.inertia.to_bits());
+            settled += assert_same_fit(&with, &without, 1e-12, &format!("f64 {what}")) as usize;
             let (x32, init32) = (x.mapv(|v| v as f32), init.mapv(|v| v as f32));
             let with = fit_with_bounds(&x32, &init32, true);
             let without = fit_with_bounds(&x32, &init32, false);
-            assert_eq!(with, without, "f32 case {case}: n={n} d={d} k={k}");
+            assert_same_fit(&with, &without, 1e-6, &format!("f32 {what}"));
         }
+        assert!(settled >= 2, "fits whose last step the bounds settled: {settled}");
+    }
+
+    #[test]
+    fn bounds_settle_the_last_step_of_separated_blobs_without_reading_the_data() {
+        // Tight blobs, one initial centroid in each: the second step changes
+        // nothing, and the bounds can tell.
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(8);
+        let (n, d, k) = (20_000, 8, 5);
+        let centres = Array2::from_shape_fn((k, d), |_| rng.gen_range(-10.0..10.0));
+        let x = Array2::from_shape_fn((n, d), |(i, f)| {
+            centres[[i % k, f]] + rng.gen_range(-0.5..0.5)
+        });
+        let init = Array2::from_shape_fn((k, d), |(j, f)| x[[j, f]]);
+        let with = fit_with_bounds(&x, &init, true);
+        let without = fit_with_bounds(&x, &init, false);
+        assert_same_fit(&with, &without, 1e-12, "separated blobs");
+        assert_eq!((with.n_iter, with.converged), (2, true));
+        // One pass (the first step, which also checks the data) instead of two.
+        assert_eq!(with.work.passes(), 1);
+        assert_eq!(without.work.passes(), 2);
+        let (labels, exact) = crate::kmeans::assign_and_inertia(x.view(), with.centroids.view());
+        assert_eq!(labels, with.labels);
+        assert!((with.inertia - exact).abs() <= 1e-12 * exact);
+        // f32 runs in f32: the per-cluster sums carry its rounding.
+        let (x32, init32) = (x.mapv(|v| v as f32), init.mapv(|v| v as f32));
+        let with = fit_with_bounds(&x32, &init32, true);
+        assert_eq!(with.work.passes(), 1);
+        let (_, exact) = crate::kmeans::assign_and_inertia(x32.view(), with.centroids.view());
+        assert!((with.inertia - exact).abs() <= 1e-6 * exact);
     }
 
     #[test]
@@ -509,15 +641,14 @@ mod tests {
         for offset in [1e3, 1e5] {
             let x = x.mapv(|v| v + offset);
             let init = init.mapv(|v| v + offset);
-            assert_eq!(
-                fit_with_bounds(&x, &init, true),
-                fit_with_bounds(&x, &init, false)
-            );
+            let what = format!("offset {offset}");
+            let with = fit_with_bounds(&x, &init, true);
+            let without = fit_with_bounds(&x, &init, false);
+            assert_same_fit(&with, &without, 1e-12, &what);
             let (x32, init32) = (x.mapv(|v| v as f32), init.mapv(|v| v as f32));
-            assert_eq!(
-                fit_with_bounds(&x32, &init32, true),
-                fit_with_bounds(&x32, &init32, false)
-            );
+            let with = fit_with_bounds(&x32, &init32, true);
+            let without = fit_with_bounds(&x32, &init32, false);
+            assert_same_fit(&with, &without, 1e-6, &format!("f32, {what}"));
         }
     }
 

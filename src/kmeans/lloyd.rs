@@ -40,6 +40,14 @@ pub struct Step<F> {
     pub relocated: bool,
     /// The largest magnitude in the data, when the step checked it.
     pub data_max_abs: Option<f64>,
+    /// Per cluster, the sum of the rows assigned to it, `(k, n_features)`
+    /// row-major (after any relocation of empty clusters).
+    pub sums: Vec<f64>,
+    /// Per cluster, how many rows were assigned to it.
+    pub counts: Vec<u64>,
+    /// Per cluster, the sum of its rows' squared distances to the centroid
+    /// they were assigned against, when asked for.
+    pub within: Option<Vec<f64>>,
 }
 
 /// What a step does besides assigning and moving the centroids.
@@ -51,6 +59,8 @@ pub struct Extras {
     /// Sum the assignment's inertia (the fit's final inertia, should the
     /// step change no label and so be the last).
     pub inertia: bool,
+    /// Sum the squared distances per cluster (see [`Step::within`]).
+    pub within: bool,
 }
 
 /// One chunk's share of the centroid update.
@@ -60,6 +70,7 @@ struct ChunkSums<F> {
     counts: Vec<u64>,
     changed: usize,
     inertia: f64,
+    within: Vec<f64>,
     active: usize,
     exact: usize,
     max_abs: f64,
@@ -107,6 +118,7 @@ pub fn lloyd_step<F: Float>(
                 counts: vec![0; k],
                 changed: 0,
                 inertia: 0.0,
+                within: vec![0.0; if extras.within { k } else { 0 }],
                 active: 0,
                 exact: 0,
                 max_abs: 0.0,
@@ -152,8 +164,17 @@ pub fn lloyd_step<F: Float>(
                     }
                 }
                 prepared.add_rows(x_sub, fresh, &mut part.sums);
-                if extras.inertia {
-                    part.inertia = rows_inertia(x_sub, d, flat_centroids, fresh, part.inertia);
+                if extras.inertia || extras.within {
+                    let centroids = flat_centroids;
+                    for (row, &j) in x_sub.chunks_exact(d).zip(fresh.iter()) {
+                        let j = j as usize;
+                        let distance = squared_distance(row, &centroids[j * d..(j + 1) * d]);
+                        // In row order, as `inertia` sums.
+                        part.inertia += distance.as_f64();
+                        if extras.within {
+                            part.within[j] += distance.as_f64();
+                        }
+                    }
                 }
                 for (label, &j) in labels_sub.iter_mut().zip(fresh.iter()) {
                     if *label != j {
@@ -174,6 +195,7 @@ pub fn lloyd_step<F: Float>(
     let mut active = 0;
     let mut exact = 0;
     let mut max_abs = 0.0f64;
+    let mut within = vec![0.0; if extras.within { k } else { 0 }];
     for part in &partials {
         if !part.finite {
             return None;
@@ -189,6 +211,9 @@ pub fn lloyd_step<F: Float>(
         }
         changed += part.changed;
         inertia += part.inertia;
+        for (w, v) in within.iter_mut().zip(&part.within) {
+            *w += v;
+        }
         active += part.active;
         exact += part.exact;
     }
@@ -215,9 +240,17 @@ pub fn lloyd_step<F: Float>(
         shift,
         inertia: extras.inertia.then_some(inertia),
         active,
-        distances: (active * k + exact) as u64 + if extras.inertia { n as u64 } else { 0 },
+        distances: (active * k + exact) as u64
+            + if extras.inertia || extras.within {
+                n as u64
+            } else {
+                0
+            },
         relocated,
         data_max_abs: extras.check_data.then_some(max_abs),
+        sums,
+        counts,
+        within: extras.within.then_some(within),
     })
 }
 
