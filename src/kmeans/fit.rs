@@ -209,16 +209,17 @@ impl<F: Float> KMeans<F> {
                     break;
                 }
             }
-            let few_changes = last_changed <= n / 1000;
+            // Summing distances in the pass costs one per row: done where the
+            // step may well be the last (the second, the usual last on
+            // separated blobs, or after a step that moved at most one label
+            // in 100000). A long fit instead sums its inertia once at the end.
+            let near_the_end = last_changed <= n / 100_000;
             let extras = Extras {
                 check_data: iteration == 0 && data_max_abs.is_none(),
-                // Summing the inertia costs a distance per row: done where
-                // the step may well be the last (the second, the usual last
-                // on separated blobs, or after a step that moved few labels).
-                inertia: iteration == 1 || few_changes,
+                inertia: iteration == 1 || near_the_end,
                 // With bounds, the step after this one may be settled by
                 // the bounds alone; it needs these sums for the inertia.
-                within: bounds.is_some() && (iteration == 0 || few_changes),
+                within: bounds.is_some() && (iteration == 0 || near_the_end),
             };
             let previous_centroids = extras.within.then(|| centroids.clone());
             let step = lloyd_step(

@@ -313,18 +313,19 @@ impl<F: Float> PreparedCentroids<F> {
         }
     }
 
-    /// Adds each row of `x` to the sum of its cluster: `sums[labels[i]] += x[i]`
-    /// (`sums` is `(k, d)`, row-major), with the widest vectors the CPU has.
-    pub fn add_rows(&self, x: &[F], labels: &[u32], sums: &mut [F]) {
+    /// Adds each row of `x` to the sum of its cluster and counts it:
+    /// `sums[labels[i]] += x[i]`, `counts[labels[i]] += 1` (`sums` is `(k,
+    /// d)`, row-major), in row order, with the widest vectors the CPU has.
+    pub fn add_rows(&self, x: &[F], labels: &[u32], sums: &mut [F], counts: &mut [u64]) {
         #[cfg(target_arch = "x86_64")]
         match self.isa {
             // SAFETY: `Isa::detect` confirmed the features before choosing the ISA.
-            Isa::Avx512 => return unsafe { add_rows_avx512(x, labels, sums, self.d) },
+            Isa::Avx512 => return unsafe { add_rows_avx512(x, labels, sums, counts, self.d) },
             // SAFETY: as above.
-            Isa::Avx2 => return unsafe { add_rows_avx2(x, labels, sums, self.d) },
+            Isa::Avx2 => return unsafe { add_rows_avx2(x, labels, sums, counts, self.d) },
             Isa::Portable => {}
         }
-        add_rows(x, labels, sums, self.d)
+        add_rows(x, labels, sums, counts, self.d)
     }
 
     /// Whole tiles only.
@@ -342,25 +343,64 @@ impl<F: Float> PreparedCentroids<F> {
 }
 
 #[inline(always)]
-fn add_rows<F: Float>(x: &[F], labels: &[u32], sums: &mut [F], d: usize) {
-    for (row, &j) in x.chunks_exact(d).zip(labels) {
-        let j = j as usize;
-        for (s, &v) in sums[j * d..(j + 1) * d].iter_mut().zip(row) {
-            *s += v;
+fn add_rows<F: Float>(x: &[F], labels: &[u32], sums: &mut [F], counts: &mut [u64], d: usize) {
+    // Few features: the row's length as a constant, so nothing loops per row.
+    match d {
+        1 => add_rows_d::<F, 1>(x, labels, sums, counts),
+        2 => add_rows_d::<F, 2>(x, labels, sums, counts),
+        3 => add_rows_d::<F, 3>(x, labels, sums, counts),
+        4 => add_rows_d::<F, 4>(x, labels, sums, counts),
+        _ => {
+            for (row, &j) in x.chunks_exact(d).zip(labels) {
+                let j = j as usize;
+                for (s, &v) in sums[j * d..(j + 1) * d].iter_mut().zip(row) {
+                    *s += v;
+                }
+                counts[j] += 1;
+            }
         }
+    }
+}
+
+#[inline(always)]
+fn add_rows_d<F: Float, const D: usize>(
+    x: &[F],
+    labels: &[u32],
+    sums: &mut [F],
+    counts: &mut [u64],
+) {
+    for (row, &j) in x.chunks_exact(D).zip(labels) {
+        let j = j as usize;
+        let sum = &mut sums[j * D..(j + 1) * D];
+        for f in 0..D {
+            sum[f] += row[f];
+        }
+        counts[j] += 1;
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn add_rows_avx512<F: Float>(x: &[F], labels: &[u32], sums: &mut [F], d: usize) {
-    add_rows(x, labels, sums, d)
+unsafe fn add_rows_avx512<F: Float>(
+    x: &[F],
+    labels: &[u32],
+    sums: &mut [F],
+    counts: &mut [u64],
+    d: usize,
+) {
+    add_rows(x, labels, sums, counts, d)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn add_rows_avx2<F: Float>(x: &[F], labels: &[u32], sums: &mut [F], d: usize) {
-    add_rows(x, labels, sums, d)
+unsafe fn add_rows_avx2<F: Float>(
+    x: &[F],
+    labels: &[u32],
+    sums: &mut [F],
+    counts: &mut [u64],
+    d: usize,
+) {
+    add_rows(x, labels, sums, counts, d)
 }
 
 /// The SIMD kernels of a float type, where the CPU has them.

@@ -163,7 +163,7 @@ pub fn lloyd_step<F: Float>(
                         part.active += fresh.len();
                     }
                 }
-                prepared.add_rows(x_sub, fresh, &mut part.sums);
+                prepared.add_rows(x_sub, fresh, &mut part.sums, &mut part.counts);
                 if extras.inertia || extras.within {
                     let centroids = flat_centroids;
                     for (row, &j) in x_sub.chunks_exact(d).zip(fresh.iter()) {
@@ -177,11 +177,8 @@ pub fn lloyd_step<F: Float>(
                     }
                 }
                 for (label, &j) in labels_sub.iter_mut().zip(fresh.iter()) {
-                    if *label != j {
-                        part.changed += 1;
-                        *label = j;
-                    }
-                    part.counts[j as usize] += 1;
+                    part.changed += usize::from(*label != j);
+                    *label = j;
                 }
             }
             part
