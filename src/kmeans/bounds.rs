@@ -283,6 +283,7 @@ impl Geometry {
     ///
     /// `centroids` is `(k, d)` row-major, the same centroids as `prepared`.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)] // into the step's per-instruction-set functions
     pub fn assign<F: Float>(
         &self,
         prepared: &PreparedCentroids<F>,
@@ -358,6 +359,7 @@ impl Geometry {
     }
 
     /// Fresh bounds for row `i` from the kernel's best and runner-up scores.
+    #[inline(always)]
     fn reset<F: Float>(
         &self,
         row: &[F],

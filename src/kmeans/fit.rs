@@ -602,7 +602,10 @@ mod tests {
             let without = fit_with_bounds(&x32, &init32, false);
             assert_same_fit(&with, &without, 1e-6, &format!("f32 {what}"));
         }
-        assert!(settled >= 2, "fits whose last step the bounds settled: {settled}");
+        assert!(
+            settled >= 2,
+            "fits whose last step the bounds settled: {settled}"
+        );
     }
 
     #[test]

@@ -5,10 +5,10 @@
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-use super::bounds::{Bounds, Scratch, SUBCHUNK_CAPACITY};
+use super::bounds::{Bounds, ChunkBounds, Geometry, Scratch, SUBCHUNK_CAPACITY};
 use super::chunks::chunk_rows;
 use super::float::Float;
-use super::kernel::{squared_distance, PreparedCentroids};
+use super::kernel::{squared_distance, Isa, PreparedCentroids};
 use super::validate::scan;
 
 /// Rows assigned at a time before their sums are accumulated (small enough
@@ -108,80 +108,33 @@ pub fn lloyd_step<F: Float>(
         None => (None, (0..n_chunks).map(|_| None).collect::<Vec<_>>()),
     };
     let label_chunks: Vec<&mut [u32]> = labels.chunks_mut(rows).collect();
+    let context = StepContext {
+        d,
+        k,
+        extras,
+        prepared: &prepared,
+        centroids: flat_centroids,
+        geometry: geometry.as_ref(),
+    };
     let partials: Vec<ChunkSums<F>> = x
         .par_chunks(rows * d)
         .zip(label_chunks)
         .zip(bound_chunks)
-        .map(|((x_chunk, label_chunk), mut bound_chunk)| {
-            let mut part = ChunkSums {
-                sums: vec![F::zero(); k * d],
-                counts: vec![0; k],
-                changed: 0,
-                inertia: 0.0,
-                within: vec![0.0; if extras.within { k } else { 0 }],
-                active: 0,
-                exact: 0,
-                max_abs: 0.0,
-                finite: true,
+        .map(|((x_chunk, label_chunk), bound_chunk)| {
+            let chunk = Chunk {
+                x: x_chunk,
+                labels: label_chunk,
+                bounds: bound_chunk,
             };
-            let mut scratch = Scratch::default();
-            let mut fresh = [0u32; SUBCHUNK_ROWS];
-            // Assign a few rows, then add them to their sums while they are
-            // still in cache: one pass over X per step.
-            for (s, (x_sub, labels_sub)) in x_chunk
-                .chunks(SUBCHUNK_ROWS * d)
-                .zip(label_chunk.chunks_mut(SUBCHUNK_ROWS))
-                .enumerate()
-            {
-                let fresh = &mut fresh[..labels_sub.len()];
-                if extras.check_data {
-                    let (max_abs, finite) = scan(x_sub);
-                    part.max_abs = part.max_abs.max(max_abs);
-                    if !finite {
-                        part.finite = false;
-                        break;
-                    }
-                }
-                match (&geometry, &mut bound_chunk) {
-                    (Some(geometry), Some((upper, lower))) => {
-                        let range = s * SUBCHUNK_ROWS..s * SUBCHUNK_ROWS + fresh.len();
-                        let (active, exact) = geometry.assign(
-                            &prepared,
-                            flat_centroids,
-                            x_sub,
-                            labels_sub,
-                            fresh,
-                            &mut upper[range.clone()],
-                            &mut lower[range],
-                            &mut scratch,
-                        );
-                        part.active += active;
-                        part.exact += exact;
-                    }
-                    _ => {
-                        prepared.assign(x_sub, fresh);
-                        part.active += fresh.len();
-                    }
-                }
-                prepared.add_rows(x_sub, fresh, &mut part.sums, &mut part.counts);
-                if extras.inertia || extras.within {
-                    let centroids = flat_centroids;
-                    for (row, &j) in x_sub.chunks_exact(d).zip(fresh.iter()) {
-                        let j = j as usize;
-                        let distance = squared_distance(row, &centroids[j * d..(j + 1) * d]);
-                        // In row order, as `inertia` sums.
-                        part.inertia += distance.as_f64();
-                        if extras.within {
-                            part.within[j] += distance.as_f64();
-                        }
-                    }
-                }
-                for (label, &j) in labels_sub.iter_mut().zip(fresh.iter()) {
-                    part.changed += usize::from(*label != j);
-                    *label = j;
-                }
+            match prepared.isa() {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `Isa::detect` confirmed the features.
+                Isa::Avx512 => unsafe { chunk_step_avx512(&context, chunk) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as above.
+                Isa::Avx2 => unsafe { chunk_step_avx2(&context, chunk) },
+                _ => chunk_step(&context, chunk),
             }
-            part
         })
         .collect();
 
@@ -249,6 +202,124 @@ pub fn lloyd_step<F: Float>(
         counts,
         within: extras.within.then_some(within),
     })
+}
+
+/// What every chunk of one step shares.
+struct StepContext<'a, F> {
+    d: usize,
+    k: usize,
+    extras: Extras,
+    prepared: &'a PreparedCentroids<F>,
+    /// The centroids assigned against, `(k, d)` row-major.
+    centroids: &'a [F],
+    geometry: Option<&'a Geometry>,
+}
+
+/// One chunk of rows with its labels and bounds.
+struct Chunk<'a, F> {
+    x: &'a [F],
+    labels: &'a mut [u32],
+    bounds: Option<ChunkBounds<'a, F>>,
+}
+
+/// One chunk's share of a Lloyd step: assign its rows (through the bounds
+/// when there are), then add them to their sums, a few rows at a time.
+/// Inlined into one function per instruction set, so that everything
+/// around the kernel (the data check, the bounds, the distances) is
+/// vectorised as widely as the kernel.
+#[inline(always)]
+fn chunk_step<F: Float>(context: &StepContext<'_, F>, mut chunk: Chunk<'_, F>) -> ChunkSums<F> {
+    let (d, k) = (context.d, context.k);
+    let mut part = ChunkSums {
+        sums: vec![F::zero(); k * d],
+        counts: vec![0; k],
+        changed: 0,
+        inertia: 0.0,
+        within: vec![0.0; if context.extras.within { k } else { 0 }],
+        active: 0,
+        exact: 0,
+        max_abs: 0.0,
+        finite: true,
+    };
+    let mut scratch = Scratch::default();
+    let mut fresh = [0u32; SUBCHUNK_ROWS];
+    // Assign a few rows, then add them to their sums while they are
+    // still in cache: one pass over X per step.
+    for (s, (x_sub, labels_sub)) in chunk
+        .x
+        .chunks(SUBCHUNK_ROWS * d)
+        .zip(chunk.labels.chunks_mut(SUBCHUNK_ROWS))
+        .enumerate()
+    {
+        let fresh = &mut fresh[..labels_sub.len()];
+        if context.extras.check_data {
+            let (max_abs, finite) = scan(x_sub);
+            part.max_abs = part.max_abs.max(max_abs);
+            if !finite {
+                part.finite = false;
+                break;
+            }
+        }
+        match (context.geometry, &mut chunk.bounds) {
+            (Some(geometry), Some((upper, lower))) => {
+                let range = s * SUBCHUNK_ROWS..s * SUBCHUNK_ROWS + fresh.len();
+                let (active, exact) = geometry.assign(
+                    context.prepared,
+                    context.centroids,
+                    x_sub,
+                    labels_sub,
+                    fresh,
+                    &mut upper[range.clone()],
+                    &mut lower[range],
+                    &mut scratch,
+                );
+                part.active += active;
+                part.exact += exact;
+            }
+            _ => {
+                context.prepared.assign(x_sub, fresh);
+                part.active += fresh.len();
+            }
+        }
+        context
+            .prepared
+            .add_rows(x_sub, fresh, &mut part.sums, &mut part.counts);
+        if context.extras.inertia || context.extras.within {
+            let centroids = context.centroids;
+            for (row, &j) in x_sub.chunks_exact(d).zip(fresh.iter()) {
+                let j = j as usize;
+                let distance = squared_distance(row, &centroids[j * d..(j + 1) * d]);
+                // In row order, as `inertia` sums.
+                part.inertia += distance.as_f64();
+                if context.extras.within {
+                    part.within[j] += distance.as_f64();
+                }
+            }
+        }
+        for (label, &j) in labels_sub.iter_mut().zip(fresh.iter()) {
+            part.changed += usize::from(*label != j);
+            *label = j;
+        }
+    }
+    part
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn chunk_step_avx512<F: Float>(
+    context: &StepContext<'_, F>,
+    chunk: Chunk<'_, F>,
+) -> ChunkSums<F> {
+    chunk_step(context, chunk)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn chunk_step_avx2<F: Float>(
+    context: &StepContext<'_, F>,
+    chunk: Chunk<'_, F>,
+) -> ChunkSums<F> {
+    chunk_step(context, chunk)
 }
 
 /// Gives each empty cluster one of the rows farthest from their current

@@ -13,6 +13,7 @@ pub fn check_finite<F: Float>(x: ArrayView2<F>, what: &'static str) -> Result<()
 
 /// The largest magnitude and whether every value is finite, in eight lanes
 /// of branch-free selects (the loop vectorises).
+#[inline(always)] // into the step's per-instruction-set functions
 pub(super) fn scan<F: Float>(values: &[F]) -> (f64, bool) {
     let mut max = [F::zero(); 8];
     let mut finite = [true; 8];
