@@ -37,6 +37,9 @@ pub trait Lanes: Copy {
     unsafe fn row_offsets(stride: usize, rows: usize) -> Self::Offsets;
     /// One element per lane, from `p` plus each lane's offset.
     unsafe fn gather(p: *const Self::F, offsets: Self::Offsets) -> Self::V;
+    /// The even and the odd elements of `lo` then `hi` (pairs laid out
+    /// one after another: two features of `LANES` rows).
+    unsafe fn deinterleave(lo: Self::V, hi: Self::V) -> (Self::V, Self::V);
     /// `a * b + c`, fused.
     unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     /// Where `score < best`, takes `score` and `index`.
@@ -67,6 +70,7 @@ macro_rules! lanes {
      fmadd: $fmadd:ident, min: $min:ident, max: $max:ident,
      offsets: $offsets:ty, $offset:ty, $offsets_load:ident,
      gather: |$gp:ident, $go:ident| $gather:block,
+     deinterleave: |$dl:ident, $dh:ident| $deinterleave:block,
      keep_lower: |$s:ident, $i:ident, $b:ident, $bi:ident| $keep:block,
      horizontal_min: |$hv:ident| $hmin:block,
      select_equal: |$ek:ident, $et:ident, $ey:ident, $en:ident| $eq:block) => {
@@ -119,6 +123,11 @@ macro_rules! lanes {
             }
             #[inline]
             #[target_feature(enable = $feature)]
+            unsafe fn deinterleave($dl: $v, $dh: $v) -> ($v, $v) {
+                $deinterleave
+            }
+            #[inline]
+            #[target_feature(enable = $feature)]
             unsafe fn fmadd(a: $v, b: $v, c: $v) -> $v {
                 $fmadd(a, b, c)
             }
@@ -156,6 +165,11 @@ zero: _mm512_setzero_pd, splat: _mm512_set1_pd, load: _mm512_loadu_pd, store: _m
 fmadd: _mm512_fmadd_pd, min: _mm512_min_pd, max: _mm512_max_pd,
 offsets: __m512i, i64, _mm512_loadu_si512,
 gather: |p, offsets| { _mm512_i64gather_pd::<8>(offsets, p) },
+deinterleave: |lo, hi| {
+    let even = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
+    let odd = _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1);
+    (_mm512_permutex2var_pd(lo, even, hi), _mm512_permutex2var_pd(lo, odd, hi))
+},
 keep_lower: |score, index, best, best_index| {
     // The new best through a minimum, not the mask: the loop-carried
     // chain is then one short instruction.
@@ -174,6 +188,11 @@ zero: _mm512_setzero_ps, splat: _mm512_set1_ps, load: _mm512_loadu_ps, store: _m
 fmadd: _mm512_fmadd_ps, min: _mm512_min_ps, max: _mm512_max_ps,
 offsets: __m512i, i32, _mm512_loadu_si512,
 gather: |p, offsets| { _mm512_i32gather_ps::<4>(offsets, p) },
+deinterleave: |lo, hi| {
+    let even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    let odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    (_mm512_permutex2var_ps(lo, even, hi), _mm512_permutex2var_ps(lo, odd, hi))
+},
 keep_lower: |score, index, best, best_index| {
     // The new best through a minimum, not the mask: the loop-carried
     // chain is then one short instruction.
@@ -192,6 +211,15 @@ zero: _mm256_setzero_pd, splat: _mm256_set1_pd, load: _mm256_loadu_pd, store: _m
 fmadd: _mm256_fmadd_pd, min: _mm256_min_pd, max: _mm256_max_pd,
 offsets: __m256i, i64, _mm256_loadu_si256,
 gather: |p, offsets| { _mm256_i64gather_pd::<8>(p, offsets) },
+deinterleave: |lo, hi| {
+    // Within each 128-bit half, then the halves' 64-bit pieces in order.
+    let even = _mm256_unpacklo_pd(lo, hi);
+    let odd = _mm256_unpackhi_pd(lo, hi);
+    (
+        _mm256_permute4x64_pd::<0b11_01_10_00>(even),
+        _mm256_permute4x64_pd::<0b11_01_10_00>(odd),
+    )
+},
 keep_lower: |score, index, best, best_index| {
     let lower = _mm256_cmp_pd::<_CMP_LT_OQ>(score, *best);
     *best = _mm256_min_pd(*best, score);
@@ -211,6 +239,15 @@ zero: _mm256_setzero_ps, splat: _mm256_set1_ps, load: _mm256_loadu_ps, store: _m
 fmadd: _mm256_fmadd_ps, min: _mm256_min_ps, max: _mm256_max_ps,
 offsets: __m256i, i32, _mm256_loadu_si256,
 gather: |p, offsets| { _mm256_i32gather_ps::<4>(p, offsets) },
+deinterleave: |lo, hi| {
+    // Within each 128-bit half, then the halves' 64-bit pieces in order.
+    let even = _mm256_castps_pd(_mm256_shuffle_ps::<0b10_00_10_00>(lo, hi));
+    let odd = _mm256_castps_pd(_mm256_shuffle_ps::<0b11_01_11_01>(lo, hi));
+    (
+        _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(even)),
+        _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(odd)),
+    )
+},
 keep_lower: |score, index, best, best_index| {
     let lower = _mm256_cmp_ps::<_CMP_LT_OQ>(score, *best);
     *best = _mm256_min_ps(*best, score);
@@ -428,6 +465,18 @@ unsafe fn row_group<L: Lanes, const G: usize, const D: usize, const SCORES: bool
         let mut features = [[L::zero(); G]; D];
         for g in 0..G {
             let in_vector = rows.saturating_sub(g * L::LANES).clamp(1, L::LANES);
+            if D <= 2 && in_vector == L::LANES {
+                // Whole vectors of one or two features: plain loads.
+                let base = x.as_ptr().add(g * L::LANES * D);
+                if D == 1 {
+                    features[0][g] = L::load(base);
+                } else {
+                    let (even, odd) = L::deinterleave(L::load(base), L::load(base.add(L::LANES)));
+                    features[0][g] = even;
+                    features[D - 1][g] = odd;
+                }
+                continue;
+            }
             let first = (g * L::LANES).min(rows - 1);
             let offsets = L::row_offsets(D, in_vector);
             let base = x.as_ptr().add(first * D);
