@@ -370,9 +370,9 @@ impl Geometry {
         lower: &mut [F],
     ) {
         let norm = squared_norm(row);
-        let row_norm = norm.sqrt() * (1.0 + self.outward);
-        let error =
-            self.error_scale * ((row_norm + self.centroid_norm_max).powi(2) * (1.0 + self.outward));
+        // (|x| + max |c|)^2 <= 2 (|x|^2 + max |c|^2): no square root needed.
+        let reach = 2.0 * (norm + self.centroid_norm_max * self.centroid_norm_max);
+        let error = self.error_scale * (reach * (1.0 + self.outward).powi(3));
         let up = (norm + best.as_f64() + error).max(0.0).sqrt();
         let low = (norm + runner_up.as_f64() - error).max(0.0).sqrt();
         upper[i] = round_up(up, self.outward);
