@@ -324,21 +324,19 @@ impl Geometry {
             return (0, exact_distances);
         }
         scratch.scores.resize(2 * n, F::zero());
+        scratch.up.resize(n, 0.0);
+        scratch.low.resize(n, 0.0);
         let in_place = active * 4 >= n * 3;
         if in_place {
             // Most rows are active: run the kernel on all of them in place
             // (the skipped ones get the label they have, and fresh bounds).
             let scores = &mut scratch.scores[..2 * n];
             prepared.assign_with_scores(x, fresh, scores);
+            let (up, low) = (&mut scratch.up[..n], &mut scratch.low[..n]);
+            self.fresh_bounds(x, scores, up, low);
             for i in 0..n {
-                self.reset(
-                    &x[i * d..(i + 1) * d],
-                    scores[2 * i],
-                    scores[2 * i + 1],
-                    i,
-                    upper,
-                    lower,
-                );
+                upper[i] = F::from_f64(up[i]);
+                lower[i] = F::from_f64(low[i]);
             }
         } else {
             scratch.rows.clear();
@@ -349,34 +347,39 @@ impl Geometry {
             let labels = &mut labels[..active];
             let scores = &mut scratch.scores[..2 * active];
             prepared.assign_with_scores(&scratch.rows, labels, scores);
+            let (up, low) = (&mut scratch.up[..active], &mut scratch.low[..active]);
+            self.fresh_bounds(&scratch.rows, scores, up, low);
             for (p, &i) in scratch.pending.iter().enumerate() {
                 fresh[i] = labels[p];
-                let row = &x[i * d..(i + 1) * d];
-                self.reset(row, scores[2 * p], scores[2 * p + 1], i, upper, lower);
+                upper[i] = F::from_f64(up[p]);
+                lower[i] = F::from_f64(low[p]);
             }
         }
         (if in_place { n } else { active }, exact_distances)
     }
 
-    /// Fresh bounds for row `i` from the kernel's best and runner-up scores.
+    /// Fresh bounds for the rows of `rows` from the kernel's best and
+    /// runner-up scores (`scores[2 * i]`, `scores[2 * i + 1]`), widened so
+    /// that they hold once stored as `F` (rounding to nearest): into `up`
+    /// and `low`, one per row. Two loops, so that the second (square roots
+    /// and all) is vectorised across rows.
     #[inline(always)]
-    fn reset<F: Float>(
-        &self,
-        row: &[F],
-        best: F,
-        runner_up: F,
-        i: usize,
-        upper: &mut [F],
-        lower: &mut [F],
-    ) {
-        let norm = squared_norm(row);
-        // (|x| + max |c|)^2 <= 2 (|x|^2 + max |c|^2): no square root needed.
-        let reach = 2.0 * (norm + self.centroid_norm_max * self.centroid_norm_max);
-        let error = self.error_scale * (reach * (1.0 + self.outward).powi(3));
-        let up = (norm + best.as_f64() + error).max(0.0).sqrt();
-        let low = (norm + runner_up.as_f64() - error).max(0.0).sqrt();
-        upper[i] = round_up(up, self.outward);
-        lower[i] = round_down(low, self.outward);
+    fn fresh_bounds<F: Float>(&self, rows: &[F], scores: &[F], up: &mut [f64], low: &mut [f64]) {
+        let d = rows.len() / up.len().max(1);
+        for (norm, row) in up.iter_mut().zip(rows.chunks_exact(d)) {
+            *norm = squared_norm(row);
+        }
+        let centroid_reach = self.centroid_norm_max * self.centroid_norm_max;
+        let (widen, narrow) = (1.0 + self.outward, 1.0 - self.outward);
+        for (i, (up, low)) in up.iter_mut().zip(low.iter_mut()).enumerate() {
+            let norm = *up;
+            // (|x| + max |c|)^2 <= 2 (|x|^2 + max |c|^2): no square root needed.
+            let error = self.error_scale * (2.0 * (norm + centroid_reach) * widen * widen * widen);
+            let best = scores[2 * i].as_f64();
+            let runner_up = scores[2 * i + 1].as_f64();
+            *up = (norm + best + error).max(0.0).sqrt() * widen * widen;
+            *low = (norm + runner_up - error).max(0.0).sqrt() * narrow * narrow;
+        }
     }
 }
 
@@ -389,6 +392,9 @@ pub struct Scratch<F> {
     pending: Vec<usize>,
     rows: Vec<F>,
     scores: Vec<F>,
+    /// Fresh upper and lower bounds, one per row of a sub-chunk.
+    up: Vec<f64>,
+    low: Vec<f64>,
 }
 
 /// `v` widened and rounded so that the stored value is not below `v`.
