@@ -40,7 +40,7 @@ use super::float::Float;
 use super::kernel::{squared_distance, squared_norm, Isa, PreparedCentroids};
 
 /// One chunk's upper and lower bounds.
-pub type ChunkBounds<'a, F> = (&'a mut [F], &'a mut [F]);
+pub type ChunkBounds<'a> = (&'a mut [f32], &'a mut [f32]);
 
 /// Whether bounds can pay for themselves on `k` centroids of `d` features:
 /// when scoring a row costs the kernel at least [`MIN_ROW_VECTORS`] vector
@@ -55,12 +55,16 @@ pub fn worthwhile<F>(d: usize, k: usize) -> bool {
 pub const MIN_ROW_VECTORS: usize = 16;
 
 /// Per-row bounds and the centroids they refer to.
+///
+/// Bounds are kept in `f32` whatever the data's type, rounded outwards
+/// (they only need to hold, not to be tight to the last bit): 8 bytes a row,
+/// half the memory to fill for `f64` data.
 #[derive(Debug, Clone)]
 pub struct Bounds<F> {
     /// Above each row's distance to its assigned centroid.
-    upper: Vec<F>,
+    upper: Vec<f32>,
     /// Below each row's distance to every other centroid.
-    lower: Vec<F>,
+    lower: Vec<f32>,
     /// The centroids the bounds hold for; `None` before the first assignment.
     reference: Option<Array2<F>>,
     /// No row is longer than this (`sqrt(d)` times the largest magnitude).
@@ -74,8 +78,8 @@ impl<F: Float> Bounds<F> {
     /// is set).
     pub fn new(n: usize, row_norm_max: f64) -> Self {
         Bounds {
-            upper: vec![F::zero(); n],
-            lower: vec![F::zero(); n],
+            upper: vec![0.0; n],
+            lower: vec![0.0; n],
             reference: None,
             row_norm_max,
         }
@@ -147,7 +151,7 @@ impl<F: Float> Bounds<F> {
         &mut self,
         centroids: ArrayView2<F>,
         rows: usize,
-    ) -> (Geometry, Vec<ChunkBounds<'_, F>>) {
+    ) -> (Geometry, Vec<ChunkBounds<'_>>) {
         let geometry = Geometry::new(centroids, self.reference.as_ref(), self.row_norm_max);
         self.reference = Some(centroids.to_owned());
         let chunks = self
@@ -254,9 +258,9 @@ impl Geometry {
 
     /// A row's bounds (`upper` to its centroid `a`, `lower` to the others)
     /// carried over the centroids' drift, rounded outwards.
-    fn moved<F: Float>(&self, motion: &Motion, a: usize, upper: F, lower: F) -> (f64, f64) {
-        let up = (upper.as_f64() + motion.drift[a]) * (1.0 + self.outward);
-        let low = (lower.as_f64() - motion.drift_of_others[a]).max(0.0);
+    fn moved(&self, motion: &Motion, a: usize, upper: f32, lower: f32) -> (f64, f64) {
+        let up = (f64::from(upper) + motion.drift[a]) * (1.0 + self.outward);
+        let low = (f64::from(lower) - motion.drift_of_others[a]).max(0.0);
         (up, low)
     }
 
@@ -291,8 +295,8 @@ impl Geometry {
         x: &[F],
         labels: &[u32],
         fresh: &mut [u32],
-        upper: &mut [F],
-        lower: &mut [F],
+        upper: &mut [f32],
+        lower: &mut [f32],
         scratch: &mut Scratch<F>,
     ) -> (usize, usize) {
         let n = fresh.len();
@@ -314,8 +318,8 @@ impl Geometry {
                             continue;
                         }
                     }
-                    upper[i] = round_up(up, self.outward);
-                    lower[i] = round_down(low, self.outward);
+                    upper[i] = round_up(up * (1.0 + self.outward));
+                    lower[i] = round_down(low * (1.0 - self.outward));
                 }
             }
         }
@@ -335,8 +339,8 @@ impl Geometry {
             let (up, low) = (&mut scratch.up[..n], &mut scratch.low[..n]);
             self.fresh_bounds(x, scores, up, low);
             for i in 0..n {
-                upper[i] = F::from_f64(up[i]);
-                lower[i] = F::from_f64(low[i]);
+                upper[i] = round_up(up[i]);
+                lower[i] = round_down(low[i]);
             }
         } else {
             scratch.rows.clear();
@@ -351,17 +355,17 @@ impl Geometry {
             self.fresh_bounds(&scratch.rows, scores, up, low);
             for (p, &i) in scratch.pending.iter().enumerate() {
                 fresh[i] = labels[p];
-                upper[i] = F::from_f64(up[p]);
-                lower[i] = F::from_f64(low[p]);
+                upper[i] = round_up(up[p]);
+                lower[i] = round_down(low[p]);
             }
         }
         (if in_place { n } else { active }, exact_distances)
     }
 
     /// Fresh bounds for the rows of `rows` from the kernel's best and
-    /// runner-up scores (`scores[2 * i]`, `scores[2 * i + 1]`), widened so
-    /// that they hold once stored as `F` (rounding to nearest): into `up`
-    /// and `low`, one per row. Two loops, so that the second (square roots
+    /// runner-up scores (`scores[2 * i]`, `scores[2 * i + 1]`), widened for
+    /// the rounding of the arithmetic: into `up`
+    /// and `low`, one per row (before rounding to `f32`). Two loops, so that the second (square roots
     /// and all) is vectorised across rows.
     #[inline(always)]
     fn fresh_bounds<F: Float>(&self, rows: &[F], scores: &[F], up: &mut [f64], low: &mut [f64]) {
@@ -397,13 +401,23 @@ pub struct Scratch<F> {
     low: Vec<f64>,
 }
 
-/// `v` widened and rounded so that the stored value is not below `v`.
-fn round_up<F: Float>(v: f64, outward: f64) -> F {
-    F::from_f64(v * (1.0 + outward))
+/// The nearest `f32` not below `v` (+inf above the range; NaN stays NaN,
+/// which no test trusts).
+fn round_up(v: f64) -> f32 {
+    let r = v as f32;
+    if f64::from(r) < v {
+        r.next_up()
+    } else {
+        r
+    }
 }
 
-/// `v` narrowed and rounded so that the stored value is not above `v`
-/// (`v >= 0`).
-fn round_down<F: Float>(v: f64, outward: f64) -> F {
-    F::from_f64(v * (1.0 - outward))
+/// The nearest `f32` not above `v` (`f32::MAX` above the range).
+fn round_down(v: f64) -> f32 {
+    let r = v as f32;
+    if f64::from(r) > v {
+        r.next_down()
+    } else {
+        r
+    }
 }

@@ -219,7 +219,7 @@ struct StepContext<'a, F> {
 struct Chunk<'a, F> {
     x: &'a [F],
     labels: &'a mut [u32],
-    bounds: Option<ChunkBounds<'a, F>>,
+    bounds: Option<ChunkBounds<'a>>,
 }
 
 /// One chunk's share of a Lloyd step: assign its rows (through the bounds
