@@ -401,23 +401,50 @@ pub struct Scratch<F> {
     low: Vec<f64>,
 }
 
-/// The nearest `f32` not below `v` (+inf above the range; NaN stays NaN,
-/// which no test trusts).
+/// An `f32` not below `v` (+inf above the range; NaN stays NaN, which no
+/// test trusts): widened by more than rounding to nearest can take away,
+/// so that the conversion needs no branch.
 fn round_up(v: f64) -> f32 {
-    let r = v as f32;
-    if f64::from(r) < v {
-        r.next_up()
-    } else {
-        r
-    }
+    (v * (1.0 + F32_ROUNDING) + F32_SPACING_MIN) as f32
 }
 
-/// The nearest `f32` not above `v` (`f32::MAX` above the range).
+/// An `f32` not above `v` (`v >= 0`; about `f32::MAX` above the range).
 fn round_down(v: f64) -> f32 {
-    let r = v as f32;
-    if f64::from(r) > v {
-        r.next_down()
-    } else {
-        r
+    (v.min(f64::from(f32::MAX)) * (1.0 - F32_ROUNDING) - F32_SPACING_MIN).max(0.0) as f32
+}
+
+/// Twice `f32`'s unit roundoff: rounding to nearest moves a normal value
+/// by at most half of it.
+const F32_ROUNDING: f64 = f32::EPSILON as f64;
+/// The spacing of subnormal `f32` values: rounding to nearest moves a tiny
+/// value by at most half of it.
+const F32_SPACING_MIN: f64 = 1.401_298_464_324_817e-45;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_bounds_round_outwards() {
+        let cases = [
+            0.0,
+            1e-45,
+            3e-39,
+            1e-30,
+            0.1,
+            1.0 / 3.0,
+            1.0,
+            2.0f64.sqrt(),
+            1e10 + 0.5,
+            3.4e38,
+            1e300,
+        ];
+        for v in cases {
+            assert!(f64::from(round_up(v)) >= v, "up {v:e}");
+            assert!(f64::from(round_down(v)) <= v, "down {v:e}");
+            assert!(round_down(v) >= 0.0);
+        }
+        assert_eq!(round_up(f64::INFINITY), f32::INFINITY);
+        assert!(round_down(f64::INFINITY).is_finite() && round_down(f64::INFINITY) > 3.4e38);
     }
 }
