@@ -61,6 +61,10 @@ pub struct Record {
     /// contender reports its work (`rust`); absent for the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pass_distances: Option<Vec<u64>>,
+    /// Rows of the data read in each pass, where the contender reports them
+    /// (a step whose rows the bounds settle reads few); absent: all rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_rows: Option<Vec<u64>>,
     /// Inertia recomputed by us from the contender's centroids.
     pub inertia: Option<f64>,
     /// `(inertia - best) / best` over the scenario's contenders.
@@ -101,6 +105,7 @@ impl Record {
             sample_seconds: Vec::new(),
             n_iter: None,
             pass_distances: None,
+            pass_rows: None,
             inertia: None,
             rel_inertia_diff: None,
             inertia_tolerance: None,
@@ -146,9 +151,10 @@ impl Record {
     }
 
     /// The least time the fit's work can take on the measured machine: each
-    /// pass over X bound by the slower of reading X (`bytes / read
-    /// bandwidth`) and its arithmetic (`2 d` flops per squared distance /
-    /// FMA peak), summed over passes. The passes are the contender's own
+    /// pass over X bound by the slower of reading what it reads of X (`bytes
+    /// / read bandwidth`, all rows unless [`Self::pass_rows`] says fewer) and
+    /// its arithmetic (`2 d` flops per squared distance / FMA peak), summed
+    /// over passes. The passes are the contender's own
     /// count where it reports one ([`Self::pass_distances`]); otherwise those
     /// of a plain Lloyd fit: a validation pass, one pass of `n k` distances
     /// per iteration and a final inertia pass of `n`. `None` without floors.
@@ -165,13 +171,20 @@ impl Record {
             get("floor.read_bytes_per_second")?,
         );
         let Scenario { n, d, k } = self.scenario;
-        let read = (n * d * 8) as f64 / bandwidth;
-        let pass = |distances: u64| read.max(2.0 * (d as f64) * distances as f64 / peak);
+        let read = |rows: u64| (rows as usize * d * 8) as f64 / bandwidth;
+        let pass =
+            |distances: u64, rows: u64| read(rows).max(2.0 * (d as f64) * distances as f64 / peak);
+        let n_rows = n as u64;
+        let pass_rows = |i: usize| self.pass_rows.as_ref().and_then(|r| r.get(i).copied());
         Some(match &self.pass_distances {
-            Some(passes) => passes.iter().map(|&p| pass(p)).sum(),
+            Some(passes) => passes
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| pass(p, pass_rows(i).unwrap_or(n_rows)))
+                .sum(),
             None => {
                 let iterations = self.n_iter? as f64;
-                pass(0) + iterations * pass((n * k) as u64) + pass(n as u64)
+                pass(0, n_rows) + iterations * pass((n * k) as u64, n_rows) + pass(n_rows, n_rows)
             }
         })
     }

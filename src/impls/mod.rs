@@ -85,6 +85,8 @@ pub struct FitOutput {
     /// Squared distances computed in each pass over the data, where the
     /// contender reports its work (see [`crate::kmeans::Work`]).
     pub pass_distances: Option<Vec<u64>>,
+    /// Rows of the data read in each pass, likewise.
+    pub pass_rows: Option<Vec<u64>>,
 }
 
 /// A k-means implementation under test.

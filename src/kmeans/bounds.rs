@@ -94,11 +94,16 @@ impl<F: Float> Bounds<F> {
     /// it is, decided from the bounds (set by the last step) without
     /// changing them: rows the bounds cannot settle get their exact distance
     /// to their centroid and, failing that, the kernel, reading only those
-    /// rows of `x` (`(labels.len(), d)`, row-major). `Some(distances)`
-    /// (the single distances computed, `k` per kernel row) when every label
-    /// holds; `None` as soon as one could change, or when more than one row
+    /// rows of `x` (`(labels.len(), d)`, row-major). `Some((distances,
+    /// rows))` (the single distances computed, `k` per kernel row, and the
+    /// rows read) when every label holds; `None` as soon as one could change, or when more than one row
     /// in [`HOLD_KERNEL_FRACTION`] needs the kernel (the step is cheaper then).
-    pub fn labels_hold(&self, centroids: ArrayView2<F>, x: &[F], labels: &[u32]) -> Option<u64> {
+    pub fn labels_hold(
+        &self,
+        centroids: ArrayView2<F>,
+        x: &[F],
+        labels: &[u32],
+    ) -> Option<(u64, u64)> {
         let reference = self.reference.as_ref()?;
         let (k, d) = centroids.dim();
         let geometry = Geometry::new(centroids, Some(reference), self.row_norm_max);
@@ -141,7 +146,7 @@ impl<F: Float> Bounds<F> {
         if kernel > budget {
             return None;
         }
-        Some((exact + kernel * k) as u64)
+        Some(((exact + kernel * k) as u64, (exact + kernel) as u64))
     }
 
     /// The geometry of `centroids` (about to be assigned against), with the

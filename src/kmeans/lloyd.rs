@@ -31,6 +31,10 @@ pub struct Step<F> {
     /// How many rows went through the distance kernel (all of them without
     /// bounds).
     pub active: usize,
+    /// Rows of the data the step read: all of them, but where bounds settle
+    /// rows and the sums are updated (then, each row read for a distance,
+    /// counted once per read).
+    pub rows_read: u64,
     /// Squared distances computed in the step's pass (row to one centroid):
     /// `k` per kernel row, one per row for the inertia, one per tightened
     /// bound.
@@ -50,6 +54,14 @@ pub struct Step<F> {
     pub within: Option<Vec<f64>>,
 }
 
+/// Per-cluster sums and counts of rows, as a step leaves them.
+#[derive(Debug, Clone)]
+pub struct Totals {
+    /// `(k, n_features)`, row-major.
+    pub sums: Vec<f64>,
+    pub counts: Vec<u64>,
+}
+
 /// What a step does besides assigning and moving the centroids.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Extras {
@@ -65,9 +77,15 @@ pub struct Extras {
 
 /// One chunk's share of the centroid update.
 struct ChunkSums<F> {
-    /// `(k, n_features)`, row-major.
+    /// `(k, n_features)`, row-major (empty when the step updates the last
+    /// step's sums instead).
     sums: Vec<F>,
     counts: Vec<u64>,
+    /// What the rows that changed cluster take from their old cluster's sum
+    /// and give to their new one, when the step updates the last step's
+    /// sums: `(k, n_features)`, and the change in counts.
+    moved: Vec<f64>,
+    moved_counts: Vec<i64>,
     changed: usize,
     inertia: f64,
     within: Vec<f64>,
@@ -85,12 +103,18 @@ struct ChunkSums<F> {
 /// `extras.check_data` found a NaN or an infinity, and nothing was updated.
 /// Empty clusters take the rows farthest from their old centroids, as in
 /// scikit-learn's Lloyd; `labels` keep the assignment to the old centroids.
+///
+/// With bounds and `previous`, the per-cluster sums and counts of the last
+/// step (whose labels `labels` hold), only the rows that change cluster are
+/// read to update them (`f64` data): rows the bounds settle are not read at
+/// all. The centroids then differ from a fresh summation by rounding only.
 pub fn lloyd_step<F: Float>(
     x: &[F],
     d: usize,
     centroids: ArrayView2<F>,
     labels: &mut [u32],
     bounds: Option<&mut Bounds<F>>,
+    previous: Option<&Totals>,
     extras: Extras,
 ) -> Option<Step<F>> {
     let n = labels.len();
@@ -108,10 +132,15 @@ pub fn lloyd_step<F: Float>(
         None => (None, (0..n_chunks).map(|_| None).collect::<Vec<_>>()),
     };
     let label_chunks: Vec<&mut [u32]> = labels.chunks_mut(rows).collect();
+    // f32 data is summed afresh in f32 (per chunk): an f64 update would
+    // not reproduce those sums, and far from the origin f32's kernel is
+    // coarse enough for a last-bit change in a centroid to move labels.
+    let previous = previous.filter(|_| geometry.is_some() && std::mem::size_of::<F>() == 8);
     let context = StepContext {
         d,
         k,
         extras,
+        incremental: previous.is_some(),
         prepared: &prepared,
         centroids: flat_centroids,
         geometry: geometry.as_ref(),
@@ -152,12 +181,22 @@ pub fn lloyd_step<F: Float>(
         }
         max_abs = max_abs.max(part.max_abs);
     }
+    if let Some(previous) = previous {
+        sums.copy_from_slice(&previous.sums);
+        counts.copy_from_slice(&previous.counts);
+    }
     for part in partials {
         for (s, v) in sums.iter_mut().zip(&part.sums) {
             *s += v.as_f64();
         }
         for (c, v) in counts.iter_mut().zip(&part.counts) {
             *c += v;
+        }
+        for (s, v) in sums.iter_mut().zip(&part.moved) {
+            *s += v;
+        }
+        for (c, v) in counts.iter_mut().zip(&part.moved_counts) {
+            *c = c.wrapping_add_signed(*v);
         }
         changed += part.changed;
         inertia += part.inertia;
@@ -196,6 +235,12 @@ pub fn lloyd_step<F: Float>(
             } else {
                 0
             },
+        rows_read: if previous.is_some() && !(extras.check_data || extras.inertia || extras.within)
+        {
+            ((active + exact) as u64).min(n as u64)
+        } else {
+            n as u64
+        },
         relocated,
         data_max_abs: extras.check_data.then_some(max_abs),
         sums,
@@ -209,6 +254,8 @@ struct StepContext<'a, F> {
     d: usize,
     k: usize,
     extras: Extras,
+    /// Update the last step's sums with the rows that change cluster.
+    incremental: bool,
     prepared: &'a PreparedCentroids<F>,
     /// The centroids assigned against, `(k, d)` row-major.
     centroids: &'a [F],
@@ -230,9 +277,12 @@ struct Chunk<'a, F> {
 #[inline(always)]
 fn chunk_step<F: Float>(context: &StepContext<'_, F>, mut chunk: Chunk<'_, F>) -> ChunkSums<F> {
     let (d, k) = (context.d, context.k);
+    let (full, incremental) = if context.incremental { (0, k) } else { (k, 0) };
     let mut part = ChunkSums {
-        sums: vec![F::zero(); k * d],
-        counts: vec![0; k],
+        sums: vec![F::zero(); full * d],
+        counts: vec![0; full],
+        moved: vec![0.0; incremental * d],
+        moved_counts: vec![0; incremental],
         changed: 0,
         inertia: 0.0,
         within: vec![0.0; if context.extras.within { k } else { 0 }],
@@ -281,9 +331,23 @@ fn chunk_step<F: Float>(context: &StepContext<'_, F>, mut chunk: Chunk<'_, F>) -
                 part.active += fresh.len();
             }
         }
-        context
-            .prepared
-            .add_rows(x_sub, fresh, &mut part.sums, &mut part.counts);
+        if context.incremental {
+            for (i, (&old, &new)) in labels_sub.iter().zip(fresh.iter()).enumerate() {
+                if old != new {
+                    let (old, new) = (old as usize, new as usize);
+                    for (f, &v) in x_sub[i * d..(i + 1) * d].iter().enumerate() {
+                        part.moved[old * d + f] -= v.as_f64();
+                        part.moved[new * d + f] += v.as_f64();
+                    }
+                    part.moved_counts[old] -= 1;
+                    part.moved_counts[new] += 1;
+                }
+            }
+        } else {
+            context
+                .prepared
+                .add_rows(x_sub, fresh, &mut part.sums, &mut part.counts);
+        }
         if context.extras.inertia || context.extras.within {
             let centroids = context.centroids;
             for (row, &j) in x_sub.chunks_exact(d).zip(fresh.iter()) {
