@@ -1,6 +1,7 @@
 //! `rust`: the hand-written k-means of this crate; `rust-plain`: the same
 //! without bounds (every row through the distance kernel in every step), to
-//! show what the bounds buy. Both give bit-identical results.
+//! show what the bounds buy. Both give the same labels and iterations, and
+//! centroids that agree to rounding.
 
 use super::{contender_error, thread_pool, Contender, FitOutput, Problem};
 use crate::error::Result;

@@ -99,7 +99,7 @@ struct ChunkSums<F> {
 /// writing `labels`, then moves each centroid to the mean of its rows.
 ///
 /// With `bounds`, rows whose label cannot change skip the kernel (see
-/// [`super::bounds`]); the result is bit-identical either way. `None` means
+/// [`super::bounds`]); the labels are the same either way. `None` means
 /// `extras.check_data` found a NaN or an infinity, and nothing was updated.
 /// Empty clusters take the rows farthest from their old centroids, as in
 /// scikit-learn's Lloyd; `labels` keep the assignment to the old centroids.

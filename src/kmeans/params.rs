@@ -19,7 +19,9 @@ pub enum Init<F> {
 }
 
 /// Whether a fit keeps Hamerly's bounds to skip rows whose label cannot
-/// change. The result is bit-identical in every case.
+/// change. Labels and iterations are the same in every case; centroids and
+/// inertia agree to rounding (bounded steps update the sums with the rows
+/// that change cluster instead of summing every row afresh).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Pruning {
     /// Where they can pay (see [`super::bounds`]: enough work per row), and
@@ -93,7 +95,7 @@ impl<F: Float> KMeansParams<F> {
     }
 
     /// Whether to keep Hamerly's bounds and skip the rows whose label cannot
-    /// change. The result is bit-identical either way.
+    /// change. Labels and iterations are the same either way (see [`Pruning`]).
     pub fn pruning(mut self, pruning: Pruning) -> Self {
         self.pruning = pruning;
         self
