@@ -210,7 +210,9 @@ impl<F: Float> KMeans<F> {
             // A step that would change no label ends the fit. The bounds can
             // often tell so without reading the data, and the inertia then
             // follows from the last step's per-cluster sums.
-            if let (Some(bounds), Some(last)) = (bounds.as_ref(), stats.as_ref()) {
+            if let (Some(bounds), Some(last), Some(sums)) =
+                (bounds.as_ref(), stats.as_ref(), totals.as_ref())
+            {
                 if let Some((distances, rows)) = bounds.labels_hold(centroids.view(), flat, &labels)
                 {
                     // Counted with the last pass: it reads a few rows only.
@@ -222,7 +224,7 @@ impl<F: Float> KMeans<F> {
                     }
                     n_iter = iteration + 1;
                     converged = true;
-                    final_inertia = last.inertia_at(centroids.view());
+                    final_inertia = last.inertia_at(centroids.view(), sums);
                     break;
                 }
             }
@@ -272,8 +274,6 @@ impl<F: Float> KMeans<F> {
                 (Some(previous), Some(within)) if !step.relocated => Some(ClusterStats {
                     previous,
                     within: within.clone(),
-                    sums: step.sums.clone(),
-                    counts: step.counts.clone(),
                 }),
                 _ => None,
             };
@@ -339,27 +339,24 @@ impl<F: Float> KMeans<F> {
     }
 }
 
-/// A step's view of its clusters: enough for the inertia of its labels
-/// against any centroids, without the data.
+/// A step's view of its clusters: with the step's [`Totals`], enough for
+/// the inertia of its labels against any centroids, without the data.
 struct ClusterStats<F> {
     /// The centroids the step assigned against, `(k, n_features)`.
     previous: Array2<F>,
     /// Per cluster, `sum ||x_i - previous_j||^2` over its rows.
     within: Vec<f64>,
-    /// Per cluster, `sum x_i`, `(k, n_features)` row-major.
-    sums: Vec<f64>,
-    /// Per cluster, its rows.
-    counts: Vec<u64>,
 }
 
 impl<F: Float> ClusterStats<F> {
     /// `sum_i ||x_i - c_{label_i}||^2` for the step's labels and `centroids`,
-    /// through `sum ||x - c||^2 = within - 2 (c - p).(sum x - n p) + n ||c -
-    /// p||^2` with `p` the centroids assigned against. `None` when the
+    /// given the step's `totals`, through `sum ||x - c||^2 = within - 2 (c -
+    /// p).(sum x - n p) + n ||c - p||^2` with `p` the centroids assigned
+    /// against. `None` when the
     /// rounding of that sum could exceed 1e-12 of it (a centroid that moved
     /// far compared with its cluster's spread, or far from the origin): the
     /// inertia is then summed from the data.
-    fn inertia_at(&self, centroids: ArrayView2<F>) -> Option<f64> {
+    fn inertia_at(&self, centroids: ArrayView2<F>, totals: &Totals) -> Option<f64> {
         let d = centroids.ncols();
         let (mut total, mut magnitude) = (0.0, 0.0);
         for (j, (centroid, previous)) in centroids
@@ -368,11 +365,11 @@ impl<F: Float> ClusterStats<F> {
             .zip(self.previous.rows())
             .enumerate()
         {
-            let n = self.counts[j] as f64;
+            let n = totals.counts[j] as f64;
             let (mut cross, mut moved, mut reach) = (0.0, 0.0, 0.0);
             for (f, (c, p)) in centroid.iter().zip(previous).enumerate() {
                 let (delta, p) = (c.as_f64() - p.as_f64(), p.as_f64());
-                let sum = self.sums[j * d + f];
+                let sum = totals.sums[j * d + f];
                 cross += delta * (sum - n * p);
                 moved += delta * delta;
                 reach += delta.abs() * (sum.abs() + n * p.abs());
