@@ -644,6 +644,62 @@ mod tests {
     }
 
     #[test]
+    fn inertia_from_cluster_sums_matches_the_data_or_declines() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(23);
+        let (n, d, k) = (3000, 7, 5);
+        let x = Array2::from_shape_fn((n, d), |_| rng.gen_range(-5.0..5.0));
+        let labels: Vec<usize> = (0..n).map(|i| (i * 7 + i / 3) % k).collect();
+        let stats_for = |previous: Array2<f64>| {
+            let mut within = vec![0.0; k];
+            let mut sums = vec![0.0; k * d];
+            let mut counts = vec![0u64; k];
+            for (i, row) in x.rows().into_iter().enumerate() {
+                let j = labels[i];
+                within[j] += (&row - &previous.row(j)).mapv(|v| v * v).sum();
+                for f in 0..d {
+                    sums[j * d + f] += row[f];
+                }
+                counts[j] += 1;
+            }
+            (ClusterStats { previous, within }, Totals { sums, counts })
+        };
+        let means = |totals: &Totals| {
+            Array2::from_shape_fn((k, d), |(j, f)| {
+                totals.sums[j * d + f] / totals.counts[j] as f64
+            })
+        };
+        let direct = |c: &Array2<f64>| -> f64 {
+            x.rows()
+                .into_iter()
+                .enumerate()
+                .map(|(i, row)| (&row - &c.row(labels[i])).mapv(|v| v * v).sum())
+                .sum()
+        };
+        // Centroids that moved about as far as the clusters' spread.
+        let previous = Array2::from_shape_fn((k, d), |_| rng.gen_range(-2.0..2.0));
+        let (stats, totals) = stats_for(previous);
+        let c = means(&totals);
+        let from_sums = stats
+            .inertia_at(c.view(), &totals)
+            .expect("well conditioned");
+        let exact = direct(&c);
+        assert!(
+            (from_sums - exact).abs() <= 1e-12 * exact,
+            "{from_sums} vs {exact}"
+        );
+        // Any centroids, not only the means.
+        let shifted = c.mapv(|v| v + 0.25);
+        let from_sums = stats
+            .inertia_at(shifted.view(), &totals)
+            .expect("well conditioned");
+        assert!((from_sums - direct(&shifted)).abs() <= 1e-12 * direct(&shifted));
+        // Centroids that start a million away: the subtraction would lose
+        // the digits, so the data must be summed instead.
+        let (stats, totals) = stats_for(Array2::from_elem((k, d), 1e6));
+        assert_eq!(stats.inertia_at(means(&totals).view(), &totals), None);
+    }
+
+    #[test]
     fn bounds_settle_the_last_step_of_separated_blobs_without_reading_the_data() {
         // Tight blobs, one initial centroid in each: the second step changes
         // nothing, and the bounds can tell.
