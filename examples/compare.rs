@@ -84,7 +84,8 @@ fn json_line(r: &Record) -> serde_json::Value {
         "n_iter": r.n_iter,
         "seconds_per_iter": r.seconds_per_iter(),
         "passes": r.work().map(|w| w.0),
-        "gflop": r.work().map(|w| w.1),
+        "reads_of_x": r.work().map(|w| w.1),
+        "gflop": r.work().map(|w| w.2),
         "inertia": r.inertia,
         "rel_inertia_diff": r.rel_inertia_diff,
         "inertia_check": r.inertia_check,
@@ -139,7 +140,7 @@ fn print_table(spec: &BlobSpec, threads: usize, records: &[Record]) {
             r.seconds_per_iter()
                 .map_or("-".into(), |s| format!("{:.3}", s * 1e3)),
             r.work()
-                .map_or("-".into(), |(p, g)| format!("{p} / {g:.3}")),
+                .map_or("-".into(), |(p, _, g)| format!("{p} / {g:.3}")),
             r.rel_inertia_diff
                 .map_or("-".into(), |g| format!("{g:.2e}")),
             match r.inertia_check {

@@ -189,13 +189,18 @@ impl Record {
         })
     }
 
-    /// Passes over X and GFLOP (2 d per squared distance), where the
-    /// contender reports its work.
-    pub fn work(&self) -> Option<(usize, f64)> {
+    /// Passes over X, how many times over the rows of X they read in all
+    /// (fewer than the passes where bounds settle rows), and GFLOP (2 d per
+    /// squared distance), where the contender reports its work.
+    pub fn work(&self) -> Option<(usize, f64, f64)> {
         let passes = self.pass_distances.as_ref()?;
         let distances: u64 = passes.iter().sum();
         let flops = 2.0 * self.scenario.d as f64 * distances as f64;
-        Some((passes.len(), flops / 1e9))
+        let reads = match &self.pass_rows {
+            Some(rows) => rows.iter().sum::<u64>() as f64 / self.scenario.n.max(1) as f64,
+            None => passes.len() as f64,
+        };
+        Some((passes.len(), reads, flops / 1e9))
     }
 
     /// The scenario's id within its family, e.g. `kmeans/1000x2/k2`.
@@ -393,6 +398,30 @@ mod tests {
         let json = serde_json::to_value(&a).unwrap();
         assert_eq!(json["impl"], "rust");
         assert_eq!(json["status"], "ok");
+    }
+
+    #[test]
+    fn the_floor_reads_only_the_rows_each_pass_read() {
+        // 1000 x 2 rows of f64: 16 kB a pass; 8e3 B/s and 4e3 flop/s make
+        // a full pass 2 s to read, and 1000 distances (4000 flops) 1 s.
+        let mut r = record("rust", &[10.0]);
+        r.environment
+            .insert("floor.fma_peak_flops".into(), "4e3".into());
+        r.environment
+            .insert("floor.read_bytes_per_second".into(), "8e3".into());
+        r.pass_distances = Some(vec![3000, 1000]);
+        assert_eq!(r.floor_seconds(), Some(3.0 + 2.0));
+        assert_eq!(r.work(), Some((2, 2.0, 16e3 / 1e9)));
+        // A bounded step that read 100 rows: its arithmetic bounds it.
+        r.pass_rows = Some(vec![1000, 100]);
+        assert_eq!(r.floor_seconds(), Some(3.0 + 1.0));
+        assert_eq!(r.work(), Some((2, 1.1, 16e3 / 1e9)));
+        // Without a count of its own, a contender is given a plain Lloyd
+        // fit's: a check, 4 full distance passes (2000 distances, 2 s each)
+        // and an inertia pass.
+        let mut plain = record("numpy", &[10.0]);
+        plain.environment = r.environment.clone();
+        assert_eq!(plain.floor_seconds(), Some(2.0 + 4.0 * 2.0 + 2.0));
     }
 
     #[test]

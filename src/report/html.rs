@@ -145,7 +145,7 @@ fn summary(h: &mut String, records: &[Record]) {
 }
 
 fn quality(h: &mut String, records: &[Record]) {
-    h.push_str("<h2>Per scenario: time, iterations and quality</h2>\n<p>Inertia gap: relative to the lowest inertia of the exact-Lloyd contenders in the scenario. ARI: adjusted Rand index against the true blobs. Silhouette: on a fixed-seed subsample of 1000 samples. Work: passes over X and GFLOP (2 d flops per squared distance), as the contender counts them (reported by <code>rust</code> and <code>rust-plain</code>; with its bounds <code>rust</code> scores far fewer distances than a plain Lloyd fit). Time / floor: the median fit time over the least time that work can take on this machine, from the FMA peak and read bandwidth measured in the same run: each pass over X bound by the slower of reading X and its arithmetic, summed over passes. Contenders that do not report their work are given a plain Lloyd fit's: a validation pass, one full distance pass per iteration, a final inertia pass. Flagged cells failed the inertia check: their times are not valid results.</p>\n");
+    h.push_str("<h2>Per scenario: time, iterations and quality</h2>\n<p>Inertia gap: relative to the lowest inertia of the exact-Lloyd contenders in the scenario. ARI: adjusted Rand index against the true blobs. Silhouette: on a fixed-seed subsample of 1000 samples. Work: passes over X, how many times over its rows they read in all, and GFLOP (2 d flops per squared distance), as the contender counts them (reported by <code>rust</code> and <code>rust-plain</code>; with its bounds <code>rust</code> scores far fewer distances than a plain Lloyd fit and, where they settle most rows, reads few of them). Time / floor: the median fit time over the least time that work can take on this machine, from the FMA peak and read bandwidth measured in the same run: each pass over X bound by the slower of reading what it reads of X and its arithmetic, summed over passes (reads of labels and bounds are not counted). Contenders that do not report their work are given a plain Lloyd fit's: a validation pass, one full distance pass per iteration, a final inertia pass. Flagged cells failed the inertia check: their times are not valid results.</p>\n");
     h.push_str("<table><tr><th class=\"l\">scenario</th><th class=\"l\">contender</th><th class=\"l\">status</th><th>median s</th><th>min s</th><th>max s</th><th>iterations</th><th>ms / iteration</th><th>work</th><th>time / floor</th><th>inertia gap</th><th>ARI</th><th>silhouette</th></tr>\n");
     for r in records {
         let status = match r.status {
@@ -173,7 +173,9 @@ fn quality(h: &mut String, records: &[Record]) {
             opt(r.max_seconds(), |s| format!("{s:.4}")),
             opt(r.n_iter, |n| n.to_string()),
             opt(r.seconds_per_iter(), |s| format!("{:.3}", s * 1e3)),
-            opt(r.work(), |(passes, gflop)| format!("{passes} passes, {gflop:.3} GFLOP")),
+            opt(r.work(), |(passes, reads, gflop)| format!(
+                "{passes} passes (X read {reads:.1} times), {gflop:.3} GFLOP"
+            )),
             opt(r.median_seconds().zip(r.floor_seconds()), |(s, f)| format!(
                 "{:.1}x",
                 s / f
