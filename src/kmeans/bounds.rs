@@ -168,6 +168,151 @@ impl<F: Float> Bounds<F> {
     }
 }
 
+/// What carrying bounds over one step's drift needs (see
+/// [`Geometry::carry_over`]).
+struct CarryOver<'a> {
+    /// Per centroid `a`: its drift, the largest drift of the others, half
+    /// the gap to its nearest other centroid.
+    drift: &'a [f64],
+    others: &'a [f64],
+    half_gap: &'a [f64],
+    widen: f64,
+    narrow: f64,
+    error2: f64,
+}
+
+impl CarryOver<'_> {
+    fn rows(&self, labels: &[u32], upper: &mut [f32], lower: &mut [f32]) -> u64 {
+        let k = self.drift.len();
+        let mut sure = 0u64;
+        for (i, ((&label, upper), lower)) in labels
+            .iter()
+            .zip(upper.iter_mut())
+            .zip(lower.iter_mut())
+            .enumerate()
+        {
+            let a = (label as usize).min(k - 1);
+            let up = (f64::from(*upper) + self.drift[a]) * self.widen;
+            let low = (f64::from(*lower) - self.others[a]).max(0.0);
+            let gap = low.max(2.0 * self.half_gap[a] - up) * self.narrow;
+            let certain = gap > up && (gap - up) * (gap + up) > self.error2;
+            sure |= u64::from(certain) << i;
+            *upper = round_up(up * self.widen);
+            *lower = round_down(low * self.narrow);
+        }
+        sure
+    }
+
+    /// [`Self::rows`], eight rows at a time.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; the three slices are as long, at most 64.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn rows_avx512(&self, labels: &[u32], upper: &mut [f32], lower: &mut [f32]) -> u64 {
+        use std::arch::x86_64::*;
+        let n = labels.len();
+        let k = self.drift.len();
+        let last = _mm512_set1_epi64((k - 1) as i64);
+        let splat = _mm512_set1_pd;
+        let (widen, narrow, error2) = (splat(self.widen), splat(self.narrow), splat(self.error2));
+        let (zero, two) = (splat(0.0), splat(2.0));
+        let (rounding, spacing) = (splat(F32_ROUNDING), splat(F32_SPACING_MIN));
+        let f32_max = splat(f64::from(f32::MAX));
+        // Up to 32 centroids, the per-centroid terms sit in registers and
+        // are picked by permutes; beyond, they are gathered from memory.
+        let in_registers = k <= 32;
+        let registers = |table: &[f64]| {
+            let mut padded = [0.0; 32];
+            let used = table.len().min(32);
+            padded[..used].copy_from_slice(&table[..used]);
+            // SAFETY: `padded` holds 32 elements, four registers' worth.
+            unsafe { [0, 8, 16, 24].map(|at| _mm512_loadu_pd(padded.as_ptr().add(at))) }
+        };
+        let tables = [self.drift, self.others, self.half_gap].map(registers);
+        let lookup = |a: __m512i, table: usize, memory: &[f64]| -> __m512d {
+            // SAFETY: indices are clamped below k (the table's length).
+            unsafe {
+                if in_registers {
+                    let [t0, t1, t2, t3] = tables[table];
+                    let low = _mm512_permutex2var_pd(t0, a, t1);
+                    let high = _mm512_permutex2var_pd(t2, a, t3);
+                    let upper_half = _mm512_test_epi64_mask(a, _mm512_set1_epi64(16));
+                    _mm512_mask_blend_pd(upper_half, low, high)
+                } else {
+                    _mm512_i64gather_pd::<8>(a, memory.as_ptr())
+                }
+            }
+        };
+        let mut sure = 0u64;
+        let mut i = 0;
+        while i < n {
+            let rows = (n - i).min(8);
+            let lanes: __mmask16 = (1 << rows) - 1;
+            // SAFETY (all below): masked loads and stores touch rows i..i + rows
+            // only; gathered indices are clamped below k.
+            unsafe {
+                let label = _mm512_maskz_loadu_epi32(lanes, labels.as_ptr().add(i).cast());
+                let a =
+                    _mm512_min_epu64(_mm512_cvtepu32_epi64(_mm512_castsi512_si256(label)), last);
+                let drift = lookup(a, 0, self.drift);
+                let others = lookup(a, 1, self.others);
+                let half_gap = lookup(a, 2, self.half_gap);
+                let upper_in = _mm512_maskz_loadu_ps(lanes, upper.as_ptr().add(i));
+                let lower_in = _mm512_maskz_loadu_ps(lanes, lower.as_ptr().add(i));
+                let up = _mm512_mul_pd(
+                    _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(upper_in)), drift),
+                    widen,
+                );
+                let low = _mm512_max_pd(
+                    _mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(lower_in)), others),
+                    zero,
+                );
+                let gap = _mm512_mul_pd(
+                    _mm512_max_pd(low, _mm512_sub_pd(_mm512_mul_pd(two, half_gap), up)),
+                    narrow,
+                );
+                let apart = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(gap, up);
+                let clear = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(
+                    _mm512_mul_pd(_mm512_sub_pd(gap, up), _mm512_add_pd(gap, up)),
+                    error2,
+                );
+                sure |= u64::from(apart & clear & (lanes as u8)) << i;
+                // round_up and round_down, lane-wise.
+                let up_out = _mm512_add_pd(
+                    _mm512_mul_pd(
+                        _mm512_mul_pd(up, widen),
+                        _mm512_add_pd(splat(1.0), rounding),
+                    ),
+                    spacing,
+                );
+                let low_out = _mm512_max_pd(
+                    _mm512_sub_pd(
+                        _mm512_mul_pd(
+                            _mm512_min_pd(_mm512_mul_pd(low, narrow), f32_max),
+                            _mm512_sub_pd(splat(1.0), rounding),
+                        ),
+                        spacing,
+                    ),
+                    zero,
+                );
+                _mm512_mask_storeu_ps(
+                    upper.as_mut_ptr().add(i),
+                    lanes,
+                    _mm512_castps256_ps512(_mm512_cvtpd_ps(up_out)),
+                );
+                _mm512_mask_storeu_ps(
+                    lower.as_mut_ptr().add(i),
+                    lanes,
+                    _mm512_castps256_ps512(_mm512_cvtpd_ps(low_out)),
+                );
+            }
+            i += rows;
+        }
+        sure
+    }
+}
+
 /// See [`Bounds::labels_hold`]: at most `n / HOLD_KERNEL_FRACTION` rows
 /// through the kernel.
 pub const HOLD_KERNEL_FRACTION: usize = 256;
@@ -276,6 +421,37 @@ impl Geometry {
         (exact.as_f64() * (1.0 + self.outward)).sqrt() * (1.0 + self.outward)
     }
 
+    /// Every row's bounds carried over the drift ([`Self::moved`]) and
+    /// stored rounded outwards; returns which rows [`Self::certain`] settles,
+    /// bit `i` for row `i` (at most 64 rows). Eight rows at a time with
+    /// AVX-512 (gathering the per-centroid terms), else row by row; the
+    /// same arithmetic either way.
+    #[inline(always)]
+    fn carry_over(
+        &self,
+        motion: &Motion,
+        labels: &[u32],
+        upper: &mut [f32],
+        lower: &mut [f32],
+    ) -> u64 {
+        assert!(labels.len() <= 64 && upper.len() == labels.len() && lower.len() == labels.len());
+        let k = self.half_gap.len();
+        let terms = CarryOver {
+            drift: &motion.drift[..k],
+            others: &motion.drift_of_others[..k],
+            half_gap: &self.half_gap[..k],
+            widen: 1.0 + self.outward,
+            narrow: 1.0 - self.outward,
+            error2: 2.0 * self.error,
+        };
+        #[cfg(target_arch = "x86_64")]
+        if Isa::detect() == Isa::Avx512 {
+            // SAFETY: AVX-512F was detected; the lengths were checked above.
+            return unsafe { terms.rows_avx512(labels, upper, lower) };
+        }
+        terms.rows(labels, upper, lower)
+    }
+
     /// Whether the kernel certainly picks `a` for a row whose distance to
     /// `c_a` is at most `upper` and to every other centroid at least `lower`.
     fn certain(&self, a: usize, upper: f64, lower: f64) -> bool {
@@ -311,20 +487,22 @@ impl Geometry {
         match &self.motion {
             None => scratch.pending.extend(0..n),
             Some(motion) => {
-                for (i, row) in x.chunks_exact(d).enumerate() {
+                // Every row's bounds carried over the drift and tested, in a
+                // loop without branches (it is vectorised); most rows end here.
+                let sure = self.carry_over(motion, labels, upper, lower);
+                fresh.copy_from_slice(labels);
+                // The others: the exact distance to their centroid, then the
+                // kernel if that does not settle them.
+                for i in (0..n).filter(|&i| sure & (1 << i) == 0) {
                     let a = labels[i] as usize;
-                    fresh[i] = labels[i];
-                    let (mut up, low) = self.moved(motion, a, upper[i], lower[i]);
-                    if !self.certain(a, up, low) {
-                        up = self.tightened(row, &centroids[a * d..(a + 1) * d]);
-                        exact_distances += 1;
-                        if !self.certain(a, up, low) {
-                            scratch.pending.push(i);
-                            continue;
-                        }
+                    let row = &x[i * d..(i + 1) * d];
+                    let up = self.tightened(row, &centroids[a * d..(a + 1) * d]);
+                    exact_distances += 1;
+                    if self.certain(a, up, f64::from(lower[i])) {
+                        upper[i] = round_up(up * (1.0 + self.outward));
+                    } else {
+                        scratch.pending.push(i);
                     }
-                    upper[i] = round_up(up * (1.0 + self.outward));
-                    lower[i] = round_down(low * (1.0 - self.outward));
                 }
             }
         }
@@ -428,6 +606,54 @@ const F32_SPACING_MIN: f64 = 1.401_298_464_324_817e-45;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn carrying_bounds_over_is_the_same_row_by_row_and_eight_at_a_time() {
+        use rand::{Rng, SeedableRng};
+        if Isa::detect() != Isa::Avx512 {
+            return; // nothing to compare the row-by-row carry-over with
+        }
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(4);
+        // k beyond 32 takes the gathering path; the others, permutes.
+        for k in [1, 2, 5, 16, 17, 30, 32, 33, 40] {
+            let table = |rng: &mut rand_xoshiro::Xoshiro256PlusPlus, scale: f64| {
+                (0..k)
+                    .map(|_| rng.gen_range(0.0..scale))
+                    .collect::<Vec<f64>>()
+            };
+            let (drift, others, half_gap) = (
+                table(&mut rng, 0.5),
+                table(&mut rng, 0.5),
+                table(&mut rng, 3.0),
+            );
+            let terms = CarryOver {
+                drift: &drift,
+                others: &others,
+                half_gap: &half_gap,
+                widen: 1.0 + 1e-12,
+                narrow: 1.0 - 1e-12,
+                error2: 1e-9,
+            };
+            for n in [1, 7, 8, 13, 64] {
+                let labels: Vec<u32> = (0..n).map(|_| rng.gen_range(0..k) as u32).collect();
+                let upper: Vec<f32> = (0..n).map(|_| rng.gen_range(0.0..2.0)).collect();
+                let lower: Vec<f32> = (0..n).map(|_| rng.gen_range(0.0..6.0)).collect();
+                let (mut up_rows, mut low_rows) = (upper.clone(), lower.clone());
+                let sure_rows = terms.rows(&labels, &mut up_rows, &mut low_rows);
+                let (mut up_simd, mut low_simd) = (upper.clone(), lower.clone());
+                // SAFETY: AVX-512F was detected; the slices are as long, at most 64.
+                let sure_simd = unsafe { terms.rows_avx512(&labels, &mut up_simd, &mut low_simd) };
+                assert_eq!(sure_rows, sure_simd, "k={k} n={n}");
+                assert_eq!(up_rows, up_simd, "k={k} n={n}");
+                assert_eq!(low_rows, low_simd, "k={k} n={n}");
+                assert!(
+                    sure_rows.count_ones() > 0 || n < 8,
+                    "k={k} n={n}: nothing settled"
+                );
+            }
+        }
+    }
 
     #[test]
     fn stored_bounds_round_outwards() {
