@@ -6,10 +6,14 @@
 //! of `R` rows is multiplied against a block of `V` vectors of centroid
 //! columns with `R * V` accumulators in registers: per feature, `V` loads and
 //! `R` broadcasts feed `R * V` fused multiply-adds. Scores update per-lane
-//! bests with masked blends (no branches); each row's lanes are reduced once,
-//! the lowest centroid index winning a tie. On request the runner-up score is
-//! tracked too (per lane: `second = min(second, max(best, score))`), for the
-//! bounds of [`super::bounds`].
+//! bests with a minimum and their indices with a masked blend (no branches);
+//! each row's lanes are reduced once, the lowest centroid index winning a
+//! tie. On request the runner-up score is tracked too (per lane: `second =
+//! min(second, max(best, score))`), for the bounds of [`super::bounds`].
+//!
+//! For few features, [`rows_in_lanes`] turns the layout around: one feature
+//! of `LANES` rows per register, centroids broadcast one at a time, the same
+//! per-lane bookkeeping, and no reduction across lanes at all.
 
 #![cfg(target_arch = "x86_64")]
 
