@@ -169,103 +169,176 @@ impl<F: Float> Bounds<F> {
 }
 
 /// What carrying bounds over one step's drift needs (see
-/// [`Geometry::carry_over`]).
+/// [`Geometry::carry_over`]), laid out for [`CarryOver::rows_avx512`].
 struct CarryOver<'a> {
-    /// Per centroid `a`: its drift, the largest drift of the others, half
-    /// the gap to its nearest other centroid.
-    drift: &'a [f64],
-    others: &'a [f64],
-    half_gap: &'a [f64],
+    /// [`Geometry::tables`].
+    tables: &'a [f64],
+    k: usize,
+    /// Features of the centroids in `tables` (0: rows are not tightened here).
+    features: usize,
     widen: f64,
     narrow: f64,
     error2: f64,
 }
 
 impl CarryOver<'_> {
-    /// [`Geometry::carry_over_rows`], eight rows at a time.
+    /// [`Geometry::carry_over_rows`] then, when the tables hold the
+    /// centroids, [`Geometry::tighten_rows`], eight rows at a time: the
+    /// rows that are settled (bit `i` for row `i`) and how many exact
+    /// distances were computed. `x` holds the rows, `(labels.len(), d)`
+    /// row-major, with `d = self.features` (unused when that is 0).
     ///
     /// # Safety
-    /// The CPU must have AVX-512F; the three slices are as long, at most 64.
+    /// The CPU must have AVX-512F; the three slices are as long, at most 64,
+    /// and `x` holds `labels.len() * self.features` elements.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn rows_avx512(&self, labels: &[u32], upper: &mut [f32], lower: &mut [f32]) -> u64 {
+    unsafe fn rows_avx512<F: Float>(
+        &self,
+        x: &[F],
+        labels: &[u32],
+        upper: &mut [f32],
+        lower: &mut [f32],
+    ) -> (u64, usize) {
         use std::arch::x86_64::*;
         let n = labels.len();
-        let k = self.drift.len();
+        let (k, d) = (self.k, self.features);
+        let stride = self.tables.len() / (TABLES + d);
         let last = _mm512_set1_epi64((k - 1) as i64);
         let splat = _mm512_set1_pd;
         let (widen, narrow, error2) = (splat(self.widen), splat(self.narrow), splat(self.error2));
         let (zero, two) = (splat(0.0), splat(2.0));
         let (rounding, spacing) = (splat(F32_ROUNDING), splat(F32_SPACING_MIN));
         let f32_max = splat(f64::from(f32::MAX));
-        // Up to 32 centroids, the per-centroid terms sit in registers and
-        // are picked by permutes; beyond, they are gathered from memory.
+        // Up to 32 centroids, a per-centroid term is picked from four
+        // registers by permutes; beyond, it is gathered from memory.
         let in_registers = k <= 32;
-        let registers = |table: &[f64]| {
-            let mut padded = [0.0; 32];
-            let used = table.len().min(32);
-            padded[..used].copy_from_slice(&table[..used]);
-            // SAFETY: `padded` holds 32 elements, four registers' worth.
-            unsafe { [0, 8, 16, 24].map(|at| _mm512_loadu_pd(padded.as_ptr().add(at))) }
-        };
-        let tables = [self.drift, self.others, self.half_gap].map(registers);
-        let lookup = |a: __m512i, table: usize, memory: &[f64]| -> __m512d {
-            // SAFETY: indices are clamped below k (the table's length).
+        let lookup = |a: __m512i, table: usize| -> __m512d {
+            // SAFETY: each table has `stride >= max(k, 32)` elements;
+            // indices are clamped below k.
             unsafe {
+                let t = self.tables.as_ptr().add(table * stride);
                 if in_registers {
-                    let [t0, t1, t2, t3] = tables[table];
-                    let low = _mm512_permutex2var_pd(t0, a, t1);
-                    let high = _mm512_permutex2var_pd(t2, a, t3);
+                    let low =
+                        _mm512_permutex2var_pd(_mm512_loadu_pd(t), a, _mm512_loadu_pd(t.add(8)));
+                    let high = _mm512_permutex2var_pd(
+                        _mm512_loadu_pd(t.add(16)),
+                        a,
+                        _mm512_loadu_pd(t.add(24)),
+                    );
                     let upper_half = _mm512_test_epi64_mask(a, _mm512_set1_epi64(16));
                     _mm512_mask_blend_pd(upper_half, low, high)
                 } else {
-                    _mm512_i64gather_pd::<8>(a, memory.as_ptr())
+                    _mm512_i64gather_pd::<8>(a, t)
                 }
             }
         };
+        // Whether the kernel certainly keeps each lane's label (see
+        // `Geometry::certain`).
+        let certain = |up: __m512d, low: __m512d, half_gap: __m512d| -> __mmask8 {
+            let gap = _mm512_mul_pd(
+                _mm512_max_pd(low, _mm512_sub_pd(_mm512_mul_pd(two, half_gap), up)),
+                narrow,
+            );
+            let apart = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(gap, up);
+            let clear = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(
+                _mm512_mul_pd(_mm512_sub_pd(gap, up), _mm512_add_pd(gap, up)),
+                error2,
+            );
+            apart & clear
+        };
+        // `round_up(up * widen)`, lane-wise, as `f32`.
+        let stored_up = |up: __m512d| -> __m256 {
+            _mm512_cvtpd_ps(_mm512_add_pd(
+                _mm512_mul_pd(
+                    _mm512_mul_pd(up, widen),
+                    _mm512_add_pd(splat(1.0), rounding),
+                ),
+                spacing,
+            ))
+        };
+        let row_starts = {
+            let d = d as i64;
+            _mm512_setr_epi64(0, d, 2 * d, 3 * d, 4 * d, 5 * d, 6 * d, 7 * d)
+        };
+        // Eight 32-bit lanes, masked only when some are past the end
+        // (masked stores are slow on some CPUs), through 16-lane masks
+        // (AVX-512F alone has no 8-lane masked loads and stores).
+        let wide = |lanes: __mmask8| __mmask16::from(lanes);
+        let load = |p: *const f32, lanes: __mmask8| -> __m256 {
+            // SAFETY: the caller's mask covers elements in bounds only.
+            unsafe {
+                if lanes == 0xff {
+                    _mm256_loadu_ps(p)
+                } else {
+                    _mm512_castps512_ps256(_mm512_maskz_loadu_ps(wide(lanes), p))
+                }
+            }
+        };
+        let store = |p: *mut f32, lanes: __mmask8, v: __m256| {
+            // SAFETY: as above.
+            unsafe {
+                if lanes == 0xff {
+                    _mm256_storeu_ps(p, v)
+                } else {
+                    _mm512_mask_storeu_ps(p, wide(lanes), _mm512_castps256_ps512(v))
+                }
+            }
+        };
+        // The first `elements` elements from `p` (up to eight rows, at most
+        // 64 elements), as `f64`, eight to a register.
+        let load_rows = |p: *const F, elements: usize| -> [__m512d; 8] {
+            let mut block = [zero; 8];
+            for (j, register) in block.iter_mut().enumerate().take(elements.div_ceil(8)) {
+                let lanes = ((1u32 << (elements - 8 * j).min(8)) - 1) as __mmask8;
+                // SAFETY: the mask covers the first `elements` elements only.
+                *register = unsafe {
+                    let p = p.add(8 * j);
+                    match (std::mem::size_of::<F>(), lanes) {
+                        (8, 0xff) => _mm512_loadu_pd(p.cast()),
+                        (8, _) => _mm512_maskz_loadu_pd(lanes, p.cast()),
+                        _ => _mm512_cvtps_pd(load(p.cast(), lanes)),
+                    }
+                };
+            }
+            block
+        };
+        // Element `at` (per lane, below `8 d`) of a block.
+        let pick = |block: &[__m512d; 8], at: __m512i| -> __m512d {
+            let pair = |j: usize| _mm512_permutex2var_pd(block[j], at, block[j + 1]);
+            let bit = |b: i64| _mm512_test_epi64_mask(at, _mm512_set1_epi64(b));
+            match d {
+                1 => _mm512_permutexvar_pd(at, block[0]),
+                2 => pair(0),
+                3 | 4 => _mm512_mask_blend_pd(bit(16), pair(0), pair(2)),
+                _ => _mm512_mask_blend_pd(
+                    bit(32),
+                    _mm512_mask_blend_pd(bit(16), pair(0), pair(2)),
+                    _mm512_mask_blend_pd(bit(16), pair(4), pair(6)),
+                ),
+            }
+        };
         let mut sure = 0u64;
+        let mut exact = 0;
         let mut i = 0;
         while i < n {
             let rows = (n - i).min(8);
-            let lanes: __mmask16 = (1 << rows) - 1;
-            // SAFETY (all below): masked loads and stores touch rows i..i + rows
-            // only; gathered indices are clamped below k.
+            let lanes = ((1u32 << rows) - 1) as __mmask8;
+            // SAFETY (all below): masked loads, gathers and stores touch rows
+            // i..i + rows only; table indices are clamped below k.
             unsafe {
-                let label = _mm512_maskz_loadu_epi32(lanes, labels.as_ptr().add(i).cast());
-                let a =
-                    _mm512_min_epu64(_mm512_cvtepu32_epi64(_mm512_castsi512_si256(label)), last);
-                let drift = lookup(a, 0, self.drift);
-                let others = lookup(a, 1, self.others);
-                let half_gap = lookup(a, 2, self.half_gap);
-                let upper_in = _mm512_maskz_loadu_ps(lanes, upper.as_ptr().add(i));
-                let lower_in = _mm512_maskz_loadu_ps(lanes, lower.as_ptr().add(i));
-                let up = _mm512_mul_pd(
-                    _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(upper_in)), drift),
-                    widen,
-                );
-                let low = _mm512_max_pd(
-                    _mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(lower_in)), others),
-                    zero,
-                );
-                let gap = _mm512_mul_pd(
-                    _mm512_max_pd(low, _mm512_sub_pd(_mm512_mul_pd(two, half_gap), up)),
-                    narrow,
-                );
-                let apart = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(gap, up);
-                let clear = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(
-                    _mm512_mul_pd(_mm512_sub_pd(gap, up), _mm512_add_pd(gap, up)),
-                    error2,
-                );
-                sure |= u64::from(apart & clear & (lanes as u8)) << i;
-                // round_up and round_down, lane-wise.
-                let up_out = _mm512_add_pd(
-                    _mm512_mul_pd(
-                        _mm512_mul_pd(up, widen),
-                        _mm512_add_pd(splat(1.0), rounding),
-                    ),
-                    spacing,
-                );
-                let low_out = _mm512_max_pd(
+                let label = _mm256_castps_si256(load(labels.as_ptr().add(i).cast(), lanes));
+                let a = _mm512_min_epu64(_mm512_cvtepu32_epi64(label), last);
+                let drift = lookup(a, DRIFT);
+                let others = lookup(a, OTHERS);
+                let half_gap = lookup(a, HALF_GAP);
+                let upper_in = load(upper.as_ptr().add(i), lanes);
+                let lower_in = load(lower.as_ptr().add(i), lanes);
+                let up = _mm512_mul_pd(_mm512_add_pd(_mm512_cvtps_pd(upper_in), drift), widen);
+                let low = _mm512_max_pd(_mm512_sub_pd(_mm512_cvtps_pd(lower_in), others), zero);
+                let mut settled = certain(up, low, half_gap) & lanes;
+                // round_down(low * narrow), lane-wise.
+                let low_out = _mm512_cvtpd_ps(_mm512_max_pd(
                     _mm512_sub_pd(
                         _mm512_mul_pd(
                             _mm512_min_pd(_mm512_mul_pd(low, narrow), f32_max),
@@ -274,23 +347,47 @@ impl CarryOver<'_> {
                         spacing,
                     ),
                     zero,
-                );
-                _mm512_mask_storeu_ps(
-                    upper.as_mut_ptr().add(i),
-                    lanes,
-                    _mm512_castps256_ps512(_mm512_cvtpd_ps(up_out)),
-                );
-                _mm512_mask_storeu_ps(
-                    lower.as_mut_ptr().add(i),
-                    lanes,
-                    _mm512_castps256_ps512(_mm512_cvtpd_ps(low_out)),
-                );
+                ));
+                // The upper bound to store: tightened, for rows it settles.
+                let mut up_kept = up;
+                let todo = lanes & !settled;
+                if d > 0 && todo != 0 {
+                    // The exact distance to the centroid, feature by
+                    // feature in f64 (as `exact_squared_distance`), from
+                    // the rows loaded whole and picked apart by permutes.
+                    let block = load_rows(x.as_ptr().add(i * d), rows * d);
+                    let mut sum = zero;
+                    for f in 0..d {
+                        let at = _mm512_add_epi64(row_starts, _mm512_set1_epi64(f as i64));
+                        let diff = _mm512_sub_pd(pick(&block, at), lookup(a, TABLES + f));
+                        sum = _mm512_add_pd(sum, _mm512_mul_pd(diff, diff));
+                    }
+                    let tight = _mm512_mul_pd(_mm512_sqrt_pd(_mm512_mul_pd(sum, widen)), widen);
+                    let tightened = certain(tight, _mm512_cvtps_pd(low_out), half_gap) & todo;
+                    up_kept = _mm512_mask_blend_pd(tightened, up_kept, tight);
+                    settled |= tightened;
+                    exact += todo.count_ones() as usize;
+                }
+                store(upper.as_mut_ptr().add(i), lanes, stored_up(up_kept));
+                store(lower.as_mut_ptr().add(i), lanes, low_out);
+                sure |= u64::from(settled) << i;
             }
             i += rows;
         }
-        sure
+        (sure, exact)
     }
 }
+
+/// The tables of [`Geometry::tables`] before the centroids' features.
+const DRIFT: usize = 0;
+const OTHERS: usize = 1;
+const HALF_GAP: usize = 2;
+const TABLES: usize = 3;
+
+/// Rows of at most this many features are tightened eight at a time (their
+/// features gathered) by [`CarryOver::rows_avx512`]; longer rows one by
+/// one.
+pub const TIGHTEN_IN_LANES_MAX_D: usize = 8;
 
 /// See [`Bounds::labels_hold`]: at most `n / HOLD_KERNEL_FRACTION` rows
 /// through the kernel.
@@ -319,6 +416,11 @@ pub struct Geometry {
     centroid_norm_max: f64,
     /// Relative widening that covers the rounding of one computed distance.
     outward: f64,
+    /// With motion, per-centroid tables of `max(k, 32)` elements each (zero
+    /// past `k`) for [`CarryOver`]: the drift, the largest drift of the
+    /// others, the half gap, then, for rows of at most
+    /// [`TIGHTEN_IN_LANES_MAX_D`] features, each feature of the centroids.
+    tables: Vec<f64>,
 }
 
 impl Geometry {
@@ -375,6 +477,24 @@ impl Geometry {
                 drift_of_others,
             }
         });
+        let tables = match &motion {
+            Some(motion) => {
+                let stride = k.max(32);
+                let features = if d <= TIGHTEN_IN_LANES_MAX_D { d } else { 0 };
+                let mut tables = vec![0.0; (TABLES + features) * stride];
+                let mut rows = tables.chunks_exact_mut(stride);
+                for table in [&motion.drift, &motion.drift_of_others, &half_gap] {
+                    rows.next().expect("one row per table")[..k].copy_from_slice(table);
+                }
+                for (f, row) in rows.enumerate() {
+                    for (slot, &v) in row.iter_mut().zip(centroids.column(f)) {
+                        *slot = v.as_f64();
+                    }
+                }
+                tables
+            }
+            None => Vec::new(),
+        };
         Geometry {
             motion,
             half_gap,
@@ -382,6 +502,7 @@ impl Geometry {
             error_scale,
             centroid_norm_max,
             outward,
+            tables,
         }
     }
 
@@ -396,36 +517,54 @@ impl Geometry {
     /// The exact distance from `row` to `centroid`, rounded up: a tighter
     /// upper bound.
     fn tightened<F: Float>(&self, row: &[F], centroid: &[F]) -> f64 {
-        let exact = squared_distance(row, centroid);
-        (exact.as_f64() * (1.0 + self.outward)).sqrt() * (1.0 + self.outward)
+        let exact = exact_squared_distance(row, centroid);
+        (exact * (1.0 + self.outward)).sqrt() * (1.0 + self.outward)
     }
 
     /// Every row's bounds carried over the drift ([`Self::moved`]) and
-    /// stored rounded outwards; returns which rows [`Self::certain`] settles,
-    /// bit `i` for row `i` (at most 64 rows). Eight rows at a time with
-    /// AVX-512 ([`CarryOver`]), else row by row; the same arithmetic either
-    /// way.
+    /// stored rounded outwards, then the upper bound of each row that
+    /// [`Self::certain`] does not settle tightened with its exact distance
+    /// and tested again. Returns the rows settled, bit `i` for row `i` (at
+    /// most 64 rows), and how many exact distances were computed. Eight
+    /// rows at a time with AVX-512 ([`CarryOver`]; the tightening too for
+    /// rows of at most [`TIGHTEN_IN_LANES_MAX_D`] features), else row by
+    /// row; the same arithmetic either way.
+    ///
+    /// `x` holds the rows (`(labels.len(), d)` row-major) and `centroids`
+    /// the centroids (`(k, d)` row-major).
     #[inline(always)]
-    fn carry_over(
+    fn carry_over<F: Float>(
         &self,
         motion: &Motion,
+        x: &[F],
+        centroids: &[F],
         labels: &[u32],
         upper: &mut [f32],
         lower: &mut [f32],
-    ) -> u64 {
+    ) -> (u64, usize) {
         assert!(labels.len() <= 64 && upper.len() == labels.len() && lower.len() == labels.len());
+        assert_eq!(
+            x.len() * self.half_gap.len(),
+            centroids.len() * labels.len()
+        );
         #[cfg(target_arch = "x86_64")]
         if Isa::detect() == Isa::Avx512 {
-            // SAFETY: AVX-512F was detected; the lengths were checked above.
-            return unsafe {
-                self.carry_over_terms(motion)
-                    .rows_avx512(labels, upper, lower)
-            };
+            let terms = self.carry_over_terms();
+            // SAFETY: AVX-512F was detected; the lengths were checked above
+            // (`x` holds `labels.len()` rows of `terms.features` features
+            // when that is not 0).
+            let (sure, exact) = unsafe { terms.rows_avx512(x, labels, upper, lower) };
+            if terms.features > 0 || labels.is_empty() {
+                return (sure, exact);
+            }
+            return self.tighten_rows(sure, x, centroids, labels, upper, lower);
         }
-        self.carry_over_rows(motion, labels, upper, lower)
+        let sure = self.carry_over_rows(motion, labels, upper, lower);
+        self.tighten_rows(sure, x, centroids, labels, upper, lower)
     }
 
-    /// [`Self::carry_over`], row by row.
+    /// The carrying over of [`Self::carry_over`], row by row: the rows it
+    /// settles.
     fn carry_over_rows(
         &self,
         motion: &Motion,
@@ -449,14 +588,39 @@ impl Geometry {
         sure
     }
 
-    /// The terms of [`Self::moved`] and [`Self::certain`], for
-    /// [`CarryOver`]'s vector code.
-    fn carry_over_terms<'a>(&'a self, motion: &'a Motion) -> CarryOver<'a> {
+    /// The tightening of [`Self::carry_over`], row by row, for the rows not
+    /// in `sure`: the rows then settled, and how many were tightened.
+    fn tighten_rows<F: Float>(
+        &self,
+        mut sure: u64,
+        x: &[F],
+        centroids: &[F],
+        labels: &[u32],
+        upper: &mut [f32],
+        lower: &[f32],
+    ) -> (u64, usize) {
+        let d = centroids.len() / self.half_gap.len();
+        let mut exact = 0;
+        let carried = sure;
+        for i in (0..labels.len()).filter(|&i| carried & (1 << i) == 0) {
+            let a = labels[i] as usize;
+            let up = self.tightened(&x[i * d..(i + 1) * d], &centroids[a * d..(a + 1) * d]);
+            exact += 1;
+            if self.certain(a, up, f64::from(lower[i])) {
+                upper[i] = round_up(up * (1.0 + self.outward));
+                sure |= 1 << i;
+            }
+        }
+        (sure, exact)
+    }
+
+    /// [`Self::carry_over`]'s terms, for [`CarryOver`]'s vector code.
+    fn carry_over_terms(&self) -> CarryOver<'_> {
         let k = self.half_gap.len();
         CarryOver {
-            drift: &motion.drift[..k],
-            others: &motion.drift_of_others[..k],
-            half_gap: &self.half_gap[..k],
+            tables: &self.tables,
+            k,
+            features: self.tables.len() / k.max(32) - TABLES,
             widen: 1.0 + self.outward,
             narrow: 1.0 - self.outward,
             error2: 2.0 * self.error,
@@ -469,6 +633,53 @@ impl Geometry {
         let lower = lower.max(2.0 * self.half_gap[a] - upper) * (1.0 - self.outward);
         // Written so that NaN (never expected) means "not certain".
         lower > upper && (lower - upper) * (lower + upper) > 2.0 * self.error
+    }
+
+    /// Carries the bounds of the rows of `x` (`(labels.len(), d)`,
+    /// row-major, at most [`SUBCHUNK_CAPACITY`] rows, labelled `labels` in
+    /// the last step) over the centroids' drift and tightens those that
+    /// need it ([`Self::carry_over`]): the rows whose label certainly holds
+    /// (bit `i` for row `i`) and how many exact distances were computed.
+    /// `None` before the first assignment (no bounds yet: every row needs
+    /// the kernel). `centroids` is `(k, d)` row-major.
+    #[inline(always)] // into the step's per-instruction-set functions
+    pub fn settle<F: Float>(
+        &self,
+        centroids: &[F],
+        x: &[F],
+        labels: &[u32],
+        upper: &mut [f32],
+        lower: &mut [f32],
+    ) -> Option<(u64, usize)> {
+        let motion = self.motion.as_ref()?;
+        Some(self.carry_over(motion, x, centroids, labels, upper, lower))
+    }
+
+    /// Runs the rows of `rows` (row-major, at most [`SUBCHUNK_CAPACITY`])
+    /// through the kernel: their labels into `labels`, fresh bounds into
+    /// `upper` and `lower`, one per row.
+    #[inline(always)]
+    pub fn rescore<F: Float>(
+        &self,
+        prepared: &PreparedCentroids<F>,
+        rows: &[F],
+        labels: &mut [u32],
+        upper: &mut [f32],
+        lower: &mut [f32],
+        scratch: &mut Scratch<F>,
+    ) {
+        let n = labels.len();
+        scratch.scores.resize(2 * n, F::zero());
+        scratch.up.resize(n, 0.0);
+        scratch.low.resize(n, 0.0);
+        let scores = &mut scratch.scores[..2 * n];
+        prepared.assign_with_scores(rows, labels, scores);
+        let (up, low) = (&mut scratch.up[..n], &mut scratch.low[..n]);
+        self.fresh_bounds(rows, scores, up, low);
+        for i in 0..n {
+            upper[i] = round_up(up[i]);
+            lower[i] = round_down(low[i]);
+        }
     }
 
     /// Labels the rows of `x` (`(fresh.len(), d)`, row-major) into `fresh`,
@@ -493,67 +704,43 @@ impl Geometry {
     ) -> (usize, usize) {
         let n = fresh.len();
         let d = x.len() / n.max(1);
-        let mut exact_distances = 0;
-        scratch.pending.clear();
-        match &self.motion {
-            None => scratch.pending.extend(0..n),
-            Some(motion) => {
-                // Every row's bounds carried over the drift and tested, in a
-                // loop without branches (it is vectorised); most rows end here.
-                let sure = self.carry_over(motion, labels, upper, lower);
-                fresh.copy_from_slice(labels);
-                // The others: the exact distance to their centroid, then the
-                // kernel if that does not settle them.
-                for i in (0..n).filter(|&i| sure & (1 << i) == 0) {
-                    let a = labels[i] as usize;
-                    let row = &x[i * d..(i + 1) * d];
-                    let up = self.tightened(row, &centroids[a * d..(a + 1) * d]);
-                    exact_distances += 1;
-                    if self.certain(a, up, f64::from(lower[i])) {
-                        upper[i] = round_up(up * (1.0 + self.outward));
-                    } else {
-                        scratch.pending.push(i);
-                    }
-                }
-            }
+        let (sure, exact) = self
+            .settle(centroids, x, labels, upper, lower)
+            .unwrap_or((0, 0));
+        let pending = n - sure.count_ones() as usize;
+        if pending * 4 >= n * 3 {
+            // Most rows need the kernel: run it on all of them in place
+            // (the others get the label they have, and fresh bounds).
+            self.rescore(prepared, x, fresh, upper, lower, scratch);
+            return (n, exact);
         }
-        let active = scratch.pending.len();
-        if active == 0 {
-            return (0, exact_distances);
+        fresh.copy_from_slice(labels);
+        if pending == 0 {
+            return (0, exact);
         }
-        scratch.scores.resize(2 * n, F::zero());
-        scratch.up.resize(n, 0.0);
-        scratch.low.resize(n, 0.0);
-        let in_place = active * 4 >= n * 3;
-        if in_place {
-            // Most rows are active: run the kernel on all of them in place
-            // (the skipped ones get the label they have, and fresh bounds).
-            let scores = &mut scratch.scores[..2 * n];
-            prepared.assign_with_scores(x, fresh, scores);
-            let (up, low) = (&mut scratch.up[..n], &mut scratch.low[..n]);
-            self.fresh_bounds(x, scores, up, low);
-            for i in 0..n {
-                upper[i] = round_up(up[i]);
-                lower[i] = round_down(low[i]);
-            }
-        } else {
-            scratch.rows.clear();
-            for &i in &scratch.pending {
-                scratch.rows.extend_from_slice(&x[i * d..(i + 1) * d]);
-            }
-            let mut labels = [0u32; SUBCHUNK_CAPACITY];
-            let labels = &mut labels[..active];
-            let scores = &mut scratch.scores[..2 * active];
-            prepared.assign_with_scores(&scratch.rows, labels, scores);
-            let (up, low) = (&mut scratch.up[..active], &mut scratch.low[..active]);
-            self.fresh_bounds(&scratch.rows, scores, up, low);
-            for (p, &i) in scratch.pending.iter().enumerate() {
-                fresh[i] = labels[p];
-                upper[i] = round_up(up[p]);
-                lower[i] = round_down(low[p]);
-            }
+        let mut rows = std::mem::take(&mut scratch.rows);
+        rows.clear();
+        for i in unsettled(sure, n) {
+            rows.extend_from_slice(&x[i * d..(i + 1) * d]);
         }
-        (if in_place { n } else { active }, exact_distances)
+        let mut fresh_labels = [0u32; SUBCHUNK_CAPACITY];
+        let mut fresh_upper = [0f32; SUBCHUNK_CAPACITY];
+        let mut fresh_lower = [0f32; SUBCHUNK_CAPACITY];
+        self.rescore(
+            prepared,
+            &rows,
+            &mut fresh_labels[..pending],
+            &mut fresh_upper[..pending],
+            &mut fresh_lower[..pending],
+            scratch,
+        );
+        for (p, i) in unsettled(sure, n).enumerate() {
+            fresh[i] = fresh_labels[p];
+            upper[i] = fresh_upper[p];
+            lower[i] = fresh_lower[p];
+        }
+        scratch.rows = rows;
+        (pending, exact)
     }
 
     /// Fresh bounds for the rows of `rows` from the kernel's best and
@@ -581,14 +768,44 @@ impl Geometry {
     }
 }
 
+/// The squared distance that tightens a bound: feature by feature in `f64`
+/// for rows of at most [`TIGHTEN_IN_LANES_MAX_D`] features (as
+/// [`CarryOver::rows_avx512`] computes it, lane-wise), the kernel module's
+/// [`squared_distance`] for longer rows.
+fn exact_squared_distance<F: Float>(row: &[F], centroid: &[F]) -> f64 {
+    if row.len() <= TIGHTEN_IN_LANES_MAX_D {
+        row.iter().zip(centroid).fold(0.0, |sum, (&p, &q)| {
+            let diff = p.as_f64() - q.as_f64();
+            sum + diff * diff
+        })
+    } else {
+        squared_distance(row, centroid).as_f64()
+    }
+}
+
+/// The rows among the first `n` whose bit in `settled` is clear, in order.
+pub fn unsettled(settled: u64, n: usize) -> impl Iterator<Item = usize> {
+    let mut left = !settled & (u64::MAX >> (64 - n.clamp(1, 64)));
+    if n == 0 {
+        left = 0;
+    }
+    std::iter::from_fn(move || {
+        (left != 0).then(|| {
+            let i = left.trailing_zeros() as usize;
+            left &= left - 1;
+            i
+        })
+    })
+}
+
 /// The most rows [`Geometry::assign`] takes at once.
 pub const SUBCHUNK_CAPACITY: usize = 64;
 
 /// Buffers reused across calls of [`Geometry::assign`] (one per chunk).
 #[derive(Debug, Default)]
 pub struct Scratch<F> {
-    pending: Vec<usize>,
-    rows: Vec<F>,
+    /// Gathered rows, for the kernel.
+    pub rows: Vec<F>,
     scores: Vec<F>,
     /// Fresh upper and lower bounds, one per row of a sub-chunk.
     up: Vec<f64>,
@@ -618,44 +835,87 @@ const F32_SPACING_MIN: f64 = 1.401_298_464_324_817e-45;
 mod tests {
     use super::*;
 
+    /// Carries random bounds over a random drift, row by row and with
+    /// `Geometry::carry_over` (eight rows at a time on AVX-512), and checks
+    /// that both give the same bits; returns how many rows were settled
+    /// by the drift test alone, how many after tightening, and how many
+    /// were tightened.
+    #[cfg(target_arch = "x86_64")]
+    fn carry_over_both_ways<F: Float>(k: usize, d: usize, n: usize, seed: u64) -> [u32; 3] {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+        let before = Array2::from_shape_fn((k, d), |_| F::from_f64(rng.gen_range(-1.0..1.0)));
+        let centroids = before.mapv(|v| v + F::from_f64(rng.gen_range(-0.1..0.1)));
+        let flat = centroids.as_slice().unwrap();
+        let geometry = Geometry::new(centroids.view(), Some(&before), 10.0);
+        let motion = geometry.motion.as_ref().unwrap();
+        let labels: Vec<u32> = (0..n).map(|_| rng.gen_range(0..k) as u32).collect();
+        // Rows near their centroid, with an upper bound some way above
+        // their distance, so that tightening settles some of them.
+        let x: Vec<F> = labels
+            .iter()
+            .flat_map(|&a| flat[a as usize * d..(a as usize + 1) * d].to_vec())
+            .map(|v| v + F::from_f64(rng.gen_range(-0.2..0.2)))
+            .collect();
+        let upper: Vec<f32> = (0..n)
+            .map(|i| {
+                let a = labels[i] as usize;
+                let exact =
+                    exact_squared_distance(&x[i * d..(i + 1) * d], &flat[a * d..(a + 1) * d]);
+                (exact.sqrt() + rng.gen_range(0.0..0.3)) as f32
+            })
+            .collect();
+        let lower: Vec<f32> = (0..n).map(|_| rng.gen_range(0.0..1.5)).collect();
+
+        let (mut up_rows, mut low_rows) = (upper.clone(), lower.clone());
+        let carried = geometry.carry_over_rows(motion, &labels, &mut up_rows, &mut low_rows);
+        let (sure_rows, exact_rows) =
+            geometry.tighten_rows(carried, &x, flat, &labels, &mut up_rows, &low_rows);
+        let (mut up_any, mut low_any) = (upper.clone(), lower.clone());
+        let (sure_any, exact_any) =
+            geometry.carry_over(motion, &x, flat, &labels, &mut up_any, &mut low_any);
+        let case = format!("k={k} d={d} n={n}");
+        assert_eq!(sure_rows, sure_any, "{case}");
+        assert_eq!(exact_rows, exact_any, "{case}");
+        assert_eq!(up_rows, up_any, "{case}");
+        assert_eq!(low_rows, low_any, "{case}");
+        [
+            carried.count_ones(),
+            sure_rows.count_ones(),
+            exact_rows as u32,
+        ]
+    }
+
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn carrying_bounds_over_is_the_same_row_by_row_and_eight_at_a_time() {
-        use rand::{Rng, SeedableRng};
         if Isa::detect() != Isa::Avx512 {
             return; // nothing to compare the row-by-row carry-over with
         }
-        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(4);
-        // k beyond 32 takes the gathering path; the others, permutes.
+        let (mut totals, mut rows) = ([0; 3], 0);
+        // k beyond 32 takes the gathering path; the others, permutes. Rows
+        // of more than 8 features are tightened row by row on either path.
         for k in [1, 2, 5, 16, 17, 30, 32, 33, 40] {
-            let d = 3;
-            let before = Array2::from_shape_fn((k, d), |_| rng.gen_range(-1.0..1.0f64));
-            let centroids = before.mapv(|v| v + rng.gen_range(-0.2..0.2));
-            let geometry = Geometry::new(centroids.view(), Some(&before), 10.0);
-            let motion = geometry.motion.as_ref().unwrap();
-            let terms = geometry.carry_over_terms(motion);
-            for n in [1, 7, 8, 13, 64] {
-                let labels: Vec<u32> = (0..n).map(|_| rng.gen_range(0..k) as u32).collect();
-                let upper: Vec<f32> = (0..n).map(|_| rng.gen_range(0.0..2.0)).collect();
-                let lower: Vec<f32> = (0..n).map(|_| rng.gen_range(0.0..6.0)).collect();
-                let (mut up_rows, mut low_rows) = (upper.clone(), lower.clone());
-                let sure_rows =
-                    geometry.carry_over_rows(motion, &labels, &mut up_rows, &mut low_rows);
-                let (mut up_simd, mut low_simd) = (upper.clone(), lower.clone());
-                // SAFETY: AVX-512F was detected; the slices are as long, at most 64.
-                let sure_simd = unsafe { terms.rows_avx512(&labels, &mut up_simd, &mut low_simd) };
-                assert_eq!(sure_rows, sure_simd, "k={k} n={n}");
-                assert_eq!(up_rows, up_simd, "k={k} n={n}");
-                assert_eq!(low_rows, low_simd, "k={k} n={n}");
-                if n == 64 && k > 1 {
-                    // Both outcomes occur.
-                    assert!(
-                        (1..64).contains(&sure_rows.count_ones()),
-                        "k={k}: {sure_rows:b}"
-                    );
+            for d in [1, 2, 3, 4, 8, 9] {
+                for n in [1, 7, 8, 13, 64] {
+                    let seed = (k * 100 + d * 10 + n) as u64;
+                    let counts = carry_over_both_ways::<f64>(k, d, n, seed);
+                    carry_over_both_ways::<f32>(k, d, n, seed);
+                    for (total, count) in totals.iter_mut().zip(counts) {
+                        *total += count;
+                    }
+                    rows += n as u32;
                 }
             }
         }
+        // Every outcome occurs: rows settled by the drift test, by the
+        // tightened bound, and rows tightened in vain (left to the kernel).
+        let [carried, settled, tightened] = totals;
+        assert!(
+            carried > 0 && settled > carried && tightened > settled - carried,
+            "{totals:?}"
+        );
+        assert!(settled < rows, "{totals:?} of {rows}");
     }
 
     #[test]

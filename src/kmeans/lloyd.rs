@@ -5,7 +5,7 @@
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-use super::bounds::{Bounds, ChunkBounds, Geometry, Scratch, SUBCHUNK_CAPACITY};
+use super::bounds::{unsettled, Bounds, ChunkBounds, Geometry, Scratch, SUBCHUNK_CAPACITY};
 use super::chunks::chunk_rows;
 use super::float::Float;
 use super::kernel::{squared_distance, Isa, PreparedCentroids};
@@ -276,21 +276,16 @@ struct Chunk<'a, F> {
 /// vectorised as widely as the kernel.
 #[inline(always)]
 fn chunk_step<F: Float>(context: &StepContext<'_, F>, mut chunk: Chunk<'_, F>) -> ChunkSums<F> {
-    let (d, k) = (context.d, context.k);
-    let (full, incremental) = if context.incremental { (0, k) } else { (k, 0) };
-    let mut part = ChunkSums {
-        sums: vec![F::zero(); full * d],
-        counts: vec![0; full],
-        moved: vec![0.0; incremental * d],
-        moved_counts: vec![0; incremental],
-        changed: 0,
-        inertia: 0.0,
-        within: vec![0.0; if context.extras.within { k } else { 0 }],
-        active: 0,
-        exact: 0,
-        max_abs: 0.0,
-        finite: true,
-    };
+    let d = context.d;
+    let extras = context.extras;
+    if let (Some(geometry), true, false) = (
+        context.geometry,
+        context.incremental,
+        extras.check_data || extras.inertia || extras.within,
+    ) {
+        return chunk_step_pending(context, geometry, chunk);
+    }
+    let mut part = ChunkSums::new(context);
     let mut scratch = Scratch::default();
     let mut fresh = [0u32; SUBCHUNK_ROWS];
     // Assign a few rows, then add them to their sums while they are
@@ -334,13 +329,7 @@ fn chunk_step<F: Float>(context: &StepContext<'_, F>, mut chunk: Chunk<'_, F>) -
         if context.incremental {
             for (i, (&old, &new)) in labels_sub.iter().zip(fresh.iter()).enumerate() {
                 if old != new {
-                    let (old, new) = (old as usize, new as usize);
-                    for (f, &v) in x_sub[i * d..(i + 1) * d].iter().enumerate() {
-                        part.moved[old * d + f] -= v.as_f64();
-                        part.moved[new * d + f] += v.as_f64();
-                    }
-                    part.moved_counts[old] -= 1;
-                    part.moved_counts[new] += 1;
+                    part.move_row(&x_sub[i * d..(i + 1) * d], old, new);
                 }
             }
         } else {
@@ -366,6 +355,111 @@ fn chunk_step<F: Float>(context: &StepContext<'_, F>, mut chunk: Chunk<'_, F>) -
         }
     }
     part
+}
+
+/// [`chunk_step`] for a step that updates the last step's sums and has no
+/// extras: the bounds settle most rows a sub-chunk at a time, the others are
+/// gathered from the whole chunk and run through the kernel together, and
+/// only the rows that change cluster are read again, to move their weight
+/// between sums. Rows the bounds settle cost no more than their bounds.
+#[inline(always)]
+fn chunk_step_pending<F: Float>(
+    context: &StepContext<'_, F>,
+    geometry: &Geometry,
+    chunk: Chunk<'_, F>,
+) -> ChunkSums<F> {
+    let d = context.d;
+    let mut part = ChunkSums::new(context);
+    let (upper, lower) = chunk.bounds.expect("a step with a geometry has bounds");
+    let mut pending: Vec<u32> = Vec::new();
+    for (s, (x_sub, labels_sub)) in chunk
+        .x
+        .chunks(SUBCHUNK_ROWS * d)
+        .zip(chunk.labels.chunks(SUBCHUNK_ROWS))
+        .enumerate()
+    {
+        let first = s * SUBCHUNK_ROWS;
+        let range = first..first + labels_sub.len();
+        let (sure, exact) = geometry
+            .settle(
+                context.centroids,
+                x_sub,
+                labels_sub,
+                &mut upper[range.clone()],
+                &mut lower[range],
+            )
+            .unwrap_or((0, 0));
+        part.exact += exact;
+        pending.extend(unsettled(sure, labels_sub.len()).map(|i| (first + i) as u32));
+    }
+    let mut scratch = Scratch::default();
+    let mut rows = Vec::with_capacity(SUBCHUNK_ROWS * d);
+    let mut fresh = [0u32; SUBCHUNK_ROWS];
+    let mut fresh_upper = [0f32; SUBCHUNK_ROWS];
+    let mut fresh_lower = [0f32; SUBCHUNK_ROWS];
+    for batch in pending.chunks(SUBCHUNK_ROWS) {
+        let m = batch.len();
+        rows.clear();
+        for &i in batch {
+            let i = i as usize;
+            rows.extend_from_slice(&chunk.x[i * d..(i + 1) * d]);
+        }
+        geometry.rescore(
+            context.prepared,
+            &rows,
+            &mut fresh[..m],
+            &mut fresh_upper[..m],
+            &mut fresh_lower[..m],
+            &mut scratch,
+        );
+        for (p, &i) in batch.iter().enumerate() {
+            let i = i as usize;
+            upper[i] = fresh_upper[p];
+            lower[i] = fresh_lower[p];
+            let (old, new) = (chunk.labels[i], fresh[p]);
+            if old != new {
+                part.move_row(&rows[p * d..(p + 1) * d], old, new);
+                chunk.labels[i] = new;
+                part.changed += 1;
+            }
+        }
+    }
+    part.active = pending.len();
+    part
+}
+
+impl<F: Float> ChunkSums<F> {
+    /// Nothing summed yet, for a step of `context`.
+    fn new(context: &StepContext<'_, F>) -> Self {
+        let (d, k) = (context.d, context.k);
+        let (full, incremental) = if context.incremental { (0, k) } else { (k, 0) };
+        ChunkSums {
+            sums: vec![F::zero(); full * d],
+            counts: vec![0; full],
+            moved: vec![0.0; incremental * d],
+            moved_counts: vec![0; incremental],
+            changed: 0,
+            inertia: 0.0,
+            within: vec![0.0; if context.extras.within { k } else { 0 }],
+            active: 0,
+            exact: 0,
+            max_abs: 0.0,
+            finite: true,
+        }
+    }
+
+    /// Moves `row`'s weight from cluster `old` to cluster `new` (a step
+    /// that updates the last step's sums).
+    fn move_row(&mut self, row: &[F], old: u32, new: u32) {
+        let d = row.len();
+        let (old, new) = (old as usize, new as usize);
+        for (f, &v) in row.iter().enumerate() {
+            self.moved[old * d + f] -= v.as_f64();
+            self.moved[new * d + f] += v.as_f64();
+        }
+        self.moved_counts[old] -= 1;
+        self.moved_counts[new] += 1;
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
