@@ -37,22 +37,36 @@ use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use super::float::Float;
-use super::kernel::{squared_distance, squared_norm, Isa, PreparedCentroids};
+use super::kernel::{squared_distance, squared_norm, Isa, Layout, PreparedCentroids};
 
 /// One chunk's upper and lower bounds.
 pub type ChunkBounds<'a> = (&'a mut [f32], &'a mut [f32]);
 
-/// Whether bounds can pay for themselves on `k` centroids of `d` features:
-/// when scoring a row costs the kernel at least [`MIN_ROW_VECTORS`] vector
-/// multiply-adds (`d * ceil(k / lanes)`). Below that, testing a row's bounds
-/// costs about as much as scoring it (measured: d = 2 with k = 8 or 30, and
-/// d = 10 with k = 8, run faster without).
-pub fn worthwhile<F>(d: usize, k: usize) -> bool {
-    d * k.div_ceil(Isa::detect().lanes::<F>()) >= MIN_ROW_VECTORS
+/// Whether bounds can pay for themselves on `n` rows of `d` features and
+/// `k` centroids: when scoring a row costs the kernel at least
+/// [`MIN_ROW_VECTORS`] vector operations. Centroids in lanes costs `d *
+/// ceil(k / lanes)` multiply-adds; rows in lanes costs `k * (d + 3) / lanes`
+/// (per centroid, `d` multiply-adds, a compare, a minimum and a blend), and
+/// there the bounds pay only on many rows. Measured (whole fits, 2 threads,
+/// with and without bounds): faster without at d = 2 with k = 8, at d = 10
+/// with k = 8, and at d = 2 with k = 30 up to 10000 rows; faster with at d =
+/// 2 and 4 with k = 30 from 100000 rows, and at d = 10 to 100 with k = 30.
+pub fn worthwhile<F>(n: usize, d: usize, k: usize) -> bool {
+    let isa = Isa::detect();
+    let lanes = isa.lanes::<F>();
+    match Layout::choose(d, isa) {
+        Layout::RowsInLanes => {
+            n >= ROWS_IN_LANES_MIN_ROWS && k * (d + 3) >= MIN_ROW_VECTORS * lanes
+        }
+        Layout::CentroidsInLanes => d * k.div_ceil(lanes) >= MIN_ROW_VECTORS,
+    }
 }
 
 /// See [`worthwhile`].
 pub const MIN_ROW_VECTORS: usize = 16;
+
+/// See [`worthwhile`]: with rows in lanes, the fewest rows for bounds.
+pub const ROWS_IN_LANES_MIN_ROWS: usize = 50_000;
 
 /// Per-row bounds and the centroids they refer to.
 ///
@@ -434,18 +448,15 @@ impl Geometry {
         let outward = (2 * d + 16) as f64 * eps;
         let up = |v: f64| v * (1.0 + outward);
         let down = |v: f64| v * (1.0 - outward);
-        let distance = |a: ndarray::ArrayView1<F>, b: ndarray::ArrayView1<F>| {
-            a.iter()
-                .zip(b)
-                .map(|(&p, &q)| (p.as_f64() - q.as_f64()).powi(2))
-                .sum::<f64>()
-                .sqrt()
-        };
+        // In the data's type, vectorised: `outward` covers its rounding
+        // ((d + 3) eps on a squared distance, half that on its root).
+        let distance = |a: &[F], b: &[F]| squared_distance(a, b).as_f64().sqrt();
+        let standard = centroids.as_standard_layout();
+        let flat = standard.as_slice().expect("standard layout is contiguous");
+        let row = |j: usize| &flat[j * d..(j + 1) * d];
 
-        let centroid_norm_max = up(centroids
-            .rows()
-            .into_iter()
-            .map(|c| c.iter().map(|v| v.as_f64().powi(2)).sum::<f64>().sqrt())
+        let centroid_norm_max = up((0..k)
+            .map(|j| squared_norm(row(j)).sqrt())
             .fold(0.0, f64::max));
         let error_scale = up((2 * d + 8) as f64 * eps);
         let error = error_scale * up((row_norm_max + centroid_norm_max).powi(2));
@@ -453,15 +464,17 @@ impl Geometry {
         let mut half_gap = vec![f64::INFINITY; k];
         for a in 0..k {
             for b in a + 1..k {
-                let gap = down(distance(centroids.row(a), centroids.row(b))) / 2.0;
+                let gap = down(distance(row(a), row(b))) / 2.0;
                 half_gap[a] = half_gap[a].min(gap);
                 half_gap[b] = half_gap[b].min(gap);
             }
         }
 
         let motion = before.map(|before| {
+            let before = before.as_standard_layout();
+            let before = before.as_slice().expect("standard layout is contiguous");
             let drift: Vec<f64> = (0..k)
-                .map(|j| up(distance(centroids.row(j), before.row(j))))
+                .map(|j| up(distance(row(j), &before[j * d..(j + 1) * d])))
                 .collect();
             // The largest drift of the others: the largest, or for the
             // centroid holding it, the second largest.

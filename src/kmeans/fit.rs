@@ -191,7 +191,7 @@ impl<F: Float> KMeans<F> {
 
         let mut labels = vec![u32::MAX; n];
         let use_bounds = match self.pruning() {
-            Pruning::Auto => worthwhile::<F>(d, k),
+            Pruning::Auto => worthwhile::<F>(n, d, k),
             Pruning::Always => true,
             Pruning::Never => false,
         };

@@ -24,7 +24,8 @@ pub enum Init<F> {
 /// that change cluster instead of summing every row afresh).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Pruning {
-    /// Where they can pay (see [`super::bounds`]: enough work per row), and
+    /// Where they can pay (see [`super::bounds::worthwhile`]: enough work per
+    /// row, and for few features many rows), and
     /// dropped when a step still sends most rows to the kernel.
     #[default]
     Auto,
