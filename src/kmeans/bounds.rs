@@ -21,11 +21,15 @@
 //! strictly the lowest and the kernel would pick `a`, so the row is skipped.
 //! Otherwise the upper bound is tightened with the row's exact distance and
 //! the test retried; a row that still fails goes back to the kernel, which
-//! also gives it fresh bounds. Every bound is rounded outwards.
+//! also gives it fresh bounds. Every bound is rounded outwards; carrying the
+//! stored `f32` bounds over the drift is done in `f32` arithmetic with its
+//! own slack ([`Geometry::carried`]), sixteen rows to a register.
 //!
-//! Labels are therefore the plain kernel's, and since every row is still
-//! added to its cluster's sum in the same order, a fit with bounds has the
-//! same labels, centroids and iterations as one without, to the bit.
+//! Labels are therefore the plain kernel's: a fit with bounds has the same
+//! labels and iterations as one without. Its centroids and inertia agree
+//! to rounding (about 1e-12, relative), because a bounded step of `f64`
+//! data updates the last step's sums with the rows that change cluster
+//! instead of summing every row afresh (`f32` data is summed afresh).
 //!
 //! The bounds can also show that a whole step would change no label
 //! ([`Bounds::labels_hold`]) without reading the data: the fit then ends
@@ -137,14 +141,14 @@ impl<F: Float> Bounds<F> {
                     labels.iter().zip(upper.iter().zip(lower)).enumerate()
                 {
                     let a = label as usize;
-                    let (up, low) = geometry.moved(motion, a, upper, lower);
-                    if geometry.certain(a, up, low) {
+                    let (_, low, settled) = geometry.carried(motion, a, upper, lower);
+                    if settled {
                         continue;
                     }
                     let row = &x[i * d..(i + 1) * d];
                     exact += 1;
                     let centroid = &flat[a * d..(a + 1) * d];
-                    if geometry.certain(a, geometry.tightened(row, centroid), low) {
+                    if geometry.certain(a, geometry.tightened(row, centroid), f64::from(low)) {
                         continue;
                     }
                     kernel += 1;
@@ -185,6 +189,7 @@ impl<F: Float> Bounds<F> {
 /// What carrying bounds over one step's drift needs (see
 /// [`Geometry::carry_over`]), laid out for [`CarryOver::rows_avx512`].
 struct CarryOver<'a> {
+    motion: &'a Motion,
     /// [`Geometry::tables`].
     tables: &'a [f64],
     k: usize,
@@ -196,11 +201,11 @@ struct CarryOver<'a> {
 }
 
 impl CarryOver<'_> {
-    /// [`Geometry::carry_over_rows`] then, when the tables hold the
-    /// centroids, [`Geometry::tighten_rows`], eight rows at a time: the
-    /// rows that are settled (bit `i` for row `i`) and how many exact
-    /// distances were computed. `x` holds the rows, `(labels.len(), d)`
-    /// row-major, with `d = self.features` (unused when that is 0).
+    /// [`Geometry::carry_over_rows`] sixteen rows at a time then, when the
+    /// tables hold the centroids, [`Geometry::tighten_rows`] eight rows at
+    /// a time: the rows that are settled (bit `i` for row `i`) and how many
+    /// exact distances were computed. `x` holds the rows, `(labels.len(),
+    /// d)` row-major, with `d = self.features` (unused when that is 0).
     ///
     /// # Safety
     /// The CPU must have AVX-512F; the three slices are as long, at most 64,
@@ -217,17 +222,35 @@ impl CarryOver<'_> {
         use std::arch::x86_64::*;
         let n = labels.len();
         let (k, d) = (self.k, self.features);
-        let stride = self.tables.len() / (TABLES + d);
-        let last = _mm512_set1_epi64((k - 1) as i64);
-        let splat = _mm512_set1_pd;
-        let (widen, narrow, error2) = (splat(self.widen), splat(self.narrow), splat(self.error2));
-        let (zero, two) = (splat(0.0), splat(2.0));
-        let (rounding, spacing) = (splat(F32_ROUNDING), splat(F32_SPACING_MIN));
-        let f32_max = splat(f64::from(f32::MAX));
-        // Up to 32 centroids, a per-centroid term is picked from four
-        // registers by permutes; beyond, it is gathered from memory.
+        let motion = self.motion;
+        let stride = k.max(32);
+        // Up to 32 centroids, a per-centroid term is picked from registers
+        // by permutes; beyond, it is gathered from memory.
         let in_registers = k <= 32;
-        let lookup = |a: __m512i, table: usize| -> __m512d {
+        let padded = |table: &[f32]| {
+            let mut padded = [0.0f32; 32];
+            let used = table.len().min(32);
+            padded[..used].copy_from_slice(&table[..used]);
+            // SAFETY: `padded` holds 32 elements, two registers' worth.
+            unsafe {
+                [
+                    _mm512_loadu_ps(padded.as_ptr()),
+                    _mm512_loadu_ps(padded.as_ptr().add(16)),
+                ]
+            }
+        };
+        let narrow_tables = [&motion.drift, &motion.others, &motion.gap2].map(|t| padded(t));
+        let lookup32 = |a: __m512i, table: usize| -> __m512 {
+            if in_registers {
+                let [t0, t1] = narrow_tables[table];
+                _mm512_permutex2var_ps(t0, a, t1)
+            } else {
+                let memory = [&motion.drift, &motion.others, &motion.gap2][table];
+                // SAFETY: indices are clamped below k, the table's length.
+                unsafe { _mm512_i32gather_ps::<4>(a, memory.as_ptr()) }
+            }
+        };
+        let lookup64 = |a: __m512i, table: usize| -> __m512d {
             // SAFETY: each table has `stride >= max(k, 32)` elements;
             // indices are clamped below k.
             unsafe {
@@ -247,8 +270,20 @@ impl CarryOver<'_> {
                 }
             }
         };
-        // Whether the kernel certainly keeps each lane's label (see
-        // `Geometry::certain`).
+        let splat = _mm512_set1_pd;
+        let (widen, narrow, error2) = (splat(self.widen), splat(self.narrow), splat(self.error2));
+        let (zero, two) = (splat(0.0), splat(2.0));
+        let (rounding, spacing) = (splat(F32_ROUNDING), splat(F32_SPACING_MIN));
+        let splat32 = _mm512_set1_ps;
+        let (widen32, narrow32, error32) = (
+            splat32(motion.widen),
+            splat32(motion.narrow),
+            splat32(motion.error2),
+        );
+        let (tiny, zero32) = (splat32(F32_TINY), _mm512_setzero_ps());
+        let last = _mm512_set1_epi32((k - 1) as i32);
+        // Whether the kernel certainly keeps each lane's label, for a
+        // tightened upper bound (see `Geometry::certain`).
         let certain = |up: __m512d, low: __m512d, half_gap: __m512d| -> __mmask8 {
             let gap = _mm512_mul_pd(
                 _mm512_max_pd(low, _mm512_sub_pd(_mm512_mul_pd(two, half_gap), up)),
@@ -275,27 +310,25 @@ impl CarryOver<'_> {
             let d = d as i64;
             _mm512_setr_epi64(0, d, 2 * d, 3 * d, 4 * d, 5 * d, 6 * d, 7 * d)
         };
-        // Eight 32-bit lanes, masked only when some are past the end
-        // (masked stores are slow on some CPUs), through 16-lane masks
-        // (AVX-512F alone has no 8-lane masked loads and stores).
-        let wide = |lanes: __mmask8| __mmask16::from(lanes);
-        let load = |p: *const f32, lanes: __mmask8| -> __m256 {
+        // Sixteen 32-bit lanes, masked only when some are past the end
+        // (masked stores are slow on some CPUs).
+        let load = |p: *const f32, lanes: __mmask16| -> __m512 {
             // SAFETY: the caller's mask covers elements in bounds only.
             unsafe {
-                if lanes == 0xff {
-                    _mm256_loadu_ps(p)
+                if lanes == 0xffff {
+                    _mm512_loadu_ps(p)
                 } else {
-                    _mm512_castps512_ps256(_mm512_maskz_loadu_ps(wide(lanes), p))
+                    _mm512_maskz_loadu_ps(lanes, p)
                 }
             }
         };
-        let store = |p: *mut f32, lanes: __mmask8, v: __m256| {
+        let store = |p: *mut f32, lanes: __mmask16, v: __m512| {
             // SAFETY: as above.
             unsafe {
-                if lanes == 0xff {
-                    _mm256_storeu_ps(p, v)
+                if lanes == 0xffff {
+                    _mm512_storeu_ps(p, v)
                 } else {
-                    _mm512_mask_storeu_ps(p, wide(lanes), _mm512_castps256_ps512(v))
+                    _mm512_mask_storeu_ps(p, lanes, v)
                 }
             }
         };
@@ -311,7 +344,11 @@ impl CarryOver<'_> {
                     match (std::mem::size_of::<F>(), lanes) {
                         (8, 0xff) => _mm512_loadu_pd(p.cast()),
                         (8, _) => _mm512_maskz_loadu_pd(lanes, p.cast()),
-                        _ => _mm512_cvtps_pd(load(p.cast(), lanes)),
+                        (_, 0xff) => _mm512_cvtps_pd(_mm256_loadu_ps(p.cast())),
+                        _ => _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_maskz_loadu_ps(
+                            __mmask16::from(lanes),
+                            p.cast(),
+                        ))),
                     }
                 };
             }
@@ -336,54 +373,88 @@ impl CarryOver<'_> {
         let mut exact = 0;
         let mut i = 0;
         while i < n {
-            let rows = (n - i).min(8);
-            let lanes = ((1u32 << rows) - 1) as __mmask8;
-            // SAFETY (all below): masked loads, gathers and stores touch rows
+            let rows = (n - i).min(16);
+            let lanes = ((1u32 << rows) - 1) as __mmask16;
+            // SAFETY (all below): masked loads and stores touch rows
             // i..i + rows only; table indices are clamped below k.
             unsafe {
-                let label = _mm256_castps_si256(load(labels.as_ptr().add(i).cast(), lanes));
-                let a = _mm512_min_epu64(_mm512_cvtepu32_epi64(label), last);
-                let drift = lookup(a, DRIFT);
-                let others = lookup(a, OTHERS);
-                let half_gap = lookup(a, HALF_GAP);
-                let upper_in = load(upper.as_ptr().add(i), lanes);
-                let lower_in = load(lower.as_ptr().add(i), lanes);
-                let up = _mm512_mul_pd(_mm512_add_pd(_mm512_cvtps_pd(upper_in), drift), widen);
-                let low = _mm512_max_pd(_mm512_sub_pd(_mm512_cvtps_pd(lower_in), others), zero);
-                let mut settled = certain(up, low, half_gap) & lanes;
-                // round_down(low * narrow), lane-wise.
-                let low_out = _mm512_cvtpd_ps(_mm512_max_pd(
-                    _mm512_sub_pd(
-                        _mm512_mul_pd(
-                            _mm512_min_pd(_mm512_mul_pd(low, narrow), f32_max),
-                            _mm512_sub_pd(splat(1.0), rounding),
-                        ),
-                        spacing,
+                let label = _mm512_castps_si512(load(labels.as_ptr().add(i).cast(), lanes));
+                let a = _mm512_min_epu32(label, last);
+                // `Geometry::carried`, lane-wise in the same order.
+                let up = _mm512_add_ps(
+                    _mm512_mul_ps(
+                        _mm512_add_ps(load(upper.as_ptr().add(i), lanes), lookup32(a, DRIFT)),
+                        widen32,
                     ),
-                    zero,
-                ));
-                // The upper bound to store: tightened, for rows it settles.
+                    tiny,
+                );
+                let low = _mm512_max_ps(
+                    _mm512_sub_ps(
+                        _mm512_mul_ps(
+                            _mm512_sub_ps(load(lower.as_ptr().add(i), lanes), lookup32(a, OTHERS)),
+                            narrow32,
+                        ),
+                        tiny,
+                    ),
+                    zero32,
+                );
+                let gap = _mm512_sub_ps(
+                    _mm512_mul_ps(
+                        _mm512_max_ps(low, _mm512_sub_ps(lookup32(a, GAP2), up)),
+                        narrow32,
+                    ),
+                    tiny,
+                );
+                let mut settled = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(gap, up)
+                    & _mm512_cmp_ps_mask::<_CMP_GT_OQ>(
+                        _mm512_mul_ps(_mm512_sub_ps(gap, up), _mm512_add_ps(gap, up)),
+                        error32,
+                    )
+                    & lanes;
                 let mut up_kept = up;
                 let todo = lanes & !settled;
-                if d > 0 && todo != 0 {
+                for half in 0..2 {
+                    let todo = (todo >> (8 * half)) as __mmask8;
+                    if d == 0 || todo == 0 {
+                        continue;
+                    }
                     // The exact distance to the centroid, feature by
                     // feature in f64 (as `exact_squared_distance`), from
                     // the rows loaded whole and picked apart by permutes.
-                    let block = load_rows(x.as_ptr().add(i * d), rows * d);
+                    let first = i + 8 * half;
+                    let a = _mm512_cvtepu32_epi64(if half == 0 {
+                        _mm512_extracti64x4_epi64::<0>(a)
+                    } else {
+                        _mm512_extracti64x4_epi64::<1>(a)
+                    });
+                    let block = load_rows(x.as_ptr().add(first * d), (n - first).min(8) * d);
                     let mut sum = zero;
                     for f in 0..d {
                         let at = _mm512_add_epi64(row_starts, _mm512_set1_epi64(f as i64));
-                        let diff = _mm512_sub_pd(pick(&block, at), lookup(a, TABLES + f));
+                        let diff = _mm512_sub_pd(pick(&block, at), lookup64(a, TABLES + f));
                         sum = _mm512_add_pd(sum, _mm512_mul_pd(diff, diff));
                     }
                     let tight = _mm512_mul_pd(_mm512_sqrt_pd(_mm512_mul_pd(sum, widen)), widen);
-                    let tightened = certain(tight, _mm512_cvtps_pd(low_out), half_gap) & todo;
-                    up_kept = _mm512_mask_blend_pd(tightened, up_kept, tight);
+                    let low = _mm512_cvtps_pd(_mm256_castpd_ps(if half == 0 {
+                        _mm512_extractf64x4_pd::<0>(_mm512_castps_pd(low))
+                    } else {
+                        _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(low))
+                    }));
+                    let tightened = certain(tight, low, lookup64(a, HALF_GAP)) & todo;
+                    // The tightened bound into this half's lanes.
+                    let stored = _mm512_castps256_ps512(stored_up(tight));
+                    let stored = if half == 0 {
+                        stored
+                    } else {
+                        _mm512_shuffle_f32x4::<0b01_00_01_00>(stored, stored)
+                    };
+                    let tightened = __mmask16::from(tightened) << (8 * half);
+                    up_kept = _mm512_mask_blend_ps(tightened, up_kept, stored);
                     settled |= tightened;
                     exact += todo.count_ones() as usize;
                 }
-                store(upper.as_mut_ptr().add(i), lanes, stored_up(up_kept));
-                store(lower.as_mut_ptr().add(i), lanes, low_out);
+                store(upper.as_mut_ptr().add(i), lanes, up_kept);
+                store(lower.as_mut_ptr().add(i), lanes, low);
                 sure |= u64::from(settled) << i;
             }
             i += rows;
@@ -392,11 +463,15 @@ impl CarryOver<'_> {
     }
 }
 
-/// The tables of [`Geometry::tables`] before the centroids' features.
+/// The `f32` per-centroid terms of [`Motion`], in [`CarryOver`]'s order.
 const DRIFT: usize = 0;
 const OTHERS: usize = 1;
-const HALF_GAP: usize = 2;
-const TABLES: usize = 3;
+const GAP2: usize = 2;
+
+/// The `f64` tables of [`Geometry::tables`]: the half gaps, then the
+/// centroids' features.
+const HALF_GAP: usize = 0;
+const TABLES: usize = 1;
 
 /// Rows of at most this many features are tightened eight at a time (their
 /// features gathered) by [`CarryOver::rows_avx512`]; longer rows one by
@@ -407,13 +482,23 @@ pub const TIGHTEN_IN_LANES_MAX_D: usize = 8;
 /// through the kernel.
 pub const HOLD_KERNEL_FRACTION: usize = 256;
 
-/// How far each centroid moved since the bounds were set.
+/// How far each centroid moved since the bounds were set, and what
+/// carrying the stored bounds over that drift needs, all in `f32` (the
+/// bounds' own type) rounded outwards: see [`Geometry::carried`].
 #[derive(Debug, Clone)]
 struct Motion {
     /// `||c_j - c_j^before||`, rounded up.
-    drift: Vec<f64>,
-    /// `max_{j != a} drift_j` for each `a`.
-    drift_of_others: Vec<f64>,
+    drift: Vec<f32>,
+    /// `max_{j != a} drift_j` for each `a`, rounded up.
+    others: Vec<f32>,
+    /// `2 half_gap_a`, rounded down.
+    gap2: Vec<f32>,
+    /// `1 + max(outward, 8 u)` rounded up and `1 - max(outward, 8 u)`
+    /// rounded down (`u = 2^-24`, `f32`'s unit roundoff).
+    widen: f32,
+    narrow: f32,
+    /// `2 error (1 + 4 u)` rounded up, at least the smallest normal `f32`.
+    error2: f32,
 }
 
 /// What one step needs to update and test the bounds.
@@ -473,8 +558,8 @@ impl Geometry {
         let motion = before.map(|before| {
             let before = before.as_standard_layout();
             let before = before.as_slice().expect("standard layout is contiguous");
-            let drift: Vec<f64> = (0..k)
-                .map(|j| up(distance(row(j), &before[j * d..(j + 1) * d])))
+            let drift: Vec<f32> = (0..k)
+                .map(|j| round_up(up(distance(row(j), &before[j * d..(j + 1) * d]))))
                 .collect();
             // The largest drift of the others: the largest, or for the
             // centroid holding it, the second largest.
@@ -482,31 +567,36 @@ impl Geometry {
             order.sort_unstable_by(|&a, &b| drift[b].total_cmp(&drift[a]));
             let largest = order.first().map_or(0.0, |&j| drift[j]);
             let second = order.get(1).map_or(0.0, |&j| drift[j]);
-            let drift_of_others = (0..k)
+            let others = (0..k)
                 .map(|j| if j == order[0] { second } else { largest })
                 .collect();
+            let slack = outward.max(8.0 * F32_UNIT_ROUNDOFF);
             Motion {
                 drift,
-                drift_of_others,
+                others,
+                gap2: half_gap.iter().map(|&g| round_down(2.0 * g)).collect(),
+                widen: round_up(1.0 + slack),
+                narrow: round_down(1.0 - slack),
+                error2: round_up(2.0 * error * (1.0 + 4.0 * F32_UNIT_ROUNDOFF))
+                    .max(f32::MIN_POSITIVE),
             }
         });
-        let tables = match &motion {
-            Some(motion) => {
-                let stride = k.max(32);
-                let features = if d <= TIGHTEN_IN_LANES_MAX_D { d } else { 0 };
-                let mut tables = vec![0.0; (TABLES + features) * stride];
-                let mut rows = tables.chunks_exact_mut(stride);
-                for table in [&motion.drift, &motion.drift_of_others, &half_gap] {
-                    rows.next().expect("one row per table")[..k].copy_from_slice(table);
+        let tables = if motion.is_some() {
+            let stride = k.max(32);
+            let features = if d <= TIGHTEN_IN_LANES_MAX_D { d } else { 0 };
+            let mut tables = vec![0.0; (TABLES + features) * stride];
+            tables[HALF_GAP * stride..][..k].copy_from_slice(&half_gap);
+            for (f, row) in tables[TABLES * stride..]
+                .chunks_exact_mut(stride)
+                .enumerate()
+            {
+                for (slot, &v) in row.iter_mut().zip(centroids.column(f)) {
+                    *slot = v.as_f64();
                 }
-                for (f, row) in rows.enumerate() {
-                    for (slot, &v) in row.iter_mut().zip(centroids.column(f)) {
-                        *slot = v.as_f64();
-                    }
-                }
-                tables
             }
-            None => Vec::new(),
+            tables
+        } else {
+            Vec::new()
         };
         Geometry {
             motion,
@@ -519,12 +609,29 @@ impl Geometry {
         }
     }
 
-    /// A row's bounds (`upper` to its centroid `a`, `lower` to the others)
-    /// carried over the centroids' drift, rounded outwards.
-    fn moved(&self, motion: &Motion, a: usize, upper: f32, lower: f32) -> (f64, f64) {
-        let up = (f64::from(upper) + motion.drift[a]) * (1.0 + self.outward);
-        let low = (f64::from(lower) - motion.drift_of_others[a]).max(0.0);
-        (up, low)
+    /// A row's stored bounds (`upper` to its centroid `a`, `lower` to the
+    /// others) carried over the centroids' drift, and whether they show
+    /// that the kernel certainly keeps `a` (as [`Self::certain`] does, with
+    /// the half gap).
+    ///
+    /// In `f32` arithmetic, so that [`CarryOver`] takes sixteen rows to a
+    /// register, each operation rounded to nearest: every result is
+    /// widened (or narrowed) by `motion.widen` (`narrow`), at least `8 u`,
+    /// which covers the relative rounding of up to three operations (`u`
+    /// each) in the normal range, and moved by [`F32_TINY`] (`2^-149`) away
+    /// from the truth, which covers the absolute rounding of subnormal
+    /// results (at most `2^-150` each). The last test's product is trusted
+    /// only above `motion.error2`, itself at least the smallest normal
+    /// number, so that its relative rounding (three operations) is covered
+    /// by `(1 + 4 u)`. Both maxima are written as the vector instruction
+    /// computes them (the second operand unless the first is greater).
+    fn carried(&self, motion: &Motion, a: usize, upper: f32, lower: f32) -> (f32, f32, bool) {
+        let max = |p: f32, q: f32| if p > q { p } else { q };
+        let up = (upper + motion.drift[a]) * motion.widen + F32_TINY;
+        let low = max((lower - motion.others[a]) * motion.narrow - F32_TINY, 0.0);
+        let gap = max(low, motion.gap2[a] - up) * motion.narrow - F32_TINY;
+        let sure = gap > up && (gap - up) * (gap + up) > motion.error2;
+        (up, low, sure)
     }
 
     /// The exact distance from `row` to `centroid`, rounded up: a tighter
@@ -534,14 +641,14 @@ impl Geometry {
         (exact * (1.0 + self.outward)).sqrt() * (1.0 + self.outward)
     }
 
-    /// Every row's bounds carried over the drift ([`Self::moved`]) and
-    /// stored rounded outwards, then the upper bound of each row that
-    /// [`Self::certain`] does not settle tightened with its exact distance
-    /// and tested again. Returns the rows settled, bit `i` for row `i` (at
-    /// most 64 rows), and how many exact distances were computed. Eight
-    /// rows at a time with AVX-512 ([`CarryOver`]; the tightening too for
-    /// rows of at most [`TIGHTEN_IN_LANES_MAX_D`] features), else row by
-    /// row; the same arithmetic either way.
+    /// Every row's bounds carried over the drift and tested
+    /// ([`Self::carried`]) and stored, then the upper bound of each row
+    /// that is not settled tightened with its exact distance and tested
+    /// again ([`Self::certain`]). Returns the rows settled, bit `i` for row
+    /// `i` (at most 64 rows), and how many exact distances were computed.
+    /// Sixteen rows at a time with AVX-512 ([`CarryOver`]; the tightening
+    /// eight at a time for rows of at most [`TIGHTEN_IN_LANES_MAX_D`]
+    /// features), else row by row; the same arithmetic either way.
     ///
     /// `x` holds the rows (`(labels.len(), d)` row-major) and `centroids`
     /// the centroids (`(k, d)` row-major).
@@ -562,7 +669,7 @@ impl Geometry {
         );
         #[cfg(target_arch = "x86_64")]
         if Isa::detect() == Isa::Avx512 {
-            let terms = self.carry_over_terms();
+            let terms = self.carry_over_terms(motion);
             // SAFETY: AVX-512F was detected; the lengths were checked above
             // (`x` holds `labels.len()` rows of `terms.features` features
             // when that is not 0).
@@ -592,11 +699,9 @@ impl Geometry {
             .zip(lower.iter_mut())
             .enumerate()
         {
-            let a = label as usize;
-            let (up, low) = self.moved(motion, a, *upper, *lower);
-            sure |= u64::from(self.certain(a, up, low)) << i;
-            *upper = round_up(up * (1.0 + self.outward));
-            *lower = round_down(low * (1.0 - self.outward));
+            let (up, low, settled) = self.carried(motion, label as usize, *upper, *lower);
+            sure |= u64::from(settled) << i;
+            (*upper, *lower) = (up, low);
         }
         sure
     }
@@ -628,9 +733,10 @@ impl Geometry {
     }
 
     /// [`Self::carry_over`]'s terms, for [`CarryOver`]'s vector code.
-    fn carry_over_terms(&self) -> CarryOver<'_> {
+    fn carry_over_terms<'a>(&'a self, motion: &'a Motion) -> CarryOver<'a> {
         let k = self.half_gap.len();
         CarryOver {
+            motion,
             tables: &self.tables,
             k,
             features: self.tables.len() / k.max(32) - TABLES,
@@ -840,6 +946,11 @@ fn round_down(v: f64) -> f32 {
 /// Twice `f32`'s unit roundoff: rounding to nearest moves a normal value
 /// by at most half of it.
 const F32_ROUNDING: f64 = f32::EPSILON as f64;
+/// `f32`'s unit roundoff `u`, `2^-24`.
+const F32_UNIT_ROUNDOFF: f64 = F32_ROUNDING / 2.0;
+/// The smallest positive `f32`, `2^-149`: twice the most that rounding a
+/// subnormal result to nearest moves it.
+const F32_TINY: f32 = f32::from_bits(1);
 /// The spacing of subnormal `f32` values: rounding to nearest moves a tiny
 /// value by at most half of it.
 const F32_SPACING_MIN: f64 = 1.401_298_464_324_817e-45;
@@ -849,7 +960,7 @@ mod tests {
     use super::*;
 
     /// Carries random bounds over a random drift, row by row and with
-    /// `Geometry::carry_over` (eight rows at a time on AVX-512), and checks
+    /// `Geometry::carry_over` (in vectors on AVX-512), and checks
     /// that both give the same bits; returns how many rows were settled
     /// by the drift test alone, how many after tightening, and how many
     /// were tightened.
@@ -878,7 +989,19 @@ mod tests {
                 (exact.sqrt() + rng.gen_range(0.0..0.3)) as f32
             })
             .collect();
-        let lower: Vec<f32> = (0..n).map(|_| rng.gen_range(0.0..1.5)).collect();
+        // Every other row's lower bound within a few units of f32's last
+        // place of where the drift test flips, to tell the arithmetic apart.
+        let lower: Vec<f32> = (0..n)
+            .map(|i| {
+                let a = labels[i] as usize;
+                let edge = upper[i] + motion.drift[a] + motion.others[a];
+                if i % 2 == 0 {
+                    rng.gen_range(0.0..1.5)
+                } else {
+                    (f64::from(edge) * (1.0 + rng.gen_range(-2e-6..2e-6))) as f32
+                }
+            })
+            .collect();
 
         let (mut up_rows, mut low_rows) = (upper.clone(), lower.clone());
         let carried = geometry.carry_over_rows(motion, &labels, &mut up_rows, &mut low_rows);
@@ -901,7 +1024,7 @@ mod tests {
 
     #[test]
     #[cfg(target_arch = "x86_64")]
-    fn carrying_bounds_over_is_the_same_row_by_row_and_eight_at_a_time() {
+    fn carrying_bounds_over_is_the_same_row_by_row_and_in_vectors() {
         if Isa::detect() != Isa::Avx512 {
             return; // nothing to compare the row-by-row carry-over with
         }
