@@ -227,27 +227,21 @@ impl CarryOver<'_> {
         // Up to 32 centroids, a per-centroid term is picked from registers
         // by permutes; beyond, it is gathered from memory.
         let in_registers = k <= 32;
-        let padded = |table: &[f32]| {
-            let mut padded = [0.0f32; 32];
-            let used = table.len().min(32);
-            padded[..used].copy_from_slice(&table[..used]);
-            // SAFETY: `padded` holds 32 elements, two registers' worth.
-            unsafe {
-                [
-                    _mm512_loadu_ps(padded.as_ptr()),
-                    _mm512_loadu_ps(padded.as_ptr().add(16)),
-                ]
-            }
-        };
-        let narrow_tables = [&motion.drift, &motion.others, &motion.gap2].map(|t| padded(t));
+        let terms = [&motion.drift, &motion.others, &motion.gap2];
+        // SAFETY: each table holds at least 32 elements (zero past k).
+        let registers = terms.map(|t| unsafe {
+            [
+                _mm512_loadu_ps(t.as_ptr()),
+                _mm512_loadu_ps(t.as_ptr().add(16)),
+            ]
+        });
         let lookup32 = |a: __m512i, table: usize| -> __m512 {
             if in_registers {
-                let [t0, t1] = narrow_tables[table];
+                let [t0, t1] = registers[table];
                 _mm512_permutex2var_ps(t0, a, t1)
             } else {
-                let memory = [&motion.drift, &motion.others, &motion.gap2][table];
-                // SAFETY: indices are clamped below k, the table's length.
-                unsafe { _mm512_i32gather_ps::<4>(a, memory.as_ptr()) }
+                // SAFETY: indices are clamped below k, within the table.
+                unsafe { _mm512_i32gather_ps::<4>(a, terms[table].as_ptr()) }
             }
         };
         let lookup64 = |a: __m512i, table: usize| -> __m512d {
@@ -484,7 +478,8 @@ pub const HOLD_KERNEL_FRACTION: usize = 256;
 
 /// How far each centroid moved since the bounds were set, and what
 /// carrying the stored bounds over that drift needs, all in `f32` (the
-/// bounds' own type) rounded outwards: see [`Geometry::carried`].
+/// bounds' own type) rounded outwards: see [`Geometry::carried`]. The
+/// per-centroid terms are zero past `k`, up to 32 (two registers).
 #[derive(Debug, Clone)]
 struct Motion {
     /// `||c_j - c_j^before||`, rounded up.
@@ -567,14 +562,19 @@ impl Geometry {
             order.sort_unstable_by(|&a, &b| drift[b].total_cmp(&drift[a]));
             let largest = order.first().map_or(0.0, |&j| drift[j]);
             let second = order.get(1).map_or(0.0, |&j| drift[j]);
-            let others = (0..k)
+            let others: Vec<f32> = (0..k)
                 .map(|j| if j == order[0] { second } else { largest })
                 .collect();
+            let gap2: Vec<f32> = half_gap.iter().map(|&g| round_down(2.0 * g)).collect();
+            let padded = |mut table: Vec<f32>| {
+                table.resize(k.max(32), 0.0);
+                table
+            };
             let slack = outward.max(8.0 * F32_UNIT_ROUNDOFF);
             Motion {
-                drift,
-                others,
-                gap2: half_gap.iter().map(|&g| round_down(2.0 * g)).collect(),
+                drift: padded(drift),
+                others: padded(others),
+                gap2: padded(gap2),
                 widen: round_up(1.0 + slack),
                 narrow: round_down(1.0 - slack),
                 error2: round_up(2.0 * error * (1.0 + 4.0 * F32_UNIT_ROUNDOFF))
@@ -785,15 +785,13 @@ impl Geometry {
         labels: &mut [u32],
         upper: &mut [f32],
         lower: &mut [f32],
-        scratch: &mut Scratch<F>,
     ) {
         let n = labels.len();
-        scratch.scores.resize(2 * n, F::zero());
-        scratch.up.resize(n, 0.0);
-        scratch.low.resize(n, 0.0);
-        let scores = &mut scratch.scores[..2 * n];
+        let mut scores = [F::zero(); 2 * SUBCHUNK_CAPACITY];
+        let scores = &mut scores[..2 * n];
         prepared.assign_with_scores(rows, labels, scores);
-        let (up, low) = (&mut scratch.up[..n], &mut scratch.low[..n]);
+        let (mut up, mut low) = ([0.0; SUBCHUNK_CAPACITY], [0.0; SUBCHUNK_CAPACITY]);
+        let (up, low) = (&mut up[..n], &mut low[..n]);
         self.fresh_bounds(rows, scores, up, low);
         for i in 0..n {
             upper[i] = round_up(up[i]);
@@ -830,14 +828,14 @@ impl Geometry {
         if pending * 4 >= n * 3 {
             // Most rows need the kernel: run it on all of them in place
             // (the others get the label they have, and fresh bounds).
-            self.rescore(prepared, x, fresh, upper, lower, scratch);
+            self.rescore(prepared, x, fresh, upper, lower);
             return (n, exact);
         }
         fresh.copy_from_slice(labels);
         if pending == 0 {
             return (0, exact);
         }
-        let mut rows = std::mem::take(&mut scratch.rows);
+        let rows = &mut scratch.rows;
         rows.clear();
         for i in unsettled(sure, n) {
             rows.extend_from_slice(&x[i * d..(i + 1) * d]);
@@ -847,18 +845,16 @@ impl Geometry {
         let mut fresh_lower = [0f32; SUBCHUNK_CAPACITY];
         self.rescore(
             prepared,
-            &rows,
+            rows,
             &mut fresh_labels[..pending],
             &mut fresh_upper[..pending],
             &mut fresh_lower[..pending],
-            scratch,
         );
         for (p, i) in unsettled(sure, n).enumerate() {
             fresh[i] = fresh_labels[p];
             upper[i] = fresh_upper[p];
             lower[i] = fresh_lower[p];
         }
-        scratch.rows = rows;
         (pending, exact)
     }
 
@@ -920,15 +916,11 @@ pub fn unsettled(settled: u64, n: usize) -> impl Iterator<Item = usize> {
 /// The most rows [`Geometry::assign`] takes at once.
 pub const SUBCHUNK_CAPACITY: usize = 64;
 
-/// Buffers reused across calls of [`Geometry::assign`] (one per chunk).
+/// A buffer reused across calls of [`Geometry::assign`] (one per chunk):
+/// the rows gathered for the kernel.
 #[derive(Debug, Default)]
 pub struct Scratch<F> {
-    /// Gathered rows, for the kernel.
-    pub rows: Vec<F>,
-    scores: Vec<F>,
-    /// Fresh upper and lower bounds, one per row of a sub-chunk.
-    up: Vec<f64>,
-    low: Vec<f64>,
+    rows: Vec<F>,
 }
 
 /// An `f32` not below `v` (+inf above the range; NaN stays NaN, which no

@@ -392,7 +392,6 @@ fn chunk_step_pending<F: Float>(
         part.exact += exact;
         pending.extend(unsettled(sure, labels_sub.len()).map(|i| (first + i) as u32));
     }
-    let mut scratch = Scratch::default();
     let mut rows = Vec::with_capacity(SUBCHUNK_ROWS * d);
     let mut fresh = [0u32; SUBCHUNK_ROWS];
     let mut fresh_upper = [0f32; SUBCHUNK_ROWS];
@@ -410,7 +409,6 @@ fn chunk_step_pending<F: Float>(
             &mut fresh[..m],
             &mut fresh_upper[..m],
             &mut fresh_lower[..m],
-            &mut scratch,
         );
         for (p, &i) in batch.iter().enumerate() {
             let i = i as usize;
