@@ -371,7 +371,7 @@ fn chunk_step_pending<F: Float>(
     let d = context.d;
     let mut part = ChunkSums::new(context);
     let (upper, lower) = chunk.bounds.expect("a step with a geometry has bounds");
-    let mut pending: Vec<u32> = Vec::new();
+    let mut pending: Vec<u32> = Vec::with_capacity(chunk.labels.len());
     for (s, (x_sub, labels_sub)) in chunk
         .x
         .chunks(SUBCHUNK_ROWS * d)
