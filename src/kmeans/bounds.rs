@@ -718,17 +718,18 @@ impl Geometry {
         lower: &[f32],
     ) -> (u64, usize) {
         let d = centroids.len() / self.half_gap.len();
-        let mut exact = 0;
         let carried = sure;
-        for i in (0..labels.len()).filter(|&i| carried & (1 << i) == 0) {
+        // Without branches on the outcome (it is unpredictable): the
+        // tightened bound is stored either way, kept only where it settles.
+        for i in unsettled(carried, labels.len()) {
             let a = labels[i] as usize;
             let up = self.tightened(&x[i * d..(i + 1) * d], &centroids[a * d..(a + 1) * d]);
-            exact += 1;
-            if self.certain(a, up, f64::from(lower[i])) {
-                upper[i] = round_up(up * (1.0 + self.outward));
-                sure |= 1 << i;
-            }
+            let settled = self.certain(a, up, f64::from(lower[i]));
+            let tight = round_up(up * (1.0 + self.outward));
+            upper[i] = if settled { tight } else { upper[i] };
+            sure |= u64::from(settled) << i;
         }
+        let exact = labels.len() - carried.count_ones() as usize;
         (sure, exact)
     }
 
