@@ -826,6 +826,10 @@ impl Geometry {
             .settle(centroids, x, labels, upper, lower)
             .unwrap_or((0, 0));
         let pending = n - sure.count_ones() as usize;
+        if pending == 0 {
+            fresh.copy_from_slice(labels);
+            return (0, exact);
+        }
         if pending * 4 >= n * 3 {
             // Most rows need the kernel: run it on all of them in place
             // (the others get the label they have, and fresh bounds).
@@ -833,9 +837,6 @@ impl Geometry {
             return (n, exact);
         }
         fresh.copy_from_slice(labels);
-        if pending == 0 {
-            return (0, exact);
-        }
         let rows = &mut scratch.rows;
         rows.clear();
         for i in unsettled(sure, n) {
@@ -901,10 +902,8 @@ fn exact_squared_distance<F: Float>(row: &[F], centroid: &[F]) -> f64 {
 
 /// The rows among the first `n` whose bit in `settled` is clear, in order.
 pub fn unsettled(settled: u64, n: usize) -> impl Iterator<Item = usize> {
-    let mut left = !settled & (u64::MAX >> (64 - n.clamp(1, 64)));
-    if n == 0 {
-        left = 0;
-    }
+    let rows = if n >= 64 { u64::MAX } else { (1 << n) - 1 };
+    let mut left = !settled & rows;
     std::iter::from_fn(move || {
         (left != 0).then(|| {
             let i = left.trailing_zeros() as usize;
