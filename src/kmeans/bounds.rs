@@ -1047,6 +1047,37 @@ mod tests {
     }
 
     #[test]
+    fn bounds_are_kept_where_a_row_costs_the_kernel_enough() {
+        // Centroids in lanes: d * ceil(k / lanes) vector multiply-adds.
+        assert!(worthwhile::<f64>(1000, 10, 30));
+        assert!(worthwhile::<f64>(1000, 100, 2));
+        assert!(!worthwhile::<f64>(1_000_000, 10, 8) || Isa::detect().lanes::<f64>() < 8);
+        if Layout::choose(2, Isa::detect()) == Layout::RowsInLanes {
+            // Rows in lanes, 8 f64 lanes with AVX-512: k (d + 3) / 8 >= 16
+            // from 50000 rows.
+            let lanes = Isa::detect().lanes::<f64>();
+            let enough = |d: usize, k: usize| k * (d + 3) >= MIN_ROW_VECTORS * lanes;
+            for (n, d, k) in [
+                (100_000, 2, 30),
+                (49_999, 2, 30),
+                (1_000_000, 2, 8),
+                (50_000, 4, 30),
+            ] {
+                assert_eq!(
+                    worthwhile::<f64>(n, d, k),
+                    n >= ROWS_IN_LANES_MIN_ROWS && enough(d, k),
+                    "n={n} d={d} k={k}"
+                );
+            }
+            if lanes == 8 {
+                assert!(worthwhile::<f64>(100_000, 2, 30));
+                assert!(!worthwhile::<f64>(10_000, 2, 30));
+                assert!(!worthwhile::<f64>(1_000_000, 2, 8));
+            }
+        }
+    }
+
+    #[test]
     fn stored_bounds_round_outwards() {
         let cases = [
             0.0,
