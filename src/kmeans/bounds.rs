@@ -467,9 +467,9 @@ const GAP2: usize = 2;
 const HALF_GAP: usize = 0;
 const TABLES: usize = 1;
 
-/// Rows of at most this many features are tightened eight at a time (their
-/// features gathered) by [`CarryOver::rows_avx512`]; longer rows one by
-/// one.
+/// Rows of at most this many features are tightened eight at a time by
+/// [`CarryOver::rows_avx512`] (eight rows loaded whole and picked apart by
+/// permutes); longer rows one by one.
 pub const TIGHTEN_IN_LANES_MAX_D: usize = 8;
 
 /// See [`Bounds::labels_hold`]: at most `n / HOLD_KERNEL_FRACTION` rows
@@ -510,10 +510,10 @@ pub struct Geometry {
     centroid_norm_max: f64,
     /// Relative widening that covers the rounding of one computed distance.
     outward: f64,
-    /// With motion, per-centroid tables of `max(k, 32)` elements each (zero
-    /// past `k`) for [`CarryOver`]: the drift, the largest drift of the
-    /// others, the half gap, then, for rows of at most
-    /// [`TIGHTEN_IN_LANES_MAX_D`] features, each feature of the centroids.
+    /// With motion, per-centroid `f64` tables of `max(k, 32)` elements each
+    /// (zero past `k`) for [`CarryOver`]'s tightening: the half gap, then,
+    /// for rows of at most [`TIGHTEN_IN_LANES_MAX_D`] features, each feature
+    /// of the centroids.
     tables: Vec<f64>,
 }
 
