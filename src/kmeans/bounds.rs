@@ -1046,6 +1046,67 @@ mod tests {
         assert!(settled < rows, "{totals:?} of {rows}");
     }
 
+    /// `Geometry::carried` in `f32` against the same formulas in `f64`
+    /// (exact for these inputs to about 1e-16): the carried upper bound is
+    /// never below the real one, the lower never above, and a row it
+    /// settles is settled in real arithmetic too; over magnitudes from
+    /// subnormal to near `f32::MAX`.
+    #[test]
+    fn carried_bounds_hold_in_real_arithmetic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(7);
+        let geometry = Geometry::new(ndarray::array![[0.0f64], [1.0]].view(), None, 1.0);
+        let slack = 8.0 * F32_UNIT_ROUNDOFF;
+        let magnitude = |rng: &mut rand_xoshiro::Xoshiro256PlusPlus| {
+            let exponent = rng.gen_range(-149.0..127.0f64);
+            (2f64.powf(exponent) * rng.gen_range(1.0..2.0)) as f32
+        };
+        let (mut settled, mut cases) = (0, 0);
+        for _ in 0..200_000 {
+            let scale = magnitude(&mut rng);
+            let near = |rng: &mut rand_xoshiro::Xoshiro256PlusPlus, f: f64| {
+                (f64::from(scale) * f * rng.gen_range(0.5..1.5)) as f32
+            };
+            let (upper, drift) = (near(&mut rng, 1.0), near(&mut rng, 0.01));
+            let (lower, others) = (near(&mut rng, 1.3), near(&mut rng, 0.01));
+            let gap2 = near(&mut rng, 2.5);
+            let error2 = (magnitude(&mut rng) * rng.gen_range(0.0..1.0)).max(f32::MIN_POSITIVE);
+            let motion = Motion {
+                drift: vec![drift],
+                others: vec![others],
+                gap2: vec![gap2],
+                widen: round_up(1.0 + slack),
+                narrow: round_down(1.0 - slack),
+                error2,
+            };
+            let (up, low, sure) = geometry.carried(&motion, 0, upper, lower);
+            let real_up = f64::from(upper) + f64::from(drift);
+            let real_low = (f64::from(lower) - f64::from(others)).max(0.0);
+            let tolerance = 1.0 + 1e-12;
+            assert!(
+                f64::from(up) * tolerance >= real_up,
+                "{upper} {drift}: {up}"
+            );
+            assert!(
+                f64::from(low) <= real_low * tolerance,
+                "{lower} {others}: {low}"
+            );
+            if sure {
+                let gap = real_low.max(f64::from(gap2) - real_up);
+                let twice_error = f64::from(error2) / (1.0 + 4.0 * F32_UNIT_ROUNDOFF);
+                assert!(gap > real_up, "{upper} {drift} {lower} {others} {gap2}");
+                assert!(
+                    (gap - real_up) * (gap + real_up) * tolerance > twice_error,
+                    "{upper} {drift} {lower} {others} {gap2} {error2}"
+                );
+                settled += 1;
+            }
+            cases += 1;
+        }
+        // Both outcomes occur.
+        assert!(settled > 0 && settled < cases, "{settled} of {cases}");
+    }
+
     #[test]
     fn bounds_are_kept_where_a_row_costs_the_kernel_enough() {
         // Centroids in lanes: d * ceil(k / lanes) vector multiply-adds.
