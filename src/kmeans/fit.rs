@@ -60,6 +60,14 @@ impl Work {
         self.pass_rows.push(rows);
     }
 
+    /// Adds work to the last pass recorded (none yet: nothing to add to).
+    fn add_to_last(&mut self, distances: u64, rows: u64) {
+        if let (Some(d), Some(r)) = (self.pass_distances.last_mut(), self.pass_rows.last_mut()) {
+            *d += distances;
+            *r += rows;
+        }
+    }
+
     /// Passes over the data.
     pub fn passes(&self) -> usize {
         self.pass_distances.len()
@@ -216,12 +224,7 @@ impl<F: Float> KMeans<F> {
                 if let Some((distances, rows)) = bounds.labels_hold(centroids.view(), flat, &labels)
                 {
                     // Counted with the last pass: it reads a few rows only.
-                    if let Some(previous) = work.pass_distances.last_mut() {
-                        *previous += distances;
-                    }
-                    if let Some(previous) = work.pass_rows.last_mut() {
-                        *previous += rows;
-                    }
+                    work.add_to_last(distances, rows);
                     n_iter = iteration + 1;
                     converged = true;
                     final_inertia = last.inertia_at(centroids.view(), sums);
