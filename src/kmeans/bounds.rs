@@ -793,7 +793,7 @@ impl Geometry {
         prepared.assign_with_scores(rows, labels, scores);
         let (mut up, mut low) = ([0.0; SUBCHUNK_CAPACITY], [0.0; SUBCHUNK_CAPACITY]);
         let (up, low) = (&mut up[..n], &mut low[..n]);
-        self.fresh_bounds(rows, scores, up, low);
+        self.fresh_bounds(prepared.isa(), rows, scores, up, low);
         for i in 0..n {
             upper[i] = round_up(up[i]);
             lower[i] = round_down(low[i]);
@@ -866,10 +866,17 @@ impl Geometry {
     /// and `low`, one per row (before rounding to `f32`). Two loops, so that the second (square roots
     /// and all) is vectorised across rows.
     #[inline(always)]
-    fn fresh_bounds<F: Float>(&self, rows: &[F], scores: &[F], up: &mut [f64], low: &mut [f64]) {
+    fn fresh_bounds<F: Float>(
+        &self,
+        isa: Isa,
+        rows: &[F],
+        scores: &[F],
+        up: &mut [f64],
+        low: &mut [f64],
+    ) {
         let d = rows.len() / up.len().max(1);
         for (norm, row) in up.iter_mut().zip(rows.chunks_exact(d)) {
-            *norm = squared_norm(row);
+            *norm = F::squared_norm_on(isa, row);
         }
         let centroid_reach = self.centroid_norm_max * self.centroid_norm_max;
         let (widen, narrow) = (1.0 + self.outward, 1.0 - self.outward);

@@ -538,9 +538,16 @@ mod tests {
 
     #[test]
     fn matches_brute_force_lloyd() {
-        for (seed, (n, d, k)) in [(2000, 2, 5), (1500, 7, 3), (3000, 16, 8), (700, 1, 4)]
-            .into_iter()
-            .enumerate()
+        // (2000, 32, 20) runs through the f32 screen (`screen.rs`).
+        for (seed, (n, d, k)) in [
+            (2000, 2, 5),
+            (1500, 7, 3),
+            (3000, 16, 8),
+            (700, 1, 4),
+            (2000, 32, 20),
+        ]
+        .into_iter()
+        .enumerate()
         {
             let (x, init) = random_blobs(n, d, k, seed as u64);
             let (labels, centroids, n_iter) = brute_force(&x, init.clone(), 300);

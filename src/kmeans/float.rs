@@ -15,6 +15,7 @@ pub trait Float:
     + SubAssign
     + Sum
     + super::kernel::SimdTiles
+    + super::kernel::WideDistances
     + Default
     + Send
     + Sync

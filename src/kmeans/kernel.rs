@@ -27,6 +27,7 @@
 use ndarray::ArrayView2;
 
 use super::float::Float;
+use super::screen::Screen;
 
 /// The instruction set a kernel was compiled for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +147,8 @@ pub struct PreparedCentroids<F> {
     width: usize,
     isa: Isa,
     layout: Layout,
+    /// The `f32` screen rows go through first, when there is one.
+    screen: Option<Box<Screen>>,
 }
 
 impl<F: Float> PreparedCentroids<F> {
@@ -201,7 +204,18 @@ impl<F: Float> PreparedCentroids<F> {
             width,
             isa,
             layout,
+            screen: None,
         }
+    }
+
+    /// Prepares `(k, d)` centroids as [`new`](Self::new) does, with the
+    /// `f32` screen where it applies (see [`super::screen`]): labels are
+    /// the same to the bit, but scores are then bounds (an upper bound on
+    /// the best, a lower bound on the runner-up) rather than the kernel's.
+    pub fn screened(centroids: ArrayView2<F>) -> Self {
+        let mut prepared = Self::new(centroids);
+        prepared.screen = Screen::new(centroids, prepared.isa).map(Box::new);
+        prepared
     }
 
     /// The centroids-in-lanes layout: blocks, half norms, lane indices, d,
@@ -233,6 +247,12 @@ impl<F: Float> PreparedCentroids<F> {
         self.layout
     }
 
+    /// Whether rows go through the `f32` screen first.
+    #[cfg(test)]
+    pub(crate) fn is_screened(&self) -> bool {
+        self.screen.is_some()
+    }
+
     /// The instruction set it was prepared for.
     pub(crate) fn isa(&self) -> Isa {
         self.isa
@@ -259,6 +279,34 @@ impl<F: Float> PreparedCentroids<F> {
     }
 
     fn assign_rows<const SCORES: bool>(&self, x: &[F], out: &mut [u32], scores: &mut [F]) {
+        let Some(screen) = &self.screen else {
+            return self.assign_exact::<SCORES>(x, out, scores);
+        };
+        let mut undecided = Vec::new();
+        screen.screen::<F, SCORES>(x, out, scores, &mut undecided);
+        if undecided.is_empty() {
+            return;
+        }
+        let d = self.d;
+        let mut rows = Vec::with_capacity(undecided.len() * d);
+        for &i in &undecided {
+            rows.extend_from_slice(&x[i * d..(i + 1) * d]);
+        }
+        let mut labels = vec![0; undecided.len()];
+        let mut exact = vec![F::zero(); if SCORES { 2 * undecided.len() } else { 0 }];
+        self.assign_exact::<SCORES>(&rows, &mut labels, &mut exact);
+        for (p, &i) in undecided.iter().enumerate() {
+            out[i] = labels[p];
+            if SCORES {
+                scores[2 * i] = exact[2 * p];
+                scores[2 * i + 1] = exact[2 * p + 1];
+            }
+        }
+    }
+
+    /// [`assign_rows`](Self::assign_rows) in the `f64` (or `f32`) kernel
+    /// alone.
+    fn assign_exact<const SCORES: bool>(&self, x: &[F], out: &mut [u32], scores: &mut [F]) {
         debug_assert_eq!(x.len(), out.len() * self.d);
         if self.layout == Layout::RowsInLanes
             && F::simd_rows_in_lanes::<SCORES>(self, x, out, scores)
@@ -666,6 +714,112 @@ pub fn squared_distance<F: Float>(a: &[F], b: &[F]) -> F {
     (quads[0] + quads[2]) + (quads[1] + quads[3]) + tail
 }
 
+/// [`squared_norm`] and [`squared_distance`] in the widest vectors of an
+/// instruction set, to the same bits: the compiler vectorises the portable
+/// versions' eight partial sums as four two-lane vectors; for `f64` on
+/// AVX-512 they are one register here.
+pub trait WideDistances: Sized {
+    /// [`squared_distance`] as `isa` computes it best.
+    fn squared_distance_on(isa: Isa, a: &[Self], b: &[Self]) -> Self;
+    /// [`squared_norm`] as `isa` computes it best.
+    fn squared_norm_on(isa: Isa, a: &[Self]) -> f64;
+}
+
+impl WideDistances for f32 {
+    #[inline(always)]
+    fn squared_distance_on(_: Isa, a: &[f32], b: &[f32]) -> f32 {
+        squared_distance(a, b)
+    }
+    #[inline(always)]
+    fn squared_norm_on(_: Isa, a: &[f32]) -> f64 {
+        squared_norm(a)
+    }
+}
+
+impl WideDistances for f64 {
+    #[inline(always)]
+    fn squared_distance_on(isa: Isa, a: &[f64], b: &[f64]) -> f64 {
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx512 {
+            // SAFETY: `Isa::detect` confirmed AVX-512F.
+            return unsafe { wide::squared_distance(a, b) };
+        }
+        let _ = isa;
+        squared_distance(a, b)
+    }
+    #[inline(always)]
+    fn squared_norm_on(isa: Isa, a: &[f64]) -> f64 {
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx512 {
+            // SAFETY: `Isa::detect` confirmed AVX-512F.
+            return unsafe { wide::squared_norm(a) };
+        }
+        let _ = isa;
+        squared_norm(a)
+    }
+}
+
+/// The AVX-512 `f64` versions: the eight partial sums in one register,
+/// combined as the portable versions combine them.
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use std::arch::x86_64::*;
+
+    /// `(l0 + l4 + l2 + l6) + (l1 + l5 + l3 + l7)`, paired as the portable
+    /// versions pair them: `(q0 + q2) + (q1 + q3)` with `q_i = l_i + l_{i+4}`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn combine(lanes: __m512d) -> f64 {
+        let quads = _mm256_add_pd(
+            _mm512_castpd512_pd256(lanes),
+            _mm512_extractf64x4_pd::<1>(lanes),
+        );
+        let pairs = _mm_add_pd(
+            _mm256_castpd256_pd128(quads),
+            _mm256_extractf128_pd::<1>(quads),
+        );
+        _mm_cvtsd_f64(pairs) + _mm_cvtsd_f64(_mm_unpackhi_pd(pairs, pairs))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn squared_distance(a: &[f64], b: &[f64]) -> f64 {
+        let whole = a.len().min(b.len()) / 8 * 8;
+        let mut lanes = _mm512_setzero_pd();
+        for i in (0..whole).step_by(8) {
+            // SAFETY: `i + 8 <= whole <= a.len(), b.len()`.
+            let (p, q) = unsafe {
+                (
+                    _mm512_loadu_pd(a.as_ptr().add(i)),
+                    _mm512_loadu_pd(b.as_ptr().add(i)),
+                )
+            };
+            let diff = _mm512_sub_pd(p, q);
+            lanes = _mm512_add_pd(lanes, _mm512_mul_pd(diff, diff));
+        }
+        let tail = a[whole..]
+            .iter()
+            .zip(&b[whole..])
+            .map(|(&p, &q)| (p - q) * (p - q))
+            .fold(0.0, |acc, v| acc + v);
+        combine(lanes) + tail
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn squared_norm(a: &[f64]) -> f64 {
+        let whole = a.len() / 8 * 8;
+        let mut lanes = _mm512_setzero_pd();
+        for i in (0..whole).step_by(8) {
+            // SAFETY: `i + 8 <= whole <= a.len()`.
+            let v = unsafe { _mm512_loadu_pd(a.as_ptr().add(i)) };
+            lanes = _mm512_add_pd(lanes, _mm512_mul_pd(v, v));
+        }
+        let tail: f64 = a[whole..].iter().map(|&v| v * v).sum();
+        combine(lanes) + tail
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -833,5 +987,25 @@ mod tests {
     #[test]
     fn squared_distance_is_exact_on_small_integers() {
         assert_eq!(squared_distance(&[1.0, 2.0, 3.0], &[4.0, 6.0, 3.0]), 25.0);
+    }
+
+    #[test]
+    fn wide_distances_and_norms_are_the_portable_ones_to_the_bit() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+        for len in 0..=41 {
+            for scale in [1e-150, 1e-3, 1.0, 1e7, 1e150] {
+                let a: Vec<f64> = (0..len).map(|_| rng.gen_range(-1.0..1.0) * scale).collect();
+                let b: Vec<f64> = (0..len).map(|_| rng.gen_range(-1.0..1.0) * scale).collect();
+                for isa in supported() {
+                    let (wide, plain) = (
+                        f64::squared_distance_on(isa, &a, &b),
+                        squared_distance(&a, &b),
+                    );
+                    assert_eq!(wide.to_bits(), plain.to_bits(), "{isa:?}, {len}, {scale}");
+                    let (wide, plain) = (f64::squared_norm_on(isa, &a), squared_norm(&a));
+                    assert_eq!(wide.to_bits(), plain.to_bits(), "{isa:?}, {len}, {scale}");
+                }
+            }
+        }
     }
 }

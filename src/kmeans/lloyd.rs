@@ -119,7 +119,7 @@ pub fn lloyd_step<F: Float>(
 ) -> Option<Step<F>> {
     let n = labels.len();
     let k = centroids.nrows();
-    let prepared = PreparedCentroids::new(centroids);
+    let prepared = PreparedCentroids::screened(centroids);
     let standard = centroids.as_standard_layout();
     let flat_centroids = standard.as_slice().expect("standard layout is contiguous");
     let rows = chunk_rows(n);
@@ -341,7 +341,11 @@ fn chunk_step<F: Float>(context: &StepContext<'_, F>, mut chunk: Chunk<'_, F>) -
             let centroids = context.centroids;
             for (row, &j) in x_sub.chunks_exact(d).zip(fresh.iter()) {
                 let j = j as usize;
-                let distance = squared_distance(row, &centroids[j * d..(j + 1) * d]);
+                let distance = F::squared_distance_on(
+                    context.prepared.isa(),
+                    row,
+                    &centroids[j * d..(j + 1) * d],
+                );
                 // In row order, as `inertia` sums.
                 part.inertia += distance.as_f64();
                 if context.extras.within {
@@ -560,10 +564,11 @@ pub fn inertia<F: Float>(x: &[F], d: usize, centroids: ArrayView2<F>, labels: &[
 /// row-major), added in row order (a chunk summed in pieces gives the same
 /// bits as summed at once).
 fn rows_inertia<F: Float>(x: &[F], d: usize, centroids: &[F], labels: &[u32], start: f64) -> f64 {
+    let isa = Isa::detect();
     x.chunks_exact(d)
         .zip(labels)
         .fold(start, |total, (row, &label)| {
             let j = label as usize;
-            total + squared_distance(row, &centroids[j * d..(j + 1) * d]).as_f64()
+            total + F::squared_distance_on(isa, row, &centroids[j * d..(j + 1) * d]).as_f64()
         })
 }

@@ -23,6 +23,7 @@ mod init;
 mod kernel;
 mod lloyd;
 mod params;
+mod screen;
 mod simd;
 mod validate;
 

@@ -1,0 +1,418 @@
+//! Screening `f64` rows in `f32`: the kernel run in single precision (twice
+//! the lanes per vector, so half the multiply-adds), with a proven bound on
+//! how far its scores can be from the double-precision kernel's.
+//!
+//! A row whose single-precision runner-up score is more than twice that
+//! bound above its best has the same unique nearest centroid in the `f64`
+//! kernel, so its label is the exact kernel's to the bit. The other rows (a
+//! near tie, a magnitude `f32` cannot hold) go through the `f64` kernel.
+//! The scores handed on for fresh bounds are widened by the bound: an upper
+//! one for the best, a lower one for the runner-up.
+//!
+//! The bound, for a row `x` and centroid `c` of `d` features with `f32`'s
+//! unit roundoff `u`: converting `x` and `c` to `f32` moves each product
+//! `x_f c_f` by at most `2u |x_f c_f|`, the half norm `||c||^2 / 2` is
+//! computed with `d + 2` roundings, and the chain of `d` fused multiply-adds
+//! adds at most `d u` of the magnitudes it sums; the score `||c||^2 - 2 x.c`
+//! is thus within `(2d + 5) u (||c||^2 + 2 ||x|| ||c||)` of its real value
+//! (Cauchy-Schwarz bounds `sum |x_f c_f|`), plus the same in `f64`'s unit
+//! roundoff for the exact kernel. [`Screen::slack`] takes three times
+//! `(d + 4) (u_32 + u_64)` of that magnitude, with the largest centroid
+//! norm for `||c||`, plus an absolute term for results that fall among
+//! `f32`'s subnormals.
+
+use ndarray::ArrayView2;
+
+use super::float::Float;
+use super::kernel::{Isa, PreparedCentroids};
+
+/// Rows and centroids above this norm are not screened: `f32` holds their
+/// products with room to spare for any sum of them.
+const NORM_MAX: f64 = (1u64 << 40) as f64;
+/// Features above this are not screened (the rounding bound's first-order
+/// terms would no longer dominate).
+const FEATURES_MAX: usize = 100_000;
+/// Rows converted to `f32` at a time.
+const BLOCK_ROWS: usize = 64;
+/// `f32`'s and `f64`'s unit roundoffs.
+const UNIT_ROUNDOFF_32: f64 = f32::EPSILON as f64 / 2.0;
+const UNIT_ROUNDOFF_64: f64 = f64::EPSILON / 2.0;
+/// Twice the spacing of `f32`'s subnormals (`2^-149`), with a factor of
+/// two to spare: what rounding among them can move a result by, per
+/// operation.
+const SUBNORMAL_SLACK: f64 = 1.401_298_464_324_817e-45 * 4.0;
+
+/// The `f32` copy of a step's centroids and what the bound needs of them.
+#[derive(Debug, Clone)]
+pub struct Screen {
+    prepared: PreparedCentroids<f32>,
+    /// `max_j ||c_j||`, rounded up.
+    centroid_norm_max: f64,
+    d: usize,
+}
+
+/// Whether screening pays for `k` centroids of `d` features: the `f64`
+/// kernel costs `k d` multiply-adds a row, screening saves half of them and
+/// adds about `4 d + 256` (converting the row, its norm, the test; the
+/// constant measured on whole fits).
+pub fn worthwhile(k: usize, d: usize) -> bool {
+    k.saturating_sub(4) * d >= 256
+}
+
+impl Screen {
+    /// The screen of `(k, d)` centroids for the kernel of `isa`: `None`
+    /// where it does not apply (`f32` data, no SIMD kernel, too few
+    /// centroids or features to pay, magnitudes out of its range) or is
+    /// switched off (`KMEANS_SCREEN=off`, for comparisons).
+    pub fn new<F: Float>(centroids: ArrayView2<F>, isa: Isa) -> Option<Screen> {
+        let (k, d) = centroids.dim();
+        if std::mem::size_of::<F>() != 8
+            || isa == Isa::Portable
+            || !worthwhile(k, d)
+            || d > FEATURES_MAX
+            || switched_off()
+        {
+            return None;
+        }
+        let squared_max = centroids
+            .rows()
+            .into_iter()
+            .map(|c| c.iter().map(|v| v.as_f64() * v.as_f64()).sum::<f64>())
+            .fold(0.0, f64::max);
+        let centroid_norm_max = round_up_norm(squared_max, d);
+        // NaN (a non-finite centroid) is out of range too.
+        if centroid_norm_max.is_nan() || centroid_norm_max > NORM_MAX {
+            return None;
+        }
+        let single = centroids.mapv(|v| v.as_f64() as f32);
+        Some(Screen {
+            prepared: PreparedCentroids::with_isa(single.view(), isa),
+            centroid_norm_max,
+            d,
+        })
+    }
+
+    /// Labels the rows of `x` (`(out.len(), d)`, row-major) that the
+    /// single-precision kernel decides, with (when `SCORES`) an upper bound
+    /// on the exact kernel's best score and a lower bound on its runner-up
+    /// in `scores[2 i]` and `scores[2 i + 1]`; appends the others' indices
+    /// to `undecided`, leaving their entries alone.
+    pub fn screen<F: Float, const SCORES: bool>(
+        &self,
+        x: &[F],
+        out: &mut [u32],
+        scores: &mut [F],
+        undecided: &mut Vec<usize>,
+    ) {
+        match self.prepared.isa() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::detect` confirmed the features.
+            Isa::Avx512 => unsafe { self.screen_avx512::<F, SCORES>(x, out, scores, undecided) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Isa::Avx2 => unsafe { self.screen_avx2::<F, SCORES>(x, out, scores, undecided) },
+            _ => self.screen_rows::<F, SCORES>(x, out, scores, undecided),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,fma")]
+    unsafe fn screen_avx512<F: Float, const SCORES: bool>(
+        &self,
+        x: &[F],
+        out: &mut [u32],
+        scores: &mut [F],
+        undecided: &mut Vec<usize>,
+    ) {
+        self.screen_rows::<F, SCORES>(x, out, scores, undecided)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn screen_avx2<F: Float, const SCORES: bool>(
+        &self,
+        x: &[F],
+        out: &mut [u32],
+        scores: &mut [F],
+        undecided: &mut Vec<usize>,
+    ) {
+        self.screen_rows::<F, SCORES>(x, out, scores, undecided)
+    }
+
+    /// [`screen`](Self::screen), inlined into one function per
+    /// instruction set (the conversion and the norms vectorise as widely
+    /// as the kernel).
+    #[inline(always)]
+    fn screen_rows<F: Float, const SCORES: bool>(
+        &self,
+        x: &[F],
+        out: &mut [u32],
+        scores: &mut [F],
+        undecided: &mut Vec<usize>,
+    ) {
+        let d = self.d;
+        let mut single: Vec<f32> = Vec::with_capacity(BLOCK_ROWS.min(out.len()) * d);
+        let mut labels = [0u32; BLOCK_ROWS];
+        let mut single_scores = [0f32; 2 * BLOCK_ROWS];
+        for (b, (rows, out)) in x
+            .chunks(BLOCK_ROWS * d)
+            .zip(out.chunks_mut(BLOCK_ROWS))
+            .enumerate()
+        {
+            let m = out.len();
+            single.clear();
+            single.extend(rows.iter().map(|&v| v.as_f64() as f32));
+            self.prepared.assign_with_scores(
+                &single,
+                &mut labels[..m],
+                &mut single_scores[..2 * m],
+            );
+            // One slack for the block, from its largest row norm (one
+            // square root instead of one per row).
+            let isa = self.prepared.isa();
+            let mut squared_max = 0.0f64;
+            for row in rows.chunks_exact(d) {
+                squared_max = squared_max.max(F::squared_norm_on(isa, row));
+            }
+            let slack = self.slack(squared_max);
+            for i in 0..m {
+                let best = f64::from(single_scores[2 * i]);
+                let runner_up = f64::from(single_scores[2 * i + 1]);
+                let row_index = b * BLOCK_ROWS + i;
+                // False on NaN (an overflow in f32): the row is undecided.
+                if runner_up - best > 2.0 * slack {
+                    out[i] = labels[i];
+                    if SCORES {
+                        scores[2 * row_index] = F::from_f64(best + slack);
+                        scores[2 * row_index + 1] = F::from_f64(runner_up - slack);
+                    }
+                } else {
+                    undecided.push(row_index);
+                }
+            }
+        }
+    }
+
+    /// How far a single-precision score of a row with squared norm at
+    /// most `row_squared_norm` can be from the exact kernel's (infinite for
+    /// rows out of range, NaN included).
+    fn slack(&self, row_squared_norm: f64) -> f64 {
+        let x = round_up_norm(row_squared_norm, self.d);
+        if x.is_nan() || x > NORM_MAX {
+            return f64::INFINITY;
+        }
+        let (c, d) = (self.centroid_norm_max, self.d as f64);
+        let relative =
+            3.0 * (d + 4.0) * (UNIT_ROUNDOFF_32 + UNIT_ROUNDOFF_64) * (c * c + 2.0 * x * c);
+        let absolute = SUBNORMAL_SLACK * (2.0 * d + 4.0 + d.sqrt() * (x + c));
+        relative + absolute
+    }
+}
+
+/// A norm not below the real one, from a squared norm summed in `f64`
+/// over `d` features.
+fn round_up_norm(squared: f64, d: usize) -> f64 {
+    squared.sqrt() * (1.0 + (d + 2) as f64 * f64::EPSILON)
+}
+
+/// `KMEANS_SCREEN=off` switches screening off (read once per process).
+fn switched_off() -> bool {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OFF.get_or_init(|| std::env::var("KMEANS_SCREEN").is_ok_and(|v| v == "off"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+    use rand::{Rng, SeedableRng};
+    use rand_xoshiro::Xoshiro256PlusPlus;
+
+    /// The SIMD instruction sets of this CPU (screening needs one).
+    fn simd_isas() -> Vec<Isa> {
+        let best = Isa::detect();
+        [Isa::Avx512, Isa::Avx2]
+            .into_iter()
+            .skip_while(|isa| *isa != best)
+            .collect()
+    }
+
+    /// Screens `x` against `c` on `isa` and checks every decided row
+    /// against the exact kernel: the same label, an upper bound on its
+    /// best score, a lower bound on its runner-up. Returns the rows left
+    /// undecided (`None`: no screen for these centroids).
+    fn screened_rows(x: &Array2<f64>, c: &Array2<f64>, isa: Isa) -> Option<Vec<usize>> {
+        let screen = Screen::new(c.view(), isa)?;
+        let exact = PreparedCentroids::with_isa(c.view(), isa);
+        let n = x.nrows();
+        let flat = x.as_slice().unwrap();
+        let (mut labels, mut scores) = (vec![0; n], vec![0.0; 2 * n]);
+        exact.assign_with_scores(flat, &mut labels, &mut scores);
+        let (mut screened, mut bounds) = (vec![u32::MAX; n], vec![f64::NAN; 2 * n]);
+        let mut undecided = Vec::new();
+        screen.screen::<f64, true>(flat, &mut screened, &mut bounds, &mut undecided);
+        for i in 0..n {
+            if undecided.contains(&i) {
+                assert_eq!(
+                    screened[i],
+                    u32::MAX,
+                    "row {i}: undecided rows are left alone"
+                );
+                continue;
+            }
+            assert_eq!(screened[i], labels[i], "row {i} ({isa:?})");
+            assert!(bounds[2 * i] >= scores[2 * i], "row {i}: best");
+            assert!(bounds[2 * i + 1] <= scores[2 * i + 1], "row {i}: runner-up");
+        }
+        Some(undecided)
+    }
+
+    fn blobs(rng: &mut Xoshiro256PlusPlus, n: usize, c: &Array2<f64>, spread: f64) -> Array2<f64> {
+        let (k, d) = c.dim();
+        let mut x = Array2::zeros((n, d));
+        for mut row in x.rows_mut() {
+            let j = rng.gen_range(0..k);
+            for (f, v) in row.iter_mut().enumerate() {
+                *v = c[[j, f]] + rng.gen_range(-spread..spread);
+            }
+        }
+        x
+    }
+
+    #[test]
+    fn screened_labels_are_the_exact_kernels_and_most_rows_are_decided() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+        for isa in simd_isas() {
+            for (n, d, k) in [(300, 16, 20), (257, 40, 12), (130, 100, 30), (65, 9, 40)] {
+                let c = Array2::from_shape_fn((k, d), |_| rng.gen_range(-10.0..10.0));
+                let x = blobs(&mut rng, n, &c, 3.0);
+                let undecided = screened_rows(&x, &c, isa).expect("a screen for this shape");
+                assert!(
+                    undecided.len() * 20 <= n,
+                    "{n}x{d}, k = {k}: {}",
+                    undecided.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn near_ties_and_duplicate_centroids_go_to_the_exact_kernel() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(4);
+        let (k, d) = (20, 16);
+        for isa in simd_isas() {
+            let mut c = Array2::from_shape_fn((k, d), |_| rng.gen_range(-10.0..10.0));
+            // Centroid 7 is centroid 2 again: their rows tie exactly.
+            let twin = c.row(2).to_owned();
+            c.row_mut(7).assign(&twin);
+            let mut x = blobs(&mut rng, 200, &c, 2.0);
+            // Rows halfway between a centroid and its nearest other one,
+            // nudged by less than f32 can tell apart.
+            for i in 0..100 {
+                let a = rng.gen_range(0..k);
+                let gap = |b: usize| (0..d).map(|f| (c[[a, f]] - c[[b, f]]).powi(2)).sum::<f64>();
+                let b = (0..k)
+                    .filter(|&b| gap(b) > 0.0)
+                    .min_by(|&p, &q| gap(p).total_cmp(&gap(q)))
+                    .unwrap();
+                let nudge = rng.gen_range(-1e-9..1e-9);
+                for f in 0..d {
+                    x[[i, f]] = 0.5 * (c[[a, f]] + c[[b, f]]) + nudge;
+                }
+            }
+            let undecided = screened_rows(&x, &c, isa).unwrap();
+            let exact = PreparedCentroids::with_isa(c.view(), isa);
+            let (mut labels, mut scores) = (vec![0; x.nrows()], vec![0.0; 2 * x.nrows()]);
+            exact.assign_with_scores(x.as_slice().unwrap(), &mut labels, &mut scores);
+            let mut ties = 0;
+            for (i, &label) in labels.iter().enumerate() {
+                if label == 2 {
+                    assert!(undecided.contains(&i), "row {i} ties centroids 2 and 7");
+                }
+                if scores[2 * i + 1] - scores[2 * i] < 1e-6 {
+                    ties += 1;
+                    assert!(undecided.contains(&i), "row {i} is a near tie");
+                }
+            }
+            assert!(ties >= 50, "{ties} near ties");
+        }
+    }
+
+    #[test]
+    fn magnitudes_f32_cannot_hold_are_never_decided_wrongly() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+        let (k, d) = (12, 40);
+        for isa in simd_isas() {
+            for scale in [
+                1e-30,
+                1e-19,
+                1e-21,
+                3e-22,
+                1e-22,
+                2f64.powi(-100),
+                1e-5,
+                1e5,
+                1e9,
+            ] {
+                let c = Array2::from_shape_fn((k, d), |_| rng.gen_range(-10.0..10.0) * scale);
+                let x = blobs(&mut rng, 150, &c, 3.0 * scale);
+                let undecided = screened_rows(&x, &c, isa).expect("centroids in range");
+                if scale == 1e-30 {
+                    // Products underflow f32 altogether: nothing is decided.
+                    assert_eq!(undecided.len(), x.nrows());
+                }
+            }
+            // Centroids beyond the range: no screen at all.
+            let far = Array2::from_shape_fn((k, d), |_| rng.gen_range(-10.0..10.0) * 1e30);
+            assert!(Screen::new(far.view(), isa).is_none());
+            // Rows beyond it (and non-finite ones) are undecided.
+            let c = Array2::from_shape_fn((k, d), |_| rng.gen_range(-10.0..10.0));
+            let mut x = blobs(&mut rng, 130, &c, 3.0);
+            x[[3, 5]] = 1e30;
+            x[[70, 0]] = f64::INFINITY;
+            x[[129, 39]] = f64::NAN;
+            let undecided = screened_rows(&x, &c, isa).unwrap();
+            for i in [3, 70, 129] {
+                assert!(undecided.contains(&i), "row {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn screened_preparation_gives_the_exact_labels_and_bracketing_scores() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(6);
+        let (k, d) = (30, 50);
+        let mut c = Array2::from_shape_fn((k, d), |_| rng.gen_range(-10.0..10.0));
+        let twin = c.row(0).to_owned();
+        c.row_mut(1).assign(&twin);
+        let x = blobs(&mut rng, 301, &c, 4.0);
+        let flat = x.as_slice().unwrap();
+        let exact = PreparedCentroids::new(c.view());
+        let screened = PreparedCentroids::screened(c.view());
+        assert_eq!(
+            screened.is_screened(),
+            Isa::detect() != Isa::Portable && !switched_off()
+        );
+        let (mut labels, mut scores) = (vec![0; 301], vec![0.0; 602]);
+        exact.assign_with_scores(flat, &mut labels, &mut scores);
+        let (mut got, mut bounds) = (vec![0; 301], vec![0.0; 602]);
+        screened.assign_with_scores(flat, &mut got, &mut bounds);
+        assert_eq!(got, labels);
+        for i in 0..301 {
+            assert!(bounds[2 * i] >= scores[2 * i]);
+            assert!(bounds[2 * i + 1] <= scores[2 * i + 1]);
+        }
+        let mut plain = vec![0; 301];
+        screened.assign(flat, &mut plain);
+        assert_eq!(plain, labels);
+    }
+
+    #[test]
+    fn screening_pays_only_with_enough_centroids_and_features() {
+        assert!(worthwhile(30, 100));
+        assert!(worthwhile(8, 64));
+        assert!(!worthwhile(8, 50));
+        assert!(!worthwhile(4, 1000));
+        assert!(!worthwhile(30, 2));
+    }
+}
