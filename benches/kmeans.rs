@@ -324,7 +324,7 @@ fn main() {
     }
 }
 
-/// The machine's floors in a pool of `threads`: FMA peak and read bandwidth
+/// The machine's floors in a pool of `threads`: FMA peaks (f64 and f32) and read bandwidth
 /// (over 512 MiB, beyond any cache), measured five times, the best kept (the
 /// machine is shared: a busy neighbour lowers a single measurement).
 fn measure_floors(threads: usize) -> Vec<(String, String)> {
@@ -336,21 +336,24 @@ fn measure_floors(threads: usize) -> Vec<(String, String)> {
         }
     };
     let buffer = vec![1.0f64; 64 << 20];
-    let (peak, bandwidth) = pool.install(|| {
-        (0..5).fold((0.0f64, 0.0f64), |(p, b), _| {
+    let (peak, peak_f32, bandwidth) = pool.install(|| {
+        (0..5).fold((0.0f64, 0.0f64, 0.0f64), |(p, p32, b), _| {
             (
                 p.max(floor::fma_peak_flops()),
+                p32.max(floor::fma_peak_flops_f32()),
                 b.max(floor::read_bandwidth(&buffer)),
             )
         })
     });
     eprintln!(
-        "floors ({threads} threads): FMA peak {:.1} GFLOP/s, read bandwidth {:.1} GB/s",
+        "floors ({threads} threads): FMA peak {:.1} GFLOP/s in f64, {:.1} in f32, read bandwidth {:.1} GB/s",
         peak / 1e9,
+        peak_f32 / 1e9,
         bandwidth / 1e9
     );
     vec![
         ("floor.fma_peak_flops".into(), format!("{peak:.4e}")),
+        ("floor.fma_peak_flops_f32".into(), format!("{peak_f32:.4e}")),
         (
             "floor.read_bytes_per_second".into(),
             format!("{bandwidth:.4e}"),

@@ -12,16 +12,101 @@ const FMA_STEPS: usize = 1 << 22;
 
 /// The f64 FMA peak of the current rayon pool, in FLOP/s (2 per multiply-add).
 pub fn fma_peak_flops() -> f64 {
+    // 32 independent 8-wide accumulators x FMA_STEPS steps x 2 flops.
+    peak(fma_loop, FMA_STEPS * 32 * 8 * 2)
+}
+
+/// The f32 FMA peak of the current rayon pool, in FLOP/s: what the `f32`
+/// kernel (and the `f64` kernel's `f32` screen) is bound by.
+pub fn fma_peak_flops_f32() -> f64 {
+    // 32 independent 16-wide accumulators x FMA_STEPS steps x 2 flops.
+    peak(fma_loop_f32, FMA_STEPS * 32 * 16 * 2)
+}
+
+/// FLOP/s of `run` on every thread of the current pool at once, each call
+/// doing `flops`.
+fn peak(run: fn(f64) -> f64, flops: usize) -> f64 {
     let threads = rayon::current_num_threads();
     let start = Instant::now();
     let sink: f64 = (0..threads)
         .into_par_iter()
-        .map(|t| fma_loop(1.0 + t as f64 * 1e-9))
+        .map(|t| run(1.0 + t as f64 * 1e-9))
         .sum();
     let seconds = start.elapsed().as_secs_f64();
     std::hint::black_box(sink);
-    // 32 independent 8-wide accumulators x FMA_STEPS steps x 2 flops.
-    (threads * FMA_STEPS * 32 * 8 * 2) as f64 / seconds
+    (threads * flops) as f64 / seconds
+}
+
+/// As [`fma_loop`] in `f32`: 32 chains of 16 lanes (one 512-bit register
+/// each), or of two 256-bit registers with AVX2, else plain loops.
+fn fma_loop_f32(seed: f64) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the features were just detected.
+            return unsafe { fma_loop_f32_avx512(seed as f32) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: as above.
+            return unsafe { fma_loop_f32_avx2(seed as f32) };
+        }
+    }
+    let mut acc = [[seed as f32; 16]; 32];
+    let (a, b) = (
+        std::hint::black_box(0.999_9f32),
+        std::hint::black_box(1e-6f32),
+    );
+    for _ in 0..FMA_STEPS {
+        for chain in acc.iter_mut() {
+            for v in chain.iter_mut() {
+                *v = *v * a + b;
+            }
+        }
+    }
+    acc.iter().flatten().map(|&v| f64::from(v)).sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn fma_loop_f32_avx512(seed: f32) -> f64 {
+    use std::arch::x86_64::*;
+    let a = _mm512_set1_ps(std::hint::black_box(0.999_9));
+    let b = _mm512_set1_ps(std::hint::black_box(1e-6));
+    let mut acc = [_mm512_set1_ps(seed); 32];
+    for _ in 0..FMA_STEPS {
+        for v in acc.iter_mut() {
+            *v = _mm512_fmadd_ps(*v, a, b);
+        }
+    }
+    acc.iter()
+        .map(|v| f64::from(_mm512_reduce_add_ps(*v)))
+        .sum()
+}
+
+/// 16 chains of one 256-bit register each, four times as many steps: the
+/// same number of lane multiply-adds as the AVX-512 loop.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_loop_f32_avx2(seed: f32) -> f64 {
+    use std::arch::x86_64::*;
+    let a = _mm256_set1_ps(std::hint::black_box(0.999_9));
+    let b = _mm256_set1_ps(std::hint::black_box(1e-6));
+    let mut acc = [_mm256_set1_ps(seed); 16];
+    for _ in 0..FMA_STEPS * 4 {
+        for v in acc.iter_mut() {
+            *v = _mm256_fmadd_ps(*v, a, b);
+        }
+    }
+    let mut lanes = [0.0f32; 8];
+    let mut total = 0.0;
+    for v in acc {
+        _mm256_storeu_ps(lanes.as_mut_ptr(), v);
+        total += lanes.iter().map(|&l| f64::from(l)).sum::<f64>();
+    }
+    total
 }
 
 /// `FMA_STEPS` steps of 32 independent 8-lane multiply-adds: enough

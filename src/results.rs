@@ -61,6 +61,10 @@ pub struct Record {
     /// contender reports its work (`rust`); absent for the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pass_distances: Option<Vec<u64>>,
+    /// Of those, the distances computed in `f32` (the `f64` kernel's
+    /// screen), per pass; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_f32_distances: Option<Vec<u64>>,
     /// Rows of the data read in each pass, where the contender reports them
     /// (a step whose rows the bounds settle reads few); absent: all rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -105,6 +109,7 @@ impl Record {
             sample_seconds: Vec::new(),
             n_iter: None,
             pass_distances: None,
+            pass_f32_distances: None,
             pass_rows: None,
             inertia: None,
             rel_inertia_diff: None,
@@ -153,8 +158,9 @@ impl Record {
     /// The least time the fit's work can take on the measured machine: each
     /// pass over X bound by the slower of reading what it reads of X (`bytes
     /// / read bandwidth`, all rows unless [`Self::pass_rows`] says fewer) and
-    /// its arithmetic (`2 d` flops per squared distance / FMA peak), summed
-    /// over passes. The passes are the contender's own
+    /// its arithmetic (`2 d` flops per squared distance over the FMA peak of
+    /// the precision it was computed in), summed over passes. The passes
+    /// are the contender's own
     /// count where it reports one ([`Self::pass_distances`]); otherwise those
     /// of a plain Lloyd fit: a validation pass, one pass of `n k` distances
     /// per iteration and a final inertia pass of `n`. `None` without floors.
@@ -171,20 +177,40 @@ impl Record {
             get("floor.read_bytes_per_second")?,
         );
         let Scenario { n, d, k } = self.scenario;
+        let pass_f32 = |i: usize| {
+            self.pass_f32_distances
+                .as_ref()
+                .and_then(|r| r.get(i).copied())
+                .unwrap_or(0)
+        };
+        // The f32 peak is needed only where distances were computed in f32.
+        let any_f32 =
+            (0..self.pass_distances.as_ref().map_or(0, Vec::len)).any(|i| pass_f32(i) > 0);
+        let peak_f32 = if any_f32 {
+            get("floor.fma_peak_flops_f32")?
+        } else {
+            peak
+        };
         let read = |rows: u64| (rows as usize * d * 8) as f64 / bandwidth;
-        let pass =
-            |distances: u64, rows: u64| read(rows).max(2.0 * (d as f64) * distances as f64 / peak);
+        let flops = |distances: u64| 2.0 * (d as f64) * distances as f64;
+        let pass = |distances: u64, f32_distances: u64, rows: u64| {
+            let arithmetic =
+                flops(distances - f32_distances) / peak + flops(f32_distances) / peak_f32;
+            read(rows).max(arithmetic)
+        };
         let n_rows = n as u64;
         let pass_rows = |i: usize| self.pass_rows.as_ref().and_then(|r| r.get(i).copied());
         Some(match &self.pass_distances {
             Some(passes) => passes
                 .iter()
                 .enumerate()
-                .map(|(i, &p)| pass(p, pass_rows(i).unwrap_or(n_rows)))
+                .map(|(i, &p)| pass(p, pass_f32(i).min(p), pass_rows(i).unwrap_or(n_rows)))
                 .sum(),
             None => {
                 let iterations = self.n_iter? as f64;
-                pass(0, n_rows) + iterations * pass((n * k) as u64, n_rows) + pass(n_rows, n_rows)
+                pass(0, 0, n_rows)
+                    + iterations * pass((n * k) as u64, 0, n_rows)
+                    + pass(n_rows, 0, n_rows)
             }
         })
     }
@@ -422,6 +448,14 @@ mod tests {
         let mut plain = record("numpy", &[10.0]);
         plain.environment = r.environment.clone();
         assert_eq!(plain.floor_seconds(), Some(2.0 + 4.0 * 2.0 + 2.0));
+        // Distances computed in f32 count at the f32 peak, which is then
+        // required: 2000 of the first pass's 3000 at twice the f64 peak take
+        // 1 s instead of 2.
+        r.pass_f32_distances = Some(vec![2000, 0]);
+        assert_eq!(r.floor_seconds(), None);
+        r.environment
+            .insert("floor.fma_peak_flops_f32".into(), "8e3".into());
+        assert_eq!(r.floor_seconds(), Some(2.0 + 1.0));
     }
 
     #[test]

@@ -29,7 +29,14 @@ fn exact_contenders_agree_and_linfa_stays_within_its_bound() {
     let dir = tempfile::tempdir().unwrap();
     let cache = DataCache::new(dir.path());
     // Separated blobs (2 iterations) and overlapping ones (many iterations).
-    for (n, d, k, std) in [(3000, 5, 4, 1.0), (4000, 2, 8, 4.0), (2000, 10, 30, 6.0)] {
+    // The last scenario goes through the f32 screen (at least 16 clusters and
+    // 32 features) in its first step.
+    for (n, d, k, std) in [
+        (3000, 5, 4, 1.0),
+        (4000, 2, 8, 4.0),
+        (2000, 10, 30, 6.0),
+        (1500, 40, 20, 8.0),
+    ] {
         let run = scenario(n, d, k, std, &cache);
         let x = run.problem.x.view();
         let reference = fit("rust", &run);

@@ -100,6 +100,7 @@ impl Contender for LinfaKMeans {
             labels: None,
             n_iter: calls.load(Ordering::Relaxed),
             pass_distances: None,
+            pass_f32_distances: None,
             pass_rows: None,
         })
     }

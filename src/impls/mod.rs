@@ -85,6 +85,8 @@ pub struct FitOutput {
     /// Squared distances computed in each pass over the data, where the
     /// contender reports its work (see [`crate::kmeans::Work`]).
     pub pass_distances: Option<Vec<u64>>,
+    /// Of those, the distances computed in `f32`, likewise.
+    pub pass_f32_distances: Option<Vec<u64>>,
     /// Rows of the data read in each pass, likewise.
     pub pass_rows: Option<Vec<u64>>,
 }

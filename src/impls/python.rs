@@ -256,6 +256,7 @@ impl Contender for PythonKMeans {
                 labels: Some(Array1::from(labels)),
                 n_iter,
                 pass_distances: None,
+                pass_f32_distances: None,
                 pass_rows: None,
             })
         })

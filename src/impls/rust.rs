@@ -57,6 +57,7 @@ impl Contender for RustKMeans {
             labels: Some(fit.labels),
             n_iter: fit.n_iter,
             pass_distances: Some(fit.work.pass_distances),
+            pass_f32_distances: Some(fit.work.pass_f32_distances),
             pass_rows: Some(fit.work.pass_rows),
         })
     }

@@ -518,6 +518,12 @@ pub struct Geometry {
 }
 
 impl Geometry {
+    /// Whether the bounds can settle rows in this step (there was a last
+    /// step): `false` sends every row to the kernel.
+    pub fn settles_rows(&self) -> bool {
+        self.motion.is_some()
+    }
+
     fn new<F: Float>(
         centroids: ArrayView2<F>,
         before: Option<&Array2<F>>,

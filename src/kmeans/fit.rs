@@ -43,20 +43,29 @@ impl<F: PartialEq> PartialEq for KMeansFit<F> {
 
 /// The work of a fit: one entry per pass over the data, holding how many
 /// squared distances (row to one centroid, `d` multiply-adds each) the pass
-/// computed (0 for passes that only check or copy) and how many rows of the
-/// data it read (all of them, but in steps where bounds settle most rows).
+/// computed (0 for passes that only check or copy), how many of those in
+/// `f32` (the `f64` kernel's screen), and how many rows of the data it read
+/// (all of them, but in steps where bounds settle most rows).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Work {
     /// Distances computed in each pass, in order.
     pub pass_distances: Vec<u64>,
+    /// Of those, the distances computed in `f32` for `f64` data.
+    pub pass_f32_distances: Vec<u64>,
     /// Rows of the data read in each pass, in order.
     pub pass_rows: Vec<u64>,
 }
 
 impl Work {
-    /// Records a pass.
+    /// Records a pass whose distances are all in the data's type.
     fn push(&mut self, distances: u64, rows: u64) {
+        self.push_pass(distances, 0, rows);
+    }
+
+    /// Records a pass, `f32_distances` of its distances in `f32`.
+    fn push_pass(&mut self, distances: u64, f32_distances: u64, rows: u64) {
         self.pass_distances.push(distances);
+        self.pass_f32_distances.push(f32_distances);
         self.pass_rows.push(rows);
     }
 
@@ -254,7 +263,7 @@ impl<F: Float> KMeans<F> {
                 extras,
             );
             match &step {
-                Some(step) => work.push(step.distances, step.rows_read),
+                Some(step) => work.push_pass(step.distances, step.f32_distances, step.rows_read),
                 None => work.push(0, n as u64),
             }
             let Some(step) = step else {
@@ -566,6 +575,36 @@ mod tests {
                 .sum();
             assert!((fit.inertia - reference).abs() <= 1e-12 * reference);
         }
+    }
+
+    #[test]
+    fn distances_the_screen_computes_in_f32_are_counted_apart() {
+        let (n, d, k) = (2000, 32, 20);
+        let (x, init) = random_blobs(n, d, k, 8);
+        let fit = fit_from(&x, init.clone());
+        let work = &fit.work;
+        assert_eq!(work.pass_f32_distances.len(), work.passes());
+        let screened = super::super::kernel::Isa::detect() != super::super::kernel::Isa::Portable
+            && !super::super::screen::switched_off();
+        // The first step scores every row in f32 (then some again in f64),
+        // plus one distance per row for its per-cluster sums; f32 data and
+        // plain passes have none in f32.
+        assert_eq!(
+            work.pass_f32_distances[0],
+            if screened { (n * k) as u64 } else { 0 }
+        );
+        assert!(work.pass_distances[0] >= (n * k + n) as u64);
+        let f32_fit = fit_from_f32(&x.mapv(|v| v as f32), init.mapv(|v| v as f32));
+        assert!(f32_fit.work.pass_f32_distances.iter().all(|&p| p == 0));
+    }
+
+    fn fit_from_f32(x: &Array2<f32>, init: Array2<f32>) -> KMeansFit<f32> {
+        KMeansParams::new(init.nrows())
+            .init(Init::Given(init))
+            .check()
+            .unwrap()
+            .fit(x.view())
+            .unwrap()
     }
 
     fn fit_with_bounds<F: Float>(x: &Array2<F>, init: &Array2<F>, bounds: bool) -> KMeansFit<F> {

@@ -131,7 +131,7 @@ impl Layout {
 }
 
 /// Centroids laid out for the kernel.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PreparedCentroids<F> {
     /// `blocks` of `(d, width)`, row-major, zero-padded: the negated
     /// centroids, transposed (centroids in lanes).
@@ -248,9 +248,13 @@ impl<F: Float> PreparedCentroids<F> {
     }
 
     /// Whether rows go through the `f32` screen first.
-    #[cfg(test)]
     pub(crate) fn is_screened(&self) -> bool {
         self.screen.is_some()
+    }
+
+    /// Rows the screen has sent on to the exact kernel since preparation.
+    pub(crate) fn rescored_rows(&self) -> u64 {
+        self.screen.as_ref().map_or(0, |s| s.undecided_rows())
     }
 
     /// The instruction set it was prepared for.

@@ -36,9 +36,11 @@ pub struct Step<F> {
     /// counted once per read).
     pub rows_read: u64,
     /// Squared distances computed in the step's pass (row to one centroid):
-    /// `k` per kernel row, one per row for the inertia, one per tightened
-    /// bound.
+    /// `k` per kernel row (twice for rows the `f32` screen sent on to the
+    /// exact kernel), one per row for the inertia, one per tightened bound.
     pub distances: u64,
+    /// How many of them the `f32` screen computed.
+    pub f32_distances: u64,
     /// Whether empty clusters were relocated (a second pass over the data,
     /// one distance per row).
     pub relocated: bool,
@@ -119,7 +121,6 @@ pub fn lloyd_step<F: Float>(
 ) -> Option<Step<F>> {
     let n = labels.len();
     let k = centroids.nrows();
-    let prepared = PreparedCentroids::screened(centroids);
     let standard = centroids.as_standard_layout();
     let flat_centroids = standard.as_slice().expect("standard layout is contiguous");
     let rows = chunk_rows(n);
@@ -130,6 +131,14 @@ pub fn lloyd_step<F: Float>(
             (Some(geometry), chunks.into_iter().map(Some).collect())
         }
         None => (None, (0..n_chunks).map(|_| None).collect::<Vec<_>>()),
+    };
+    // The f32 screen pays where every row goes through the kernel; the
+    // rows bounds leave to it are those near a boundary, which it mostly
+    // could not decide.
+    let prepared = if geometry.as_ref().is_some_and(Geometry::settles_rows) {
+        PreparedCentroids::new(centroids)
+    } else {
+        PreparedCentroids::screened(centroids)
     };
     let label_chunks: Vec<&mut [u32]> = labels.chunks_mut(rows).collect();
     // f32 data is summed afresh in f32 (per chunk): an f64 update would
@@ -230,6 +239,7 @@ pub fn lloyd_step<F: Float>(
         inertia: extras.inertia.then_some(inertia),
         active,
         distances: (active * k + exact) as u64
+            + prepared.rescored_rows() * k as u64
             + if extras.inertia || extras.within {
                 n as u64
             } else {
@@ -240,6 +250,11 @@ pub fn lloyd_step<F: Float>(
             ((active + exact) as u64).min(n as u64)
         } else {
             n as u64
+        },
+        f32_distances: if prepared.is_screened() {
+            (active * k) as u64
+        } else {
+            0
         },
         relocated,
         data_max_abs: extras.check_data.then_some(max_abs),
