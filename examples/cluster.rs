@@ -105,6 +105,7 @@ fn cluster<F: Float + WritableElement>(args: &Args, x: Array2<F>) -> anyhow::Res
         "seconds": seconds,
         "passes": fit.work.passes(),
         "distances_per_pass": fit.work.pass_distances,
+        "f32_distances_per_pass": fit.work.pass_f32_distances,
         "rows_per_pass": fit.work.pass_rows,
     });
     println!("{report}");
