@@ -153,6 +153,11 @@ pub fn lloyd_step<F: Float>(
         prepared: &prepared,
         centroids: flat_centroids,
         geometry: geometry.as_ref(),
+        // Where the kernel is the first to read the rows (the f32 screen
+        // reads them front to back itself) and they come from memory.
+        stream_in: !prepared.is_screened()
+            && d >= STREAM_IN_MIN_FEATURES
+            && std::mem::size_of_val(x) >= STREAM_IN_MIN_BYTES,
     };
     let partials: Vec<ChunkSums<F>> = x
         .par_chunks(rows * d)
@@ -275,6 +280,9 @@ struct StepContext<'a, F> {
     /// The centroids assigned against, `(k, d)` row-major.
     centroids: &'a [F],
     geometry: Option<&'a Geometry>,
+    /// Read each sub-chunk front to back before the kernel does (see
+    /// [`stream_in`]).
+    stream_in: bool,
 }
 
 /// One chunk of rows with its labels and bounds.
@@ -337,6 +345,11 @@ fn chunk_step<F: Float>(context: &StepContext<'_, F>, mut chunk: Chunk<'_, F>) -
                 part.exact += exact;
             }
             _ => {
+                // The data check reads the rows front to back before the
+                // kernel does; otherwise this does, where it pays.
+                if context.stream_in && !context.extras.check_data {
+                    stream_in(x_sub);
+                }
                 context.prepared.assign(x_sub, fresh);
                 part.active += fresh.len();
             }
@@ -374,6 +387,31 @@ fn chunk_step<F: Float>(context: &StepContext<'_, F>, mut chunk: Chunk<'_, F>) -
         }
     }
     part
+}
+
+/// Reads `x` front to back, dropping what it read, so that the rows are in
+/// cache when the kernel reads them: a linear read lets the hardware
+/// prefetchers stream them in, which the kernel's tiles (eight rows at a
+/// time, feature by feature) do not. Measured on whole fits of
+/// overlapping blobs with k = 8, where every iteration is a full pass of
+/// the `f64` kernel: 100000x50 and 100000x100 (40 and 80 MB) took 15-35%
+/// less time; 100000x10 (8 MB, in the last-level cache) took 20% more,
+/// and 1000000x10 moved within the noise: hence the limits below.
+/// Data streamed in ahead of the kernel has at least this many features
+/// and bytes (beyond the last-level cache of current CPUs).
+const STREAM_IN_MIN_FEATURES: usize = 32;
+const STREAM_IN_MIN_BYTES: usize = 32 << 20;
+
+#[inline(always)]
+fn stream_in<F: Float>(x: &[F]) {
+    let mut lanes = [F::zero(); 8];
+    let chunks = x.chunks_exact(8);
+    for chunk in chunks {
+        for (l, &v) in lanes.iter_mut().zip(chunk) {
+            *l += v;
+        }
+    }
+    std::hint::black_box(lanes);
 }
 
 /// [`chunk_step`] for a step that updates the last step's sums and has no
