@@ -276,7 +276,10 @@ impl<F: Float> PreparedCentroids<F> {
     /// As [`assign`](Self::assign), also writing each row's best and
     /// runner-up scores `||c_j||^2 - 2 x.c_j` (the squared distances less
     /// `||x||^2`, as the kernel computes them) to `scores[2 * i]` and
-    /// `scores[2 * i + 1]`. The labels are the same as `assign`'s.
+    /// `scores[2 * i + 1]`. The labels are the same as `assign`'s. With
+    /// the `f32` screen ([`screened`](Self::screened)), a row it decided
+    /// gets an upper bound on its best score and a lower bound on its
+    /// runner-up instead.
     pub fn assign_with_scores(&self, x: &[F], out: &mut [u32], scores: &mut [F]) {
         debug_assert_eq!(scores.len(), 2 * out.len());
         self.assign_rows::<true>(x, out, scores);
