@@ -460,7 +460,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_xoshiro::Xoshiro256PlusPlus;
 
-    fn fit_from(x: &Array2<f64>, init: Array2<f64>) -> KMeansFit<f64> {
+    fn fit_from<F: Float>(x: &Array2<F>, init: Array2<F>) -> KMeansFit<F> {
         KMeansParams::new(init.nrows())
             .init(Init::Given(init))
             .check()
@@ -594,17 +594,8 @@ mod tests {
             if screened { (n * k) as u64 } else { 0 }
         );
         assert!(work.pass_distances[0] >= (n * k + n) as u64);
-        let f32_fit = fit_from_f32(&x.mapv(|v| v as f32), init.mapv(|v| v as f32));
+        let f32_fit = fit_from(&x.mapv(|v| v as f32), init.mapv(|v| v as f32));
         assert!(f32_fit.work.pass_f32_distances.iter().all(|&p| p == 0));
-    }
-
-    fn fit_from_f32(x: &Array2<f32>, init: Array2<f32>) -> KMeansFit<f32> {
-        KMeansParams::new(init.nrows())
-            .init(Init::Given(init))
-            .check()
-            .unwrap()
-            .fit(x.view())
-            .unwrap()
     }
 
     fn fit_with_bounds<F: Float>(x: &Array2<F>, init: &Array2<F>, bounds: bool) -> KMeansFit<F> {
