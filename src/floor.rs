@@ -40,19 +40,14 @@ fn peak(run: fn(f64) -> f64, flops: usize) -> f64 {
 /// As [`fma_loop`] in `f32`: 32 chains of 16 lanes (one 512-bit register
 /// each), or of two 256-bit registers with AVX2, else plain loops.
 fn fma_loop_f32(seed: f64) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the features were just detected.
-            return unsafe { fma_loop_f32_avx512(seed as f32) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: as above.
-            return unsafe { fma_loop_f32_avx2(seed as f32) };
-        }
+    match fma_vectors() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `fma_vectors` detected the features.
+        FmaVectors::Avx512 => return unsafe { fma_loop_f32_avx512(seed as f32) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        FmaVectors::Avx2 => return unsafe { fma_loop_f32_avx2(seed as f32) },
+        _ => {}
     }
     let mut acc = [[seed as f32; 16]; 32];
     let (a, b) = (
@@ -112,21 +107,39 @@ unsafe fn fma_loop_f32_avx2(seed: f32) -> f64 {
 /// `FMA_STEPS` steps of 32 independent 8-lane multiply-adds: enough
 /// independent chains to hide FMA latency on any current core.
 fn fma_loop(seed: f64) -> f64 {
+    match fma_vectors() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `fma_vectors` detected the features.
+        FmaVectors::Avx512 => unsafe { fma_loop_avx512(seed) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        FmaVectors::Avx2 => unsafe { fma_loop_avx2(seed) },
+        _ => fma_loop_generic(seed),
+    }
+}
+
+/// The widest vectors with FMA this CPU has (the floors are the machine's:
+/// no cap applies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+enum FmaVectors {
+    Avx512,
+    Avx2,
+    None,
+}
+
+fn fma_vectors() -> FmaVectors {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the features were just detected.
-            return unsafe { fma_loop_avx512(seed) };
+        let fma = std::arch::is_x86_feature_detected!("fma");
+        if fma && std::arch::is_x86_feature_detected!("avx512f") {
+            return FmaVectors::Avx512;
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: as above.
-            return unsafe { fma_loop_avx2(seed) };
+        if fma && std::arch::is_x86_feature_detected!("avx2") {
+            return FmaVectors::Avx2;
         }
     }
-    fma_loop_generic(seed)
+    FmaVectors::None
 }
 
 /// 32 chains of one 512-bit register each.

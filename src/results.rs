@@ -184,8 +184,13 @@ impl Record {
                 .unwrap_or(0)
         };
         // The f32 peak is needed only where distances were computed in f32.
-        let any_f32 =
-            (0..self.pass_distances.as_ref().map_or(0, Vec::len)).any(|i| pass_f32(i) > 0);
+        let passes = self.pass_distances.as_ref().map_or(0, Vec::len);
+        let any_f32 = self
+            .pass_f32_distances
+            .iter()
+            .flatten()
+            .take(passes)
+            .any(|&p| p > 0);
         let peak_f32 = if any_f32 {
             get("floor.fma_peak_flops_f32")?
         } else {
