@@ -41,7 +41,9 @@ use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use super::float::Float;
-use super::kernel::{squared_distance, squared_norm, Isa, Layout, PreparedCentroids};
+use super::kernel::{
+    squared_distance, squared_norm, squared_norms, Isa, Layout, PreparedCentroids,
+};
 
 /// One chunk's upper and lower bounds.
 pub type ChunkBounds<'a> = (&'a mut [f32], &'a mut [f32]);
@@ -880,10 +882,7 @@ impl Geometry {
         up: &mut [f64],
         low: &mut [f64],
     ) {
-        let d = rows.len() / up.len().max(1);
-        for (norm, row) in up.iter_mut().zip(rows.chunks_exact(d)) {
-            *norm = F::squared_norm_on(isa, row);
-        }
+        squared_norms(isa, rows, up);
         let centroid_reach = self.centroid_norm_max * self.centroid_norm_max;
         let (widen, narrow) = (1.0 + self.outward, 1.0 - self.outward);
         for (i, (up, low)) in up.iter_mut().zip(low.iter_mut()).enumerate() {

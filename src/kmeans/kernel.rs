@@ -675,6 +675,11 @@ fn portable_tiles<F: Float, const R: usize, const C: usize, const SCORES: bool>(
 /// additions).
 #[inline]
 pub fn squared_norm<F: Float>(a: &[F]) -> f64 {
+    if a.len() < 8 {
+        // The same bits as below (the partial sums are all zero), without
+        // the loop's overhead on short rows.
+        return a.iter().map(|&v| v.as_f64() * v.as_f64()).sum();
+    }
     let mut lanes = [0.0f64; 8];
     let chunks = a.chunks_exact(8);
     let tail: f64 = chunks
@@ -691,6 +696,38 @@ pub fn squared_norm<F: Float>(a: &[F]) -> f64 {
     ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6]))
         + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]))
         + tail
+}
+
+/// The squared norm of each row of `rows` (`(norms.len(), d)` row-major)
+/// into `norms`, as [`WideDistances::squared_norm_on`] computes it: rows of
+/// fewer than eight features with their count known to the compiler, so
+/// that the loop runs across rows in vectors.
+#[inline(always)]
+pub fn squared_norms<F: Float>(isa: Isa, rows: &[F], norms: &mut [f64]) {
+    #[inline(always)]
+    fn short<F: Float, const D: usize>(rows: &[F], norms: &mut [f64]) {
+        for (norm, row) in norms.iter_mut().zip(rows.chunks_exact(D)) {
+            // Term by term from zero, as `squared_norm` sums short rows.
+            *norm = row
+                .iter()
+                .fold(0.0, |sum, &v| sum + v.as_f64() * v.as_f64());
+        }
+    }
+    let d = rows.len() / norms.len().max(1);
+    match d {
+        1 => short::<F, 1>(rows, norms),
+        2 => short::<F, 2>(rows, norms),
+        3 => short::<F, 3>(rows, norms),
+        4 => short::<F, 4>(rows, norms),
+        5 => short::<F, 5>(rows, norms),
+        6 => short::<F, 6>(rows, norms),
+        7 => short::<F, 7>(rows, norms),
+        _ => {
+            for (norm, row) in norms.iter_mut().zip(rows.chunks_exact(d.max(1))) {
+                *norm = F::squared_norm_on(isa, row);
+            }
+        }
+    }
 }
 
 /// `||a - b||^2`, summed in eight interleaved partial sums (so the loop
@@ -747,7 +784,8 @@ impl WideDistances for f64 {
     #[inline(always)]
     fn squared_distance_on(isa: Isa, a: &[f64], b: &[f64]) -> f64 {
         #[cfg(target_arch = "x86_64")]
-        if isa == Isa::Avx512 {
+        // Rows shorter than a register are no faster in one.
+        if isa == Isa::Avx512 && a.len() >= 8 {
             // SAFETY: `Isa::detect` confirmed AVX-512F.
             return unsafe { wide::squared_distance(a, b) };
         }
@@ -757,7 +795,7 @@ impl WideDistances for f64 {
     #[inline(always)]
     fn squared_norm_on(isa: Isa, a: &[f64]) -> f64 {
         #[cfg(target_arch = "x86_64")]
-        if isa == Isa::Avx512 {
+        if isa == Isa::Avx512 && a.len() >= 8 {
             // SAFETY: `Isa::detect` confirmed AVX-512F.
             return unsafe { wide::squared_norm(a) };
         }
@@ -1014,5 +1052,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn norms_of_many_rows_are_each_rows_norm_to_the_bit() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(10);
+        for d in 1..=17 {
+            for scale in [1e-150, 1.0, 1e150] {
+                let rows: Vec<f64> = (0..13 * d)
+                    .map(|_| rng.gen_range(-1.0..1.0) * scale)
+                    .collect();
+                for isa in supported() {
+                    let mut norms = vec![0.0; 13];
+                    squared_norms(isa, &rows, &mut norms);
+                    for (norm, row) in norms.iter().zip(rows.chunks_exact(d)) {
+                        let one = f64::squared_norm_on(isa, row);
+                        assert_eq!(norm.to_bits(), one.to_bits(), "{isa:?}, {d}, {scale}");
+                    }
+                }
+            }
+        }
+        // Short rows: the eight partial sums are zero, the tail is the sum.
+        let row = [0.1f64, 0.2, 0.3];
+        let tail: f64 = row.iter().map(|v| v * v).sum();
+        assert_eq!(squared_norm(&row).to_bits(), ((0.0 + 0.0) + tail).to_bits());
     }
 }

@@ -88,6 +88,8 @@ struct ChunkSums<F> {
     /// sums: `(k, n_features)`, and the change in counts.
     moved: Vec<f64>,
     moved_counts: Vec<i64>,
+    /// `k` when the step updates the last step's sums (else 0).
+    clusters: usize,
     changed: usize,
     inertia: f64,
     within: Vec<f64>,
@@ -491,8 +493,11 @@ impl<F: Float> ChunkSums<F> {
         ChunkSums {
             sums: vec![F::zero(); full * d],
             counts: vec![0; full],
-            moved: vec![0.0; incremental * d],
-            moved_counts: vec![0; incremental],
+            // Allocated when the first row moves: in most bounded steps,
+            // most chunks move none.
+            moved: Vec::new(),
+            moved_counts: Vec::new(),
+            clusters: incremental,
             changed: 0,
             inertia: 0.0,
             within: vec![0.0; if context.extras.within { k } else { 0 }],
@@ -507,6 +512,10 @@ impl<F: Float> ChunkSums<F> {
     /// that updates the last step's sums).
     fn move_row(&mut self, row: &[F], old: u32, new: u32) {
         let d = row.len();
+        if self.moved_counts.is_empty() {
+            self.moved = vec![0.0; self.clusters * d];
+            self.moved_counts = vec![0; self.clusters];
+        }
         let (old, new) = (old as usize, new as usize);
         for (f, &v) in row.iter().enumerate() {
             self.moved[old * d + f] -= v.as_f64();
