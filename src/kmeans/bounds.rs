@@ -41,6 +41,7 @@ use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use super::float::Float;
+use super::guess::{Guess, Record};
 use super::kernel::{
     squared_distance, squared_norm, squared_norms, Isa, Layout, PreparedCentroids,
 };
@@ -758,9 +759,15 @@ impl Geometry {
     /// Whether the kernel certainly picks `a` for a row whose distance to
     /// `c_a` is at most `upper` and to every other centroid at least `lower`.
     fn certain(&self, a: usize, upper: f64, lower: f64) -> bool {
+        self.certain_within(a, upper, lower, self.error)
+    }
+
+    /// [`Self::certain`] for a row whose kernel scores are within `error`
+    /// (in squared distance) of the truth.
+    fn certain_within(&self, a: usize, upper: f64, lower: f64, error: f64) -> bool {
         let lower = lower.max(2.0 * self.half_gap[a] - upper) * (1.0 - self.outward);
         // Written so that NaN (never expected) means "not certain".
-        lower > upper && (lower - upper) * (lower + upper) > 2.0 * self.error
+        lower > upper && (lower - upper) * (lower + upper) > 2.0 * error
     }
 
     /// Carries the bounds of the rows of `x` (`(labels.len(), d)`,
@@ -811,8 +818,12 @@ impl Geometry {
     /// Labels the rows of `x` (`(fresh.len(), d)`, row-major) into `fresh`,
     /// from their labels of the last step (`labels`) and their bounds,
     /// updating the bounds; only the rows whose label could change are run
-    /// through the kernel. Returns how many rows were (each scored against
-    /// every centroid) and how many single exact distances were computed.
+    /// through the kernel. Before the first assignment, `guess` (when
+    /// given, and while the chunk's guesses pay, see [`super::guess`])
+    /// labels the rows it can prove instead. Returns how many rows were
+    /// run through the kernel (each scored against every centroid), how
+    /// many single exact distances were computed, and how many rows were
+    /// guessed.
     ///
     /// `centroids` is `(k, d)` row-major, the same centroids as `prepared`.
     #[allow(clippy::too_many_arguments)]
@@ -820,6 +831,7 @@ impl Geometry {
     pub fn assign<F: Float>(
         &self,
         prepared: &PreparedCentroids<F>,
+        guess: Option<&Guess<F>>,
         centroids: &[F],
         x: &[F],
         labels: &[u32],
@@ -827,24 +839,36 @@ impl Geometry {
         upper: &mut [f32],
         lower: &mut [f32],
         scratch: &mut Scratch<F>,
-    ) -> (usize, usize) {
+    ) -> (usize, usize, usize) {
         let n = fresh.len();
         let d = x.len() / n.max(1);
-        let (sure, exact) = self
-            .settle(centroids, x, labels, upper, lower)
-            .unwrap_or((0, 0));
+        let guess = guess.filter(|_| scratch.record.worth_it());
+        let (sure, exact, guessed) = match (self.settle(centroids, x, labels, upper, lower), guess)
+        {
+            (Some((sure, exact)), _) => {
+                fresh.copy_from_slice(labels);
+                (sure, exact, 0)
+            }
+            (None, Some(guess)) => {
+                let guesses = &mut scratch.guesses[..n];
+                guess.guess(x, guesses, &mut scratch.rows);
+                let sure = self.confirm(prepared.isa(), centroids, x, guesses, fresh, upper, lower);
+                scratch.record.guessed += n;
+                scratch.record.proved += sure.count_ones() as usize;
+                (sure, n, n)
+            }
+            (None, None) => (0, 0, 0),
+        };
         let pending = n - sure.count_ones() as usize;
         if pending == 0 {
-            fresh.copy_from_slice(labels);
-            return (0, exact);
+            return (0, exact, guessed);
         }
         if pending * 4 >= n * 3 {
             // Most rows need the kernel: run it on all of them in place
             // (the others get the label they have, and fresh bounds).
             self.rescore(prepared, x, fresh, upper, lower);
-            return (n, exact);
+            return (n, exact, guessed);
         }
-        fresh.copy_from_slice(labels);
         let rows = &mut scratch.rows;
         rows.clear();
         for i in unsettled(sure, n) {
@@ -865,7 +889,46 @@ impl Geometry {
             upper[i] = fresh_upper[p];
             lower[i] = fresh_lower[p];
         }
-        (pending, exact)
+        (pending, exact, guessed)
+    }
+
+    /// Keeps each row's guessed centroid (`guesses`) where Hamerly's test
+    /// proves the kernel would pick it (see [`super::guess`]): its label
+    /// into `fresh`, its exact distance to it (rounded up) into `upper`,
+    /// and `2 half_gap - upper` into `lower`. Returns the rows proved, bit
+    /// `i` for row `i` (at most 64 rows); the others are left as they are.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn confirm<F: Float>(
+        &self,
+        isa: Isa,
+        centroids: &[F],
+        x: &[F],
+        guesses: &[u32],
+        fresh: &mut [u32],
+        upper: &mut [f32],
+        lower: &mut [f32],
+    ) -> u64 {
+        let d = centroids.len() / self.half_gap.len();
+        let (widen, narrow) = (1.0 + self.outward, 1.0 - self.outward);
+        let mut sure = 0;
+        for (i, (row, &a)) in x.chunks_exact(d).zip(guesses).enumerate() {
+            let a = a as usize;
+            let centroid = &centroids[a * d..(a + 1) * d];
+            // As `tightened` computes it (the same bits, wider vectors).
+            let exact = F::squared_distance_on(isa, row, centroid).as_f64();
+            let up = (exact * widen).sqrt() * widen;
+            // The data's magnitudes may not be known yet: the kernel's
+            // error for this row, from `|x| <= |c_a| + up`.
+            let reach = (up + 2.0 * self.centroid_norm_max) * widen;
+            if self.certain_within(a, up, 0.0, self.error_scale * reach * reach) {
+                fresh[i] = a as u32;
+                upper[i] = round_up(up * widen);
+                lower[i] = round_down((2.0 * self.half_gap[a] - up) * narrow);
+                sure |= 1 << i;
+            }
+        }
+        sure
     }
 
     /// Fresh bounds for the rows of `rows` from the kernel's best and
@@ -928,11 +991,24 @@ pub fn unsettled(settled: u64, n: usize) -> impl Iterator<Item = usize> {
 /// The most rows [`Geometry::assign`] takes at once.
 pub const SUBCHUNK_CAPACITY: usize = 64;
 
-/// A buffer reused across calls of [`Geometry::assign`] (one per chunk):
-/// the rows gathered for the kernel.
-#[derive(Debug, Default)]
+/// What calls of [`Geometry::assign`] on one chunk share: a buffer for the
+/// rows gathered for the kernel (or their first features, for the guess),
+/// the guesses, and how the guesses fared.
+#[derive(Debug)]
 pub struct Scratch<F> {
     rows: Vec<F>,
+    guesses: [u32; SUBCHUNK_CAPACITY],
+    record: Record,
+}
+
+impl<F> Default for Scratch<F> {
+    fn default() -> Self {
+        Scratch {
+            rows: Vec::new(),
+            guesses: [0; SUBCHUNK_CAPACITY],
+            record: Record::default(),
+        }
+    }
 }
 
 /// An `f32` not below `v` (+inf above the range; NaN stays NaN, which no
@@ -1117,6 +1193,136 @@ mod tests {
         }
         // Both outcomes occur.
         assert!(settled > 0 && settled < cases, "{settled} of {cases}");
+    }
+
+    /// Guesses (see `super::super::guess`) are kept only where the kernel
+    /// picks the same centroid, with bounds that hold; never for a row
+    /// within a hair of a tie, a duplicated centroid, or a row whose
+    /// magnitude is far beyond the centroids'.
+    #[test]
+    fn guesses_are_kept_only_where_the_kernel_picks_them() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(31);
+        let (mut kept, mut rows_seen, mut ties) = (0, 0, 0);
+        // Far from the origin, the kernel's rounding (`||c||^2 - 2 x.c`)
+        // decides near ties, and the bounds must allow for it.
+        for (k, d, offset) in [(12, 40, 0.0), (2, 33, 0.0), (30, 100, 0.0), (12, 40, 1e5)] {
+            let mut centroids =
+                Array2::from_shape_fn((k, d), |_| offset + rng.gen_range(-1.0..1.0));
+            if k > 2 {
+                // A duplicated centroid: rows near it are ties.
+                let first = centroids.row(0).to_owned();
+                centroids.row_mut(k - 1).assign(&first);
+            }
+            let flat = centroids.as_slice().unwrap();
+            let centroid = |j: usize| &flat[j * d..(j + 1) * d];
+            // Magnitudes not known yet, as in a fit's first step.
+            let geometry = Geometry::new(centroids.view(), None, f64::INFINITY);
+            let prepared = PreparedCentroids::new(centroids.view());
+            for sub in 0..8 {
+                let n = 64;
+                let mut tie_rows = 0u64;
+                let x: Vec<f64> = (0..n)
+                    .flat_map(|i| {
+                        let a = rng.gen_range(0..k);
+                        let row: Vec<f64> = match i % 4 {
+                            0 | 1 => centroid(a)
+                                .iter()
+                                .map(|v| v + rng.gen_range(-0.05..0.05))
+                                .collect(),
+                            2 => {
+                                // The midpoint of a centroid and its
+                                // nearest other (no centroid is nearer to
+                                // it), to rounding: a tie, or nudged by 1e-9
+                                // (decidable, well above the kernel's error).
+                                let b = (0..k)
+                                    .filter(|&b| b != a)
+                                    .min_by(|&p, &q| {
+                                        let to =
+                                            |j: usize| squared_distance(centroid(a), centroid(j));
+                                        to(p).total_cmp(&to(q))
+                                    })
+                                    .unwrap();
+                                let nudge = if i % 8 == 2 {
+                                    0.0
+                                } else {
+                                    10f64.powi(-rng.gen_range(5..14))
+                                };
+                                tie_rows |= u64::from(nudge == 0.0) << i;
+                                centroid(a)
+                                    .iter()
+                                    .zip(centroid(b))
+                                    .map(|(p, q)| (p + q) / 2.0 + (p - q) * nudge)
+                                    .collect()
+                            }
+                            _ => centroid(a).iter().map(|v| (v - offset) * 1e6).collect(),
+                        };
+                        row
+                    })
+                    .collect();
+                let mut labels = vec![0u32; n];
+                prepared.assign(&x, &mut labels);
+                // Half the guesses the kernel's, half at random.
+                let guesses: Vec<u32> = labels
+                    .iter()
+                    .map(|&l| {
+                        if rng.gen_bool(0.5) {
+                            l
+                        } else {
+                            rng.gen_range(0..k) as u32
+                        }
+                    })
+                    .collect();
+                let mut fresh = vec![u32::MAX; n];
+                let (mut upper, mut lower) = (vec![-1.0f32; n], vec![-1.0f32; n]);
+                let sure = geometry.confirm(
+                    Isa::detect(),
+                    flat,
+                    &x,
+                    &guesses,
+                    &mut fresh,
+                    &mut upper,
+                    &mut lower,
+                );
+                let case = format!("k={k} d={d} offset={offset} sub={sub}");
+                assert_eq!(sure & tie_rows, 0, "{case}");
+                for i in 0..n {
+                    if sure >> i & 1 == 0 {
+                        assert_eq!((fresh[i], upper[i], lower[i]), (u32::MAX, -1.0, -1.0));
+                        continue;
+                    }
+                    let row = &x[i * d..(i + 1) * d];
+                    assert_eq!(fresh[i], labels[i], "{case}, row {i}");
+                    let a = labels[i] as usize;
+                    let distance = |j: usize| {
+                        row.iter()
+                            .zip(centroid(j))
+                            .map(|(p, q)| (p - q) * (p - q))
+                            .sum::<f64>()
+                            .sqrt()
+                    };
+                    assert!(
+                        f64::from(upper[i]) >= distance(a) * (1.0 - 1e-12),
+                        "{case}, row {i}"
+                    );
+                    for j in (0..k).filter(|&j| j != a) {
+                        assert!(
+                            f64::from(lower[i]) <= distance(j) * (1.0 + 1e-12),
+                            "{case}, row {i}"
+                        );
+                    }
+                    kept += 1;
+                }
+                rows_seen += n;
+                ties += tie_rows.count_ones();
+            }
+        }
+        // Rows near a centroid, guessed right, are kept; ties never.
+        assert!(
+            kept > rows_seen / 8 && kept < rows_seen / 2,
+            "{kept} of {rows_seen}"
+        );
+        assert!(ties > 50, "{ties}");
     }
 
     #[test]

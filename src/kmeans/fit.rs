@@ -580,7 +580,11 @@ mod tests {
     #[test]
     fn distances_the_screen_computes_in_f32_are_counted_apart() {
         let (n, d, k) = (2000, 32, 20);
-        let (x, init) = random_blobs(n, d, k, 8);
+        // No clusters: no row is proved by a guess (see `super::guess`),
+        // every row of the first step goes through the kernel.
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(8);
+        let x = Array2::from_shape_fn((n, d), |_| rng.gen_range(-10.0..10.0));
+        let init = init_of(&x, k);
         let fit = fit_from(&x, init.clone());
         let work = &fit.work;
         assert_eq!(work.pass_f32_distances.len(), work.passes());
@@ -644,6 +648,59 @@ mod tests {
             without.inertia
         );
         with.work.passes() < without.work.passes()
+    }
+
+    /// Fits of many features start by guessing (see `super::guess`): the
+    /// same fits as without bounds, separated or not, with duplicates, ties
+    /// and empty clusters; on separated blobs the first pass proves most
+    /// guesses and scores few rows against every centroid.
+    #[test]
+    fn guessed_first_assignments_give_the_same_fits() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(23);
+        let mut cheap_first_passes = 0;
+        for case in 0..12 {
+            let n = rng.gen_range(300..2500);
+            let d = rng.gen_range(super::super::guess::MIN_FEATURES..70);
+            let k = rng.gen_range(2..32);
+            let centres = Array2::from_shape_fn((k, d), |_| rng.gen_range(-10.0..10.0));
+            let spread = [0.5, 3.0, 12.0][case % 3];
+            let mut x = Array2::from_shape_fn((n, d), |(i, f)| {
+                centres[[i % k, f]] + rng.gen_range(-spread..spread)
+            });
+            if case % 4 == 1 {
+                // Integers on a small grid: duplicates and exact ties.
+                x.mapv_inplace(|v: f64| (v / 4.0).round());
+            }
+            // Near the centres (the guesses can be proved), or rows of the
+            // data (some clusters without a centroid near).
+            let mut init = if case % 3 == 0 {
+                centres.mapv(|v| v + rng.gen_range(-0.5..0.5))
+            } else {
+                Array2::from_shape_fn((k, d), |(j, f)| x[[(j * 7919) % n, f]])
+            };
+            if case % 4 == 2 {
+                // A centroid nowhere near the data: an empty cluster to relocate.
+                init.row_mut(k - 1).fill(1e3);
+            }
+            if case % 4 == 3 {
+                // Two centroids in one place: every row near them is a tie.
+                let first = init.row(0).to_owned();
+                init.row_mut(1).assign(&first);
+            }
+            let what = format!("case {case}: n={n} d={d} k={k} spread={spread}");
+            let with = fit_with_bounds(&x, &init, true);
+            let without = fit_with_bounds(&x, &init, false);
+            assert_same_fit(&with, &without, 1e-12, &format!("f64 {what}"));
+            // The first pass: k distances a row without the guess.
+            if with.work.pass_distances[0] < (n * k / 2) as u64 {
+                cheap_first_passes += 1;
+            }
+            let (x32, init32) = (x.mapv(|v| v as f32), init.mapv(|v| v as f32));
+            let with = fit_with_bounds(&x32, &init32, true);
+            let without = fit_with_bounds(&x32, &init32, false);
+            assert_same_fit(&with, &without, 1e-6, &format!("f32 {what}"));
+        }
+        assert!(cheap_first_passes >= 3, "{cheap_first_passes}");
     }
 
     #[test]

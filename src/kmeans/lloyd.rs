@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use super::bounds::{unsettled, Bounds, ChunkBounds, Geometry, Scratch, SUBCHUNK_CAPACITY};
 use super::chunks::chunk_rows;
 use super::float::Float;
+use super::guess::{self, Guess};
 use super::kernel::{squared_distance, Isa, PreparedCentroids};
 use super::validate::scan;
 
@@ -37,7 +38,9 @@ pub struct Step<F> {
     pub rows_read: u64,
     /// Squared distances computed in the step's pass (row to one centroid):
     /// `k` per kernel row (twice for rows the `f32` screen sent on to the
-    /// exact kernel), one per row for the inertia, one per tightened bound.
+    /// exact kernel), one per row for the inertia, one per tightened bound
+    /// or guessed row, and the guesses' scores on a few features (see
+    /// [`super::guess`]), as distances of `d` features.
     pub distances: u64,
     /// How many of them the `f32` screen computed.
     pub f32_distances: u64,
@@ -95,6 +98,8 @@ struct ChunkSums<F> {
     within: Vec<f64>,
     active: usize,
     exact: usize,
+    /// Rows guessed (see [`super::guess`]).
+    guessed: usize,
     max_abs: f64,
     finite: bool,
 }
@@ -142,6 +147,12 @@ pub fn lloyd_step<F: Float>(
     } else {
         PreparedCentroids::screened(centroids)
     };
+    // The first assignment with bounds guesses where it can (see
+    // [`super::guess`]).
+    let guess = geometry
+        .as_ref()
+        .filter(|geometry| !geometry.settles_rows() && !guess::switched_off())
+        .and_then(|_| Guess::new(centroids));
     let label_chunks: Vec<&mut [u32]> = labels.chunks_mut(rows).collect();
     // f32 data is summed afresh in f32 (per chunk): an f64 update would
     // not reproduce those sums, and far from the origin f32's kernel is
@@ -153,6 +164,7 @@ pub fn lloyd_step<F: Float>(
         extras,
         incremental: previous.is_some(),
         prepared: &prepared,
+        guess: guess.as_ref(),
         centroids: flat_centroids,
         geometry: geometry.as_ref(),
         // Where the kernel is the first to read the rows (the f32 screen
@@ -189,6 +201,7 @@ pub fn lloyd_step<F: Float>(
     let mut inertia = 0.0;
     let mut active = 0;
     let mut exact = 0;
+    let mut guessed = 0;
     let mut max_abs = 0.0f64;
     let mut within = vec![0.0; if extras.within { k } else { 0 }];
     for part in &partials {
@@ -221,6 +234,7 @@ pub fn lloyd_step<F: Float>(
         }
         active += part.active;
         exact += part.exact;
+        guessed += part.guessed;
     }
     let relocated = relocate_empty_clusters(x, d, centroids, labels, &mut sums, &mut counts);
 
@@ -246,6 +260,9 @@ pub fn lloyd_step<F: Float>(
         inertia: extras.inertia.then_some(inertia),
         active,
         distances: (active * k + exact) as u64
+            + guess
+                .as_ref()
+                .map_or(0, |guess| guess.distances(guessed, d))
             + prepared.rescored_rows() * k as u64
             + if extras.inertia || extras.within {
                 n as u64
@@ -279,6 +296,8 @@ struct StepContext<'a, F> {
     /// Update the last step's sums with the rows that change cluster.
     incremental: bool,
     prepared: &'a PreparedCentroids<F>,
+    /// Guesses for the first assignment with bounds.
+    guess: Option<&'a Guess<F>>,
     /// The centroids assigned against, `(k, d)` row-major.
     centroids: &'a [F],
     geometry: Option<&'a Geometry>,
@@ -333,8 +352,9 @@ fn chunk_step<F: Float>(context: &StepContext<'_, F>, mut chunk: Chunk<'_, F>) -
         match (context.geometry, &mut chunk.bounds) {
             (Some(geometry), Some((upper, lower))) => {
                 let range = s * SUBCHUNK_ROWS..s * SUBCHUNK_ROWS + fresh.len();
-                let (active, exact) = geometry.assign(
+                let (active, exact, guessed) = geometry.assign(
                     context.prepared,
+                    context.guess,
                     context.centroids,
                     x_sub,
                     labels_sub,
@@ -345,6 +365,7 @@ fn chunk_step<F: Float>(context: &StepContext<'_, F>, mut chunk: Chunk<'_, F>) -
                 );
                 part.active += active;
                 part.exact += exact;
+                part.guessed += guessed;
             }
             _ => {
                 // The data check reads the rows front to back before the
@@ -503,6 +524,7 @@ impl<F: Float> ChunkSums<F> {
             within: vec![0.0; if context.extras.within { k } else { 0 }],
             active: 0,
             exact: 0,
+            guessed: 0,
             max_abs: 0.0,
             finite: true,
         }

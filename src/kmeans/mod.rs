@@ -19,6 +19,7 @@ mod bounds;
 mod chunks;
 mod fit;
 mod float;
+mod guess;
 mod init;
 mod kernel;
 mod lloyd;
