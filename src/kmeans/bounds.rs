@@ -843,6 +843,7 @@ impl Geometry {
         let n = fresh.len();
         let d = x.len() / n.max(1);
         let guess = guess.filter(|_| scratch.record.worth_it());
+        scratch.known = 0;
         let (sure, exact, guessed) = match (self.settle(centroids, x, labels, upper, lower), guess)
         {
             (Some((sure, exact)), _) => {
@@ -851,8 +852,18 @@ impl Geometry {
             }
             (None, Some(guess)) => {
                 let guesses = &mut scratch.guesses[..n];
-                guess.guess(x, guesses, &mut scratch.rows);
-                let sure = self.confirm(prepared.isa(), centroids, x, guesses, fresh, upper, lower);
+                guess.guess(x, guesses, &mut scratch.first_features);
+                let distances = &mut scratch.distances[..n];
+                let sure = self.confirm(
+                    prepared.isa(),
+                    centroids,
+                    x,
+                    guesses,
+                    (fresh, distances),
+                    upper,
+                    lower,
+                );
+                scratch.known = sure;
                 scratch.record.guessed += n;
                 scratch.record.proved += sure.count_ones() as usize;
                 (sure, n, n)
@@ -867,6 +878,7 @@ impl Geometry {
             // Most rows need the kernel: run it on all of them in place
             // (the others get the label they have, and fresh bounds).
             self.rescore(prepared, x, fresh, upper, lower);
+            scratch.known = 0;
             return (n, exact, guessed);
         }
         let rows = &mut scratch.rows;
@@ -894,10 +906,11 @@ impl Geometry {
 
     /// Keeps each row's guessed centroid (`guesses`) where Hamerly's test
     /// proves the kernel would pick it (see [`super::guess`]): its label
-    /// into `fresh`, its exact distance to it (rounded up) into `upper`,
-    /// and `2 half_gap - upper` into `lower`. Returns the rows proved, bit
-    /// `i` for row `i` (at most 64 rows); the others are left as they are.
-    #[allow(clippy::too_many_arguments)]
+    /// into `fresh`, its squared distance to it into `distances` (as
+    /// [`super::kernel::WideDistances::squared_distance_on`] computes it), that distance
+    /// (rounded up) into `upper`, and `2 half_gap - upper` into `lower`.
+    /// Returns the rows proved, bit `i` for row `i` (at most 64 rows); the
+    /// others are left as they are.
     #[inline(always)]
     fn confirm<F: Float>(
         &self,
@@ -905,7 +918,7 @@ impl Geometry {
         centroids: &[F],
         x: &[F],
         guesses: &[u32],
-        fresh: &mut [u32],
+        (fresh, distances): (&mut [u32], &mut [F]),
         upper: &mut [f32],
         lower: &mut [f32],
     ) -> u64 {
@@ -916,13 +929,14 @@ impl Geometry {
             let a = a as usize;
             let centroid = &centroids[a * d..(a + 1) * d];
             // As `tightened` computes it (the same bits, wider vectors).
-            let exact = F::squared_distance_on(isa, row, centroid).as_f64();
-            let up = (exact * widen).sqrt() * widen;
+            let distance = F::squared_distance_on(isa, row, centroid);
+            let up = (distance.as_f64() * widen).sqrt() * widen;
             // The data's magnitudes may not be known yet: the kernel's
             // error for this row, from `|x| <= |c_a| + up`.
             let reach = (up + 2.0 * self.centroid_norm_max) * widen;
             if self.certain_within(a, up, 0.0, self.error_scale * reach * reach) {
                 fresh[i] = a as u32;
+                distances[i] = distance;
                 upper[i] = round_up(up * widen);
                 lower[i] = round_down((2.0 * self.half_gap[a] - up) * narrow);
                 sure |= 1 << i;
@@ -992,22 +1006,39 @@ pub fn unsettled(settled: u64, n: usize) -> impl Iterator<Item = usize> {
 pub const SUBCHUNK_CAPACITY: usize = 64;
 
 /// What calls of [`Geometry::assign`] on one chunk share: a buffer for the
-/// rows gathered for the kernel (or their first features, for the guess),
-/// the guesses, and how the guesses fared.
+/// rows gathered for the kernel and one for their first features (for the
+/// guess), the guesses, how they fared, and the squared distances of the
+/// rows the last call proved to their centroids.
 #[derive(Debug)]
 pub struct Scratch<F> {
     rows: Vec<F>,
+    first_features: Vec<f32>,
     guesses: [u32; SUBCHUNK_CAPACITY],
     record: Record,
+    /// The rows of the last call whose distance is in `distances`.
+    known: u64,
+    distances: [F; SUBCHUNK_CAPACITY],
 }
 
-impl<F> Default for Scratch<F> {
+impl<F: Float> Default for Scratch<F> {
     fn default() -> Self {
         Scratch {
             rows: Vec::new(),
+            first_features: Vec::new(),
             guesses: [0; SUBCHUNK_CAPACITY],
             record: Record::default(),
+            known: 0,
+            distances: [F::zero(); SUBCHUNK_CAPACITY],
         }
+    }
+}
+
+impl<F: Copy> Scratch<F> {
+    /// Row `i`'s squared distance to its centroid from the last call of
+    /// [`Geometry::assign`], when it computed it (as
+    /// [`super::kernel::WideDistances::squared_distance_on`] does, the same bits).
+    pub fn known_distance(&self, i: usize) -> Option<F> {
+        (self.known >> i & 1 == 1).then(|| self.distances[i])
     }
 }
 
@@ -1274,13 +1305,15 @@ mod tests {
                     })
                     .collect();
                 let mut fresh = vec![u32::MAX; n];
+                let mut distances = vec![-1.0; n];
                 let (mut upper, mut lower) = (vec![-1.0f32; n], vec![-1.0f32; n]);
+                let isa = Isa::detect();
                 let sure = geometry.confirm(
-                    Isa::detect(),
+                    isa,
                     flat,
                     &x,
                     &guesses,
-                    &mut fresh,
+                    (&mut fresh, &mut distances),
                     &mut upper,
                     &mut lower,
                 );
@@ -1288,12 +1321,22 @@ mod tests {
                 assert_eq!(sure & tie_rows, 0, "{case}");
                 for i in 0..n {
                     if sure >> i & 1 == 0 {
-                        assert_eq!((fresh[i], upper[i], lower[i]), (u32::MAX, -1.0, -1.0));
+                        assert_eq!(
+                            (fresh[i], distances[i], upper[i], lower[i]),
+                            (u32::MAX, -1.0, -1.0, -1.0)
+                        );
                         continue;
                     }
                     let row = &x[i * d..(i + 1) * d];
                     assert_eq!(fresh[i], labels[i], "{case}, row {i}");
                     let a = labels[i] as usize;
+                    // The distance the inertia sums, to the bit.
+                    let summed = <f64 as super::super::kernel::WideDistances>::squared_distance_on(
+                        isa,
+                        row,
+                        centroid(a),
+                    );
+                    assert_eq!(distances[i].to_bits(), summed.to_bits(), "{case}, row {i}");
                     let distance = |j: usize| {
                         row.iter()
                             .zip(centroid(j))

@@ -13,6 +13,8 @@
 //! half_gap_a - u` as its lower bound. Rows not proven go through the kernel
 //! as before, so labels are the kernel's either way; only the work differs.
 
+use std::marker::PhantomData;
+
 use ndarray::{s, ArrayView2};
 
 use super::float::Float;
@@ -36,11 +38,13 @@ pub fn switched_off() -> bool {
     *OFF.get_or_init(|| std::env::var("KMEANS_GUESS").is_ok_and(|v| v == "off"))
 }
 
-/// The centroids' first [`FEATURES`] features, prepared for the kernel.
+/// The centroids' first [`FEATURES`] features, in `f32` whatever the
+/// data's type (a guess need not be exact), prepared for the kernel.
 #[derive(Debug)]
 pub struct Guess<F> {
-    partial: PreparedCentroids<F>,
+    partial: PreparedCentroids<f32>,
     k: usize,
+    data: PhantomData<F>,
 }
 
 impl<F: Float> Guess<F> {
@@ -48,22 +52,33 @@ impl<F: Float> Guess<F> {
     /// [`MIN_FEATURES`], two centroids or more).
     pub fn new(centroids: ArrayView2<F>) -> Option<Self> {
         let (k, d) = centroids.dim();
-        (d >= MIN_FEATURES && k >= 2).then(|| Guess {
-            partial: PreparedCentroids::new(centroids.slice(s![.., ..FEATURES])),
-            k,
+        (d >= MIN_FEATURES && k >= 2).then(|| {
+            let partial = centroids
+                .slice(s![.., ..FEATURES])
+                .mapv(|v| v.as_f64() as f32);
+            Guess {
+                partial: PreparedCentroids::new(partial.view()),
+                k,
+                data: PhantomData,
+            }
         })
     }
 
-    /// Each row's nearest centroid by its first [`FEATURES`] features, into
-    /// `guesses`; `x` holds the rows, `(guesses.len(), d)` row-major, and
-    /// `buffer` is reused for their first features.
-    pub fn guess(&self, x: &[F], guesses: &mut [u32], buffer: &mut Vec<F>) {
+    /// Each row's nearest centroid by its first [`FEATURES`] features, in
+    /// `f32`, into `guesses` (each below `k`, whatever the magnitudes);
+    /// `x` holds the rows, `(guesses.len(), d)` row-major, and `buffer` is
+    /// reused for their first features.
+    pub fn guess(&self, x: &[F], guesses: &mut [u32], buffer: &mut Vec<f32>) {
         let d = x.len() / guesses.len().max(1);
         buffer.clear();
         for row in x.chunks_exact(d) {
-            buffer.extend_from_slice(&row[..FEATURES]);
+            buffer.extend(row[..FEATURES].iter().map(|v| v.as_f64() as f32));
         }
         self.partial.assign(buffer, guesses);
+        let last = self.k as u32 - 1;
+        for guess in guesses.iter_mut() {
+            *guess = (*guess).min(last);
+        }
     }
 
     /// The work of guessing `rows` rows, in distances of `d` features.

@@ -390,13 +390,15 @@ fn chunk_step<F: Float>(context: &StepContext<'_, F>, mut chunk: Chunk<'_, F>) -
         }
         if context.extras.inertia || context.extras.within {
             let centroids = context.centroids;
-            for (row, &j) in x_sub.chunks_exact(d).zip(fresh.iter()) {
+            for (i, (row, &j)) in x_sub.chunks_exact(d).zip(fresh.iter()).enumerate() {
                 let j = j as usize;
-                let distance = F::squared_distance_on(
-                    context.prepared.isa(),
-                    row,
-                    &centroids[j * d..(j + 1) * d],
-                );
+                let distance = scratch.known_distance(i).unwrap_or_else(|| {
+                    F::squared_distance_on(
+                        context.prepared.isa(),
+                        row,
+                        &centroids[j * d..(j + 1) * d],
+                    )
+                });
                 // In row order, as `inertia` sums.
                 part.inertia += distance.as_f64();
                 if context.extras.within {
