@@ -860,8 +860,7 @@ impl Geometry {
                     x,
                     guesses,
                     (fresh, distances),
-                    upper,
-                    lower,
+                    (upper, lower),
                 );
                 scratch.known = sure;
                 scratch.record.guessed += n;
@@ -919,8 +918,7 @@ impl Geometry {
         x: &[F],
         guesses: &[u32],
         (fresh, distances): (&mut [u32], &mut [F]),
-        upper: &mut [f32],
-        lower: &mut [f32],
+        (upper, lower): (&mut [f32], &mut [f32]),
     ) -> u64 {
         let d = centroids.len() / self.half_gap.len();
         let (widen, narrow) = (1.0 + self.outward, 1.0 - self.outward);
@@ -1314,8 +1312,7 @@ mod tests {
                     &x,
                     &guesses,
                     (&mut fresh, &mut distances),
-                    &mut upper,
-                    &mut lower,
+                    (&mut upper, &mut lower),
                 );
                 let case = format!("k={k} d={d} offset={offset} sub={sub}");
                 assert_eq!(sure & tie_rows, 0, "{case}");
