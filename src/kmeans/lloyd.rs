@@ -42,7 +42,8 @@ pub struct Step<F> {
     /// or guessed row, and the guesses' scores on a few features (see
     /// [`super::guess`]), as distances of `d` features.
     pub distances: u64,
-    /// How many of them the `f32` screen computed.
+    /// How many of them were computed in `f32` for `f64` data (by the
+    /// screen, and the guesses).
     pub f32_distances: u64,
     /// Whether empty clusters were relocated (a second pass over the data,
     /// one distance per row).
@@ -237,6 +238,10 @@ pub fn lloyd_step<F: Float>(
         guessed += part.guessed;
     }
     let relocated = relocate_empty_clusters(x, d, centroids, labels, &mut sums, &mut counts);
+    // The guesses' scores, in `f32` whatever the data's type.
+    let guess_distances = guess
+        .as_ref()
+        .map_or(0, |guess| guess.distances(guessed, d));
 
     let mut new_centroids = Array2::zeros((k, d));
     let mut shift = 0.0;
@@ -260,9 +265,7 @@ pub fn lloyd_step<F: Float>(
         inertia: extras.inertia.then_some(inertia),
         active,
         distances: (active * k + exact) as u64
-            + guess
-                .as_ref()
-                .map_or(0, |guess| guess.distances(guessed, d))
+            + guess_distances
             + prepared.rescored_rows() * k as u64
             + if extras.inertia || extras.within {
                 n as u64
@@ -277,6 +280,10 @@ pub fn lloyd_step<F: Float>(
         },
         f32_distances: if prepared.is_screened() {
             (active * k) as u64
+        } else {
+            0
+        } + if std::mem::size_of::<F>() == 8 {
+            guess_distances
         } else {
             0
         },
