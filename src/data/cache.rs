@@ -282,6 +282,22 @@ mod tests {
         assert_eq!(again.labels, blobs_a.labels);
     }
 
+    /// The overlapping family's spread is `1.5 sqrt(d)`: its last digit
+    /// must survive the sidecar's JSON, or every run regenerates the data.
+    #[test]
+    fn a_spread_of_many_digits_is_a_hit_the_second_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DataCache::new(dir.path());
+        for d in [2, 10, 50, 100] {
+            let spec =
+                BlobSpec::new(Scenario::new(64, d, 3).unwrap()).with_std(1.5 * (d as f64).sqrt());
+            let (_, first) = cache.load_or_generate(&spec).unwrap();
+            assert_eq!(first, CacheOutcome::Generated);
+            let (_, again) = cache.load_or_generate(&spec).unwrap();
+            assert_eq!(again, CacheOutcome::Hit, "d={d}");
+        }
+    }
+
     #[test]
     fn every_setting_changes_the_name() {
         let base = DataCache::stem(&spec());
