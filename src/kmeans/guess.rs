@@ -90,7 +90,9 @@ impl<F: Float> Guess<F> {
 /// How a chunk's guesses have fared (see [`TRIAL_ROWS`]).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Record {
+    /// Rows guessed so far.
     pub guessed: usize,
+    /// Of them, the rows whose guess was proved and kept.
     pub proved: usize,
 }
 
