@@ -975,7 +975,8 @@ impl Geometry {
 /// The squared distance that tightens a bound: feature by feature in `f64`
 /// for rows of at most [`TIGHTEN_IN_LANES_MAX_D`] features (as
 /// [`CarryOver::rows_avx512`] computes it, lane-wise), the kernel module's
-/// [`squared_distance`] for longer rows.
+/// [`squared_distance`] for longer rows (in the widest vectors the CPU has,
+/// the same bits).
 fn exact_squared_distance<F: Float>(row: &[F], centroid: &[F]) -> f64 {
     if row.len() <= TIGHTEN_IN_LANES_MAX_D {
         row.iter().zip(centroid).fold(0.0, |sum, (&p, &q)| {
@@ -983,7 +984,7 @@ fn exact_squared_distance<F: Float>(row: &[F], centroid: &[F]) -> f64 {
             sum + diff * diff
         })
     } else {
-        squared_distance(row, centroid).as_f64()
+        F::squared_distance_on(Isa::detect(), row, centroid).as_f64()
     }
 }
 
