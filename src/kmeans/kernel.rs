@@ -675,11 +675,6 @@ fn portable_tiles<F: Float, const R: usize, const C: usize, const SCORES: bool>(
 /// additions).
 #[inline]
 pub fn squared_norm<F: Float>(a: &[F]) -> f64 {
-    if a.len() < 8 {
-        // The same bits as below (the partial sums are all zero), without
-        // the loop's overhead on short rows.
-        return a.iter().map(|&v| v.as_f64() * v.as_f64()).sum();
-    }
     let mut lanes = [0.0f64; 8];
     let chunks = a.chunks_exact(8);
     let tail: f64 = chunks
@@ -707,7 +702,8 @@ pub fn squared_norms<F: Float>(isa: Isa, rows: &[F], norms: &mut [f64]) {
     #[inline(always)]
     fn short<F: Float, const D: usize>(rows: &[F], norms: &mut [f64]) {
         for (norm, row) in norms.iter_mut().zip(rows.chunks_exact(D)) {
-            // Term by term from zero, as `squared_norm` sums short rows.
+            // Term by term from zero: `squared_norm`'s tail, its eight
+            // partial sums being zero.
             *norm = row
                 .iter()
                 .fold(0.0, |sum, &v| sum + v.as_f64() * v.as_f64());
