@@ -654,6 +654,25 @@ mod tests {
         with.work.passes() < without.work.passes()
     }
 
+    /// `n` rows around `k` centres in `[-10, 10]^d` (row `i` around centre
+    /// `i % k`, uniform noise within `spread`), optionally rounded to a grid
+    /// of step 4 (duplicates and exact ties): the centres and the rows.
+    fn noisy_blobs(
+        rng: &mut Xoshiro256PlusPlus,
+        (n, d, k): (usize, usize, usize),
+        spread: f64,
+        on_grid: bool,
+    ) -> (Array2<f64>, Array2<f64>) {
+        let centres = Array2::from_shape_fn((k, d), |_| rng.gen_range(-10.0..10.0));
+        let mut x = Array2::from_shape_fn((n, d), |(i, f)| {
+            centres[[i % k, f]] + rng.gen_range(-spread..spread)
+        });
+        if on_grid {
+            x.mapv_inplace(|v: f64| (v / 4.0).round());
+        }
+        (centres, x)
+    }
+
     /// Fits of many features start by guessing (see `super::guess`): the
     /// same fits as without bounds, separated or not, with duplicates, ties
     /// and empty clusters; on separated blobs the first pass proves most
@@ -666,15 +685,8 @@ mod tests {
             let n = rng.gen_range(300..2500);
             let d = rng.gen_range(super::super::guess::MIN_FEATURES..70);
             let k = rng.gen_range(2..32);
-            let centres = Array2::from_shape_fn((k, d), |_| rng.gen_range(-10.0..10.0));
             let spread = [0.5, 3.0, 12.0][case % 3];
-            let mut x = Array2::from_shape_fn((n, d), |(i, f)| {
-                centres[[i % k, f]] + rng.gen_range(-spread..spread)
-            });
-            if case % 4 == 1 {
-                // Integers on a small grid: duplicates and exact ties.
-                x.mapv_inplace(|v: f64| (v / 4.0).round());
-            }
+            let (centres, x) = noisy_blobs(&mut rng, (n, d, k), spread, case % 4 == 1);
             // Near the centres (the guesses can be proved), or rows of the
             // data (some clusters without a centroid near).
             let mut init = if case % 3 == 0 {
@@ -715,15 +727,8 @@ mod tests {
             let n = rng.gen_range(1..3000);
             let d = rng.gen_range(1..24);
             let k = rng.gen_range(1..40).min(n);
-            let centres = Array2::from_shape_fn((k, d), |_| rng.gen_range(-10.0..10.0));
             let spread = [0.5, 3.0, 8.0][case % 3];
-            let mut x = Array2::from_shape_fn((n, d), |(i, f)| {
-                centres[[i % k, f]] + rng.gen_range(-spread..spread)
-            });
-            if case % 4 == 1 {
-                // Integers on a small grid: duplicates and exact ties.
-                x.mapv_inplace(|v: f64| (v / 4.0).round());
-            }
+            let (_, x) = noisy_blobs(&mut rng, (n, d, k), spread, case % 4 == 1);
             let mut init = Array2::from_shape_fn((k, d), |(j, f)| x[[(j * 7919) % n, f]]);
             if case % 4 == 2 && k > 1 {
                 // A centroid nowhere near the data: an empty cluster to relocate.
