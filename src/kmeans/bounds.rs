@@ -646,8 +646,13 @@ impl Geometry {
     /// The exact distance from `row` to `centroid`, rounded up: a tighter
     /// upper bound.
     fn tightened<F: Float>(&self, row: &[F], centroid: &[F]) -> f64 {
-        let exact = exact_squared_distance(row, centroid);
-        (exact * (1.0 + self.outward)).sqrt() * (1.0 + self.outward)
+        self.distance_above(exact_squared_distance(row, centroid))
+    }
+
+    /// The distance whose computed square is `squared`, rounded up (its
+    /// rounding and the square root's covered by `outward`).
+    fn distance_above(&self, squared: f64) -> f64 {
+        (squared * (1.0 + self.outward)).sqrt() * (1.0 + self.outward)
     }
 
     /// Every row's bounds carried over the drift and tested
@@ -926,9 +931,8 @@ impl Geometry {
         for (i, (row, &a)) in x.chunks_exact(d).zip(guesses).enumerate() {
             let a = a as usize;
             let centroid = &centroids[a * d..(a + 1) * d];
-            // As `tightened` computes it (the same bits, wider vectors).
             let distance = F::squared_distance_on(isa, row, centroid);
-            let up = (distance.as_f64() * widen).sqrt() * widen;
+            let up = self.distance_above(distance.as_f64());
             // The data's magnitudes may not be known yet: the kernel's
             // error for this row, from `|x| <= |c_a| + up`.
             let reach = (up + 2.0 * self.centroid_norm_max) * widen;
