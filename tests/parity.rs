@@ -42,11 +42,19 @@ fn exact_contenders_agree_and_linfa_stays_within_its_bound() {
         let reference = fit("rust", &run);
         let (rust_labels, rust_inertia) = assign_and_inertia(x, reference.centroids.view());
         assert_eq!(reference.labels.as_ref(), Some(&rust_labels));
-        // Without bounds: the same bits.
+        // Without bounds: the same labels and iterations, and centroids to
+        // rounding (steps with bounds update the sums with the rows that
+        // change cluster instead of summing afresh).
         let plain = fit("rust-plain", &run);
-        assert_eq!(plain.centroids, reference.centroids, "rust-plain centroids");
         assert_eq!(plain.labels, reference.labels);
         assert_eq!(plain.n_iter, reference.n_iter);
+        let scale = plain.centroids.iter().fold(1.0f64, |m, c| m.max(c.abs()));
+        for (a, b) in plain.centroids.iter().zip(&reference.centroids) {
+            assert!(
+                (a - b).abs() <= 1e-12 * scale,
+                "rust-plain centroid {a}, rust {b}"
+            );
+        }
         for name in ["numpy", "sklearn", "sklearn-elkan"] {
             let out = fit(name, &run);
             assert_eq!(

@@ -54,6 +54,10 @@ pub struct Work {
     pub pass_f32_distances: Vec<u64>,
     /// Rows of the data read in each pass, in order.
     pub pass_rows: Vec<u64>,
+    /// Times bounds were set afresh: 0 without bounds, 1 with bounds from
+    /// the first step, more where [`Pruning::Auto`] suspended them and set
+    /// them again.
+    pub bounds_set: usize,
 }
 
 impl Work {
@@ -145,7 +149,7 @@ impl<F: Float> KMeans<F> {
         let mut work = Work::default();
         if fused {
             match self.lloyd(x, init_max_abs, None, &mut work)? {
-                Attempt::Fitted(fit) => return Ok(fit),
+                Attempt::Fitted(fit) => return Ok(*fit),
                 Attempt::NeedsScaling { data_max_abs } => {
                     return self
                         .lloyd(x, init_max_abs, Some(data_max_abs), &mut work)
@@ -212,8 +216,11 @@ impl<F: Float> KMeans<F> {
             Pruning::Always => true,
             Pruning::Never => false,
         };
+        let mut data_max_abs = data_max_abs;
         let mut bounds =
             use_bounds.then(|| Bounds::new(n, data_max_abs.map_or(f64::INFINITY, row_norm_max)));
+        let mut suspension = Suspension::default();
+        work.bounds_set += usize::from(bounds.is_some());
         let mut tol = None;
         let mut converged = false;
         let mut n_iter = 0;
@@ -240,6 +247,16 @@ impl<F: Float> KMeans<F> {
                     break;
                 }
             }
+            // Bounds suspended for sending too many rows to the kernel are
+            // set afresh (see `Suspension`); that step sums its rows afresh.
+            // (The first step has checked the data by then.)
+            let mut totals_now = totals.as_ref();
+            if suspension.resumes(iteration) {
+                let row_norm_max = data_max_abs.map_or(f64::INFINITY, row_norm_max);
+                bounds = Some(Bounds::new(n, row_norm_max));
+                totals_now = None;
+                work.bounds_set += 1;
+            }
             // Summing distances in the pass costs one per row: done where the
             // step may well be the last (the second, the usual last on
             // separated blobs, or after a step that moved at most one label
@@ -259,7 +276,7 @@ impl<F: Float> KMeans<F> {
                 centroids.view(),
                 &mut labels,
                 bounds.as_mut(),
-                totals.as_ref(),
+                totals_now,
                 extras,
             );
             match &step {
@@ -270,6 +287,7 @@ impl<F: Float> KMeans<F> {
                 return Err(locate_non_finite(x, "data"));
             };
             if let Some(max_abs) = step.data_max_abs {
+                data_max_abs = Some(max_abs);
                 if power_of_two_scale::<F>(max_abs.max(init_max_abs)).is_some() {
                     return Ok(Attempt::NeedsScaling {
                         data_max_abs: max_abs,
@@ -299,8 +317,11 @@ impl<F: Float> KMeans<F> {
                 sums: step.sums.clone(),
                 counts: step.counts.clone(),
             });
-            // Bounds that leave most rows to the kernel only cost: drop them.
-            if self.pruning() == Pruning::Auto && iteration > 0 && step.active * 2 > n {
+            // Bounds that keep sending many rows to the kernel only cost.
+            if self.pruning() == Pruning::Auto
+                && bounds.is_some()
+                && suspension.suspends(iteration, step.active, n)
+            {
                 bounds = None;
             }
             if step.changed == 0 {
@@ -340,14 +361,91 @@ impl<F: Float> KMeans<F> {
             centroids.mapv_inplace(|v| v * F::from_f64(1.0 / s));
             inertia /= s * s;
         }
-        Ok(Attempt::Fitted(KMeansFit {
+        Ok(Attempt::Fitted(Box::new(KMeansFit {
             centroids,
             labels: Array1::from(labels),
             inertia,
             n_iter,
             converged,
             work: std::mem::take(work),
-        }))
+        })))
+    }
+}
+
+/// When [`Pruning::Auto`] suspends bounds that do not pay, and when it sets
+/// them afresh. A step with bounds costs about 1.5 plain steps when every
+/// row goes to the kernel, as much as one when a third to a half do, and
+/// half of one at a tenth (100000 x 10 to 100, k = 8 and 30). Early steps
+/// of a fit move the centroids most and often send every row to the
+/// kernel, later ones few (on overlapping blobs, every row for the first 2
+/// to 10 steps, then 10-20%). So bounds are suspended, not dropped, after
+/// [`Self::PATIENCE`] steps in a row that sent more than a third of the
+/// rows to the kernel ([`Self::PATIENCE_AGAIN`] once set again); they are
+/// set again (in a step that costs about 1.2 plain ones) after
+/// [`Self::FIRST_WAIT`] steps, and each time they are suspended again the
+/// wait doubles: a fit where they never pay sets them a handful of times.
+#[derive(Debug, Clone, Copy)]
+struct Suspension {
+    /// The step that set the bounds (afresh: it sends every row to the
+    /// kernel, or has its rows guessed).
+    set_at: usize,
+    /// Steps in a row, since then, that sent too many rows to the kernel.
+    failures: usize,
+    /// The step that sets them again, while suspended.
+    resume_at: Option<usize>,
+    /// Steps to wait at the next suspension.
+    wait: usize,
+}
+
+impl Default for Suspension {
+    fn default() -> Self {
+        Suspension {
+            set_at: 0,
+            failures: 0,
+            resume_at: None,
+            wait: Self::FIRST_WAIT,
+        }
+    }
+}
+
+impl Suspension {
+    /// Steps in a row that send too many rows to the kernel before the
+    /// bounds of the first step are suspended.
+    const PATIENCE: usize = 3;
+    /// The same for bounds set again: the large early moves are over.
+    const PATIENCE_AGAIN: usize = 1;
+    /// Steps without bounds after the first suspension.
+    const FIRST_WAIT: usize = 2;
+
+    /// Whether step `iteration` sets suspended bounds afresh.
+    fn resumes(&mut self, iteration: usize) -> bool {
+        if self.resume_at != Some(iteration) {
+            return false;
+        }
+        self.resume_at = None;
+        self.set_at = iteration;
+        self.failures = 0;
+        true
+    }
+
+    /// Whether the bounds are to be suspended after step `iteration`, which
+    /// ran with them and sent `active` of its `n` rows to the kernel.
+    fn suspends(&mut self, iteration: usize, active: usize, n: usize) -> bool {
+        if iteration == self.set_at {
+            return false;
+        }
+        self.failures = if active * 3 > n { self.failures + 1 } else { 0 };
+        let patience = if self.set_at == 0 {
+            Self::PATIENCE
+        } else {
+            Self::PATIENCE_AGAIN
+        };
+        if self.failures < patience {
+            return false;
+        }
+        self.resume_at = Some(iteration + 1 + self.wait);
+        self.wait *= 2;
+        true
     }
 }
 
@@ -396,7 +494,7 @@ impl<F: Float> ClusterStats<F> {
 
 /// How one run of the Lloyd loop ended.
 enum Attempt<F> {
-    Fitted(KMeansFit<F>),
+    Fitted(Box<KMeansFit<F>>),
     /// The data, checked in the first step, needs a scaled copy.
     NeedsScaling {
         data_max_abs: f64,
@@ -408,7 +506,7 @@ impl<F> Attempt<F> {
     /// scaling).
     fn into_fit(self) -> KMeansFit<F> {
         match self {
-            Attempt::Fitted(fit) => fit,
+            Attempt::Fitted(fit) => *fit,
             Attempt::NeedsScaling { .. } => {
                 unreachable!("scaling is decided before the loop on checked data")
             }
@@ -747,6 +845,93 @@ mod tests {
             settled >= 2,
             "fits whose last step the bounds settled: {settled}"
         );
+    }
+
+    /// Replays `Suspension` over a fit of `steps` steps whose bounded steps
+    /// send `active(step)` of 100 rows to the kernel: the steps that ran
+    /// with bounds, and those that set them.
+    fn replay(steps: usize, active: impl Fn(usize) -> usize) -> (Vec<usize>, Vec<usize>) {
+        let mut suspension = Suspension::default();
+        let (mut bounded, mut set) = (vec![], vec![0]);
+        let mut with_bounds = true;
+        for step in 0..steps {
+            if suspension.resumes(step) {
+                assert!(!with_bounds);
+                with_bounds = true;
+                set.push(step);
+            }
+            if with_bounds {
+                bounded.push(step);
+                with_bounds = !suspension.suspends(step, active(step), 100);
+            }
+        }
+        (bounded, set)
+    }
+
+    #[test]
+    fn bounds_that_do_not_pay_are_suspended_and_tried_again_ever_later() {
+        // Bounds that never pay: the step that sets them, `PATIENCE` steps
+        // (`PATIENCE_AGAIN` once set again), then a wait that doubles.
+        let (bounded, set) = replay(200, |_| 100);
+        let (mut expected_set, mut expected_bounded) = (vec![0], vec![]);
+        let mut wait = Suspension::FIRST_WAIT;
+        let mut patience = Suspension::PATIENCE;
+        while let Some(&last) = expected_set.last() {
+            expected_bounded.extend(last..=last + patience);
+            let next = last + patience + 1 + wait;
+            if next >= 200 {
+                break;
+            }
+            expected_set.push(next);
+            (wait, patience) = (wait * 2, Suspension::PATIENCE_AGAIN);
+        }
+        assert_eq!(set, expected_set);
+        assert!(set.len() <= 8, "{set:?}");
+        assert_eq!(bounded, expected_bounded);
+        // A third of the rows is not too many; one step in `PATIENCE` that
+        // sends few rows keeps the bounds.
+        assert_eq!(replay(50, |_| 33).0.len(), 50);
+        let patience = Suspension::PATIENCE;
+        let (bounded, set) = replay(50, |step| if step % patience == 0 { 10 } else { 90 });
+        assert_eq!((bounded.len(), set), (50, vec![0]));
+        // Suspended by the first steps' large moves, set again once, and
+        // kept once they pay.
+        let resumed = patience + 1 + Suspension::FIRST_WAIT;
+        let (bounded, set) = replay(60, |step| if step <= resumed { 100 } else { 20 });
+        assert_eq!(set, vec![0, resumed]);
+        assert_eq!(bounded.len(), patience + 1 + (60 - resumed));
+    }
+
+    /// Fits of overlapping blobs, where the first steps send most rows to
+    /// the kernel and later ones fewer: `Pruning::Auto` suspends the bounds
+    /// and sets them again, with the same fit as without bounds.
+    #[test]
+    fn suspended_bounds_give_the_same_fits() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(29);
+        let mut resumed = 0;
+        for case in 0..6 {
+            let (n, d, k) = (rng.gen_range(2000..4000), rng.gen_range(16..40), 8);
+            let (_, x) = noisy_blobs(&mut rng, (n, d, k), 15.0, case % 3 == 1);
+            let init = Array2::from_shape_fn((k, d), |(j, f)| x[[(j * 7919) % n, f]]);
+            let fit = |pruning| {
+                KMeansParams::new(k)
+                    .init(Init::Given(init.clone()))
+                    .pruning(pruning)
+                    .check()
+                    .unwrap()
+                    .fit(x.view())
+                    .unwrap()
+            };
+            let (auto, never) = (fit(Pruning::Auto), fit(Pruning::Never));
+            let what = format!(
+                "case {case}: n={n} d={d} k={k}, bounds set {} times",
+                auto.work.bounds_set
+            );
+            assert_same_fit(&auto, &never, 1e-12, &what);
+            assert_eq!(never.work.bounds_set, 0);
+            resumed += usize::from(auto.work.bounds_set > 1);
+        }
+        assert!(resumed >= 2, "{resumed}");
     }
 
     #[test]

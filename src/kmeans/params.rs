@@ -25,8 +25,9 @@ pub enum Init<F> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Pruning {
     /// Where they can pay (see [`super::bounds::worthwhile`]: enough work per
-    /// row, and for few features many rows), and
-    /// dropped when a step still sends most rows to the kernel.
+    /// row, and for few features many rows), suspended while steps send
+    /// more than a third of the rows to the kernel, and set again later
+    /// (after ever longer waits, should they still not pay).
     #[default]
     Auto,
     /// In every step.
