@@ -706,13 +706,21 @@ mod tests {
     }
 
     fn fit_with_bounds<F: Float>(x: &Array2<F>, init: &Array2<F>, bounds: bool) -> KMeansFit<F> {
-        KMeansParams::new(init.nrows())
-            .init(Init::Given(init.clone()))
-            .pruning(if bounds {
+        fit_pruned(
+            x,
+            init,
+            if bounds {
                 Pruning::Always
             } else {
                 Pruning::Never
-            })
+            },
+        )
+    }
+
+    fn fit_pruned<F: Float>(x: &Array2<F>, init: &Array2<F>, pruning: Pruning) -> KMeansFit<F> {
+        KMeansParams::new(init.nrows())
+            .init(Init::Given(init.clone()))
+            .pruning(pruning)
             .check()
             .unwrap()
             .fit(x.view())
@@ -908,23 +916,14 @@ mod tests {
     /// and sets them again, with the same fit as without bounds.
     #[test]
     fn suspended_bounds_give_the_same_fits() {
-        fn fit<F: Float>(x: &Array2<F>, init: &Array2<F>, pruning: Pruning) -> KMeansFit<F> {
-            KMeansParams::new(init.nrows())
-                .init(Init::Given(init.clone()))
-                .pruning(pruning)
-                .check()
-                .unwrap()
-                .fit(x.view())
-                .unwrap()
-        }
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(29);
         let mut resumed = 0;
         for case in 0..6 {
             let (n, d, k) = (rng.gen_range(2000..4000), rng.gen_range(16..40), 8);
             let (_, x) = noisy_blobs(&mut rng, (n, d, k), 15.0, case % 3 == 1);
             let init = Array2::from_shape_fn((k, d), |(j, f)| x[[(j * 7919) % n, f]]);
-            let auto = fit(&x, &init, Pruning::Auto);
-            let never = fit(&x, &init, Pruning::Never);
+            let auto = fit_pruned(&x, &init, Pruning::Auto);
+            let never = fit_pruned(&x, &init, Pruning::Never);
             let what = format!(
                 "case {case}: n={n} d={d} k={k}, bounds set {} times",
                 auto.work.bounds_set
@@ -933,8 +932,8 @@ mod tests {
             assert_eq!(never.work.bounds_set, 0);
             resumed += usize::from(auto.work.bounds_set > 1);
             let (x32, init32) = (x.mapv(|v| v as f32), init.mapv(|v| v as f32));
-            let auto = fit(&x32, &init32, Pruning::Auto);
-            let never = fit(&x32, &init32, Pruning::Never);
+            let auto = fit_pruned(&x32, &init32, Pruning::Auto);
+            let never = fit_pruned(&x32, &init32, Pruning::Never);
             assert_same_fit(&auto, &never, 1e-6, &format!("f32 {what}"));
             resumed += usize::from(auto.work.bounds_set > 1);
         }
