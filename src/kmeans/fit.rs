@@ -56,7 +56,8 @@ pub struct Work {
     pub pass_rows: Vec<u64>,
     /// Times bounds were set afresh: 0 without bounds, 1 with bounds from
     /// the first step, more where [`Pruning::Auto`] suspended them and set
-    /// them again.
+    /// them again (or where the fit started over on a scaled copy of data
+    /// its first step found too large or too small).
     pub bounds_set: usize,
 }
 
