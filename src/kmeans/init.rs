@@ -13,14 +13,14 @@ use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 
-use super::chunks::chunk_rows;
+use super::chunks::seeding_chunk_rows;
 use super::float::Float;
 use super::kernel::squared_distance;
 
 /// Chooses `k` initial centroids from the rows of `x` (`(n, d)` row-major).
 pub fn kmeans_plusplus<F: Float>(x: &[F], d: usize, k: usize, seed: u64) -> Array2<F> {
     let n = x.len() / d;
-    let rows = chunk_rows(n);
+    let rows = seeding_chunk_rows(n);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let n_trials = 2 + (k as f64).ln().floor() as usize;
     let row = |i: usize| &x[i * d..(i + 1) * d];
