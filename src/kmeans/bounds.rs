@@ -922,25 +922,40 @@ impl Geometry {
         (upper, lower): (&mut [f32], &mut [f32]),
     ) -> u64 {
         let d = centroids.len() / self.half_gap.len();
-        let (widen, narrow) = (1.0 + self.outward, 1.0 - self.outward);
         let mut sure = 0;
         for (i, (row, &a)) in x.chunks_exact(d).zip(guesses).enumerate() {
             let a = a as usize;
             let centroid = &centroids[a * d..(a + 1) * d];
             let distance = F::squared_distance_on(isa, row, centroid);
-            let up = self.distance_above(distance.as_f64());
-            // The data's magnitudes may not be known yet: the kernel's
-            // error for this row, from `|x| <= |c_a| + up`.
-            let reach = (up + 2.0 * self.centroid_norm_max) * widen;
-            if self.certain_within(a, up, 0.0, self.error_scale * reach * reach) {
+            if let Some((up, low)) = self.prove(a, distance.as_f64()) {
                 fresh[i] = a as u32;
                 distances[i] = distance;
-                upper[i] = round_up(up * widen);
-                lower[i] = round_down((2.0 * self.half_gap[a] - up) * narrow);
+                upper[i] = up;
+                lower[i] = low;
                 sure |= 1 << i;
             }
         }
         sure
+    }
+
+    /// Before the first assignment: whether Hamerly's test proves that the
+    /// kernel would pick centroid `a` for a row whose squared distance to
+    /// it is `distance` (as [`super::kernel::WideDistances::squared_distance_on`]
+    /// computes it), and if so the row's bounds, rounded outwards.
+    #[inline(always)]
+    pub fn prove(&self, a: usize, distance: f64) -> Option<(f32, f32)> {
+        let (widen, narrow) = (1.0 + self.outward, 1.0 - self.outward);
+        let up = self.distance_above(distance);
+        // The data's magnitudes may not be known yet: the kernel's
+        // error for this row, from `|x| <= |c_a| + up`.
+        let reach = (up + 2.0 * self.centroid_norm_max) * widen;
+        self.certain_within(a, up, 0.0, self.error_scale * reach * reach)
+            .then(|| {
+                (
+                    round_up(up * widen),
+                    round_down((2.0 * self.half_gap[a] - up) * narrow),
+                )
+            })
     }
 
     /// Fresh bounds for the rows of `rows` from the kernel's best and
@@ -1033,6 +1048,21 @@ impl<F: Float> Default for Scratch<F> {
 }
 
 impl<F: Copy> Scratch<F> {
+    /// How the chunk's guesses have fared.
+    pub fn record(&mut self) -> &mut Record {
+        &mut self.record
+    }
+
+    /// The guesses for the `rows` rows of `x` (at most
+    /// [`SUBCHUNK_CAPACITY`]), as [`Guess::guess`] makes them.
+    pub fn guesses(&mut self, guess: &Guess<F>, x: &[F], rows: usize) -> &[u32]
+    where
+        F: Float,
+    {
+        guess.guess(x, &mut self.guesses[..rows], &mut self.first_features);
+        &self.guesses[..rows]
+    }
+
     /// Row `i`'s squared distance to its centroid from the last call of
     /// [`Geometry::assign`], when it computed it (as
     /// [`super::kernel::WideDistances::squared_distance_on`] does, the same bits).

@@ -1228,16 +1228,54 @@ mod tests {
 
     #[test]
     fn non_finite_data_is_found_in_the_first_step_with_given_centroids() {
-        let (x, init) = random_blobs(5000, 3, 4, 2);
+        non_finite_data_is_found_in(random_blobs(5000, 3, 4, 2));
+    }
+
+    /// The same where the first step guesses (d >= 32): separated blobs,
+    /// whose rows before the bad one are proved and summed row by row.
+    #[test]
+    fn non_finite_data_is_found_where_the_first_step_guesses() {
+        let (x, init) = random_blobs(5000, 40, 4, 2);
+        let means = fit_with_bounds(&x, &init, true).centroids;
+        // From the means, the first pass proves the guesses: fewer
+        // distances than the kernel's k a row (one a row, the guesses'
+        // scores, and one a row for the per-cluster sums).
+        let fit = fit_with_bounds(&x, &means, true);
+        assert!(fit.work.pass_distances[0] < 5000 * 4, "{:?}", fit.work);
+        // The step's check finds the data's largest magnitude in the rows
+        // it proves (the bounds' error depends on it).
+        let step = lloyd_step(
+            x.as_slice().unwrap(),
+            40,
+            means.view(),
+            &mut vec![u32::MAX; 5000],
+            Some(&mut Bounds::new(5000, f64::INFINITY)),
+            None,
+            Extras {
+                check_data: true,
+                ..Extras::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(step.active, 0);
+        let max_abs = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert_eq!(step.data_max_abs, Some(max_abs));
+        non_finite_data_is_found_in((x, means));
+    }
+
+    fn non_finite_data_is_found_in((x, init): (Array2<f64>, Array2<f64>)) {
+        let (n, d) = x.dim();
+        let k = init.nrows();
         for (row, column, value) in [
             (0, 0, f64::NAN),
             (2777, 2, f64::INFINITY),
-            (4999, 1, f64::NAN),
+            (n - 1, d - 1, f64::NAN),
+            (130, d / 2, f64::NEG_INFINITY),
         ] {
             let mut bad = x.clone();
             bad[[row, column]] = value;
             for pruning in [Pruning::Always, Pruning::Never] {
-                let err = KMeansParams::new(4)
+                let err = KMeansParams::new(k)
                     .init(Init::Given(init.clone()))
                     .pruning(pruning)
                     .check()

@@ -754,6 +754,46 @@ pub fn squared_distance<F: Float>(a: &[F], b: &[F]) -> F {
     (quads[0] + quads[2]) + (quads[1] + quads[3]) + tail
 }
 
+/// [`squared_distance`] (the same bits) with, in the same loop, what
+/// [`super::validate::scan`] finds in `a`: its largest magnitude and
+/// whether every value is finite.
+#[inline]
+pub fn squared_distance_and_scan<F: Float>(a: &[F], b: &[F]) -> (F, f64, bool) {
+    let mut lanes = [F::zero(); 8];
+    let mut max = [F::zero(); 8];
+    let mut finite = [true; 8];
+    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (mut tail, mut tail_max, mut tail_finite) = (F::zero(), F::zero(), true);
+    for (&p, &q) in a_chunks.remainder().iter().zip(b_chunks.remainder()) {
+        tail += (p - q) * (p - q);
+        let m = p.abs();
+        tail_max = if m > tail_max { m } else { tail_max };
+        tail_finite &= m <= F::max_value();
+    }
+    for (p, q) in a_chunks.zip(b_chunks) {
+        for l in 0..8 {
+            let diff = p[l] - q[l];
+            lanes[l] += diff * diff;
+            let m = p[l].abs();
+            max[l] = if m > max[l] { m } else { max[l] };
+            // False for NaN and infinities alike.
+            finite[l] &= m <= F::max_value();
+        }
+    }
+    let quads = [
+        lanes[0] + lanes[4],
+        lanes[1] + lanes[5],
+        lanes[2] + lanes[6],
+        lanes[3] + lanes[7],
+    ];
+    let max = max.iter().fold(tail_max, |m, &v| if v > m { v } else { m });
+    (
+        (quads[0] + quads[2]) + (quads[1] + quads[3]) + tail,
+        max.as_f64(),
+        tail_finite && finite.iter().all(|&f| f),
+    )
+}
+
 /// [`squared_norm`] and [`squared_distance`] in the widest vectors of an
 /// instruction set, to the same bits: the compiler vectorises the portable
 /// versions' eight partial sums as four two-lane vectors; for `f64` on
@@ -763,6 +803,9 @@ pub trait WideDistances: Sized {
     fn squared_distance_on(isa: Isa, a: &[Self], b: &[Self]) -> Self;
     /// [`squared_norm`] as `isa` computes it best.
     fn squared_norm_on(isa: Isa, a: &[Self]) -> f64;
+    /// [`squared_distance_and_scan`] as `isa` computes it best (the
+    /// distance's bits are [`Self::squared_distance_on`]'s).
+    fn squared_distance_and_scan_on(isa: Isa, a: &[Self], b: &[Self]) -> (Self, f64, bool);
 }
 
 impl WideDistances for f32 {
@@ -773,6 +816,10 @@ impl WideDistances for f32 {
     #[inline(always)]
     fn squared_norm_on(_: Isa, a: &[f32]) -> f64 {
         squared_norm(a)
+    }
+    #[inline(always)]
+    fn squared_distance_and_scan_on(_: Isa, a: &[f32], b: &[f32]) -> (f32, f64, bool) {
+        squared_distance_and_scan(a, b)
     }
 }
 
@@ -797,6 +844,16 @@ impl WideDistances for f64 {
         }
         let _ = isa;
         squared_norm(a)
+    }
+    #[inline(always)]
+    fn squared_distance_and_scan_on(isa: Isa, a: &[f64], b: &[f64]) -> (f64, f64, bool) {
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx512 && a.len() >= 8 {
+            // SAFETY: `Isa::detect` confirmed AVX-512F.
+            return unsafe { wide::squared_distance_and_scan(a, b) };
+        }
+        let _ = isa;
+        squared_distance_and_scan(a, b)
     }
 }
 
@@ -844,6 +901,46 @@ mod wide {
             .map(|(&p, &q)| (p - q) * (p - q))
             .fold(0.0, |acc, v| acc + v);
         combine(lanes) + tail
+    }
+
+    /// [`squared_distance`] with [`super::squared_distance_and_scan`]'s
+    /// scan of `a`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn squared_distance_and_scan(a: &[f64], b: &[f64]) -> (f64, f64, bool) {
+        let whole = a.len().min(b.len()) / 8 * 8;
+        let mut lanes = _mm512_setzero_pd();
+        let mut max = _mm512_setzero_pd();
+        let mut finite: __mmask8 = 0xff;
+        let largest = _mm512_set1_pd(f64::MAX);
+        for i in (0..whole).step_by(8) {
+            // SAFETY: `i + 8 <= whole <= a.len(), b.len()`.
+            let (p, q) = unsafe {
+                (
+                    _mm512_loadu_pd(a.as_ptr().add(i)),
+                    _mm512_loadu_pd(b.as_ptr().add(i)),
+                )
+            };
+            let diff = _mm512_sub_pd(p, q);
+            lanes = _mm512_add_pd(lanes, _mm512_mul_pd(diff, diff));
+            let m = _mm512_abs_pd(p);
+            // The second operand where either is NaN, as `scan` keeps it.
+            max = _mm512_max_pd(m, max);
+            // False for NaN and infinities alike.
+            finite &= _mm512_cmp_pd_mask::<_CMP_LE_OQ>(m, largest);
+        }
+        let (mut tail, mut tail_max, mut tail_finite) = (0.0, 0.0f64, true);
+        for (&p, &q) in a[whole..].iter().zip(&b[whole..]) {
+            tail += (p - q) * (p - q);
+            let m = p.abs();
+            tail_max = if m > tail_max { m } else { tail_max };
+            tail_finite &= m <= f64::MAX;
+        }
+        (
+            combine(lanes) + tail,
+            _mm512_reduce_max_pd(max).max(tail_max),
+            tail_finite && finite == 0xff,
+        )
     }
 
     #[inline]
@@ -1045,6 +1142,60 @@ mod tests {
                     assert_eq!(wide.to_bits(), plain.to_bits(), "{isa:?}, {len}, {scale}");
                     let (wide, plain) = (f64::squared_norm_on(isa, &a), squared_norm(&a));
                     assert_eq!(wide.to_bits(), plain.to_bits(), "{isa:?}, {len}, {scale}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn distances_with_the_scan_are_the_distances_and_the_scan_to_the_bit() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+        for len in 0..=41 {
+            for scale in [1e-150, 1.0, 1e150] {
+                let b: Vec<f64> = (0..len).map(|_| rng.gen_range(-1.0..1.0) * scale).collect();
+                let clean: Vec<f64> = (0..len).map(|_| rng.gen_range(-1.0..1.0) * scale).collect();
+                let mut cases = vec![clean.clone()];
+                // A NaN or an infinity in the vectors or in the tail.
+                for (i, bad) in [
+                    (0, f64::NAN),
+                    (len / 2, f64::INFINITY),
+                    (len.max(1) - 1, f64::NAN),
+                ] {
+                    if i < len {
+                        let mut a = clean.clone();
+                        a[i] = bad;
+                        cases.push(a);
+                    }
+                }
+                for a in &cases {
+                    let (max_abs, finite) = super::super::validate::scan(a);
+                    for isa in supported() {
+                        let (distance, max, all_finite) =
+                            f64::squared_distance_and_scan_on(isa, a, &b);
+                        let what = format!("{isa:?}, {len}, {scale}, {a:?}");
+                        let plain = f64::squared_distance_on(isa, a, &b);
+                        assert!(distance.to_bits() == plain.to_bits() || !finite, "{what}");
+                        assert_eq!(
+                            (max.to_bits(), all_finite),
+                            (max_abs.to_bits(), finite),
+                            "{what}"
+                        );
+                    }
+                    let a32: Vec<f32> = a.iter().map(|&v| v as f32).collect();
+                    let b32: Vec<f32> = b.iter().map(|&v| v as f32).collect();
+                    let (distance, max, all_finite) =
+                        f32::squared_distance_and_scan_on(Isa::detect(), &a32, &b32);
+                    let (max_abs, finite) = super::super::validate::scan(&a32);
+                    let plain = squared_distance(&a32, &b32);
+                    assert!(
+                        distance.to_bits() == plain.to_bits() || !finite,
+                        "f32 {len} {scale}"
+                    );
+                    assert_eq!(
+                        (max.to_bits(), all_finite),
+                        (max_abs.to_bits(), finite),
+                        "f32 {len} {scale}"
+                    );
                 }
             }
         }

@@ -348,70 +348,36 @@ fn chunk_step<F: Float>(context: &StepContext<'_, F>, mut chunk: Chunk<'_, F>) -
         .enumerate()
     {
         let fresh = &mut fresh[..labels_sub.len()];
-        if context.extras.check_data {
-            let (max_abs, finite) = scan(x_sub);
-            part.max_abs = part.max_abs.max(max_abs);
-            if !finite {
-                part.finite = false;
-                break;
-            }
-        }
-        match (context.geometry, &mut chunk.bounds) {
-            (Some(geometry), Some((upper, lower))) => {
-                let range = s * SUBCHUNK_ROWS..s * SUBCHUNK_ROWS + fresh.len();
-                let (active, exact, guessed) = geometry.assign(
-                    context.prepared,
-                    context.guess,
-                    context.centroids,
+        let range = s * SUBCHUNK_ROWS..s * SUBCHUNK_ROWS + fresh.len();
+        let mut bounds = chunk
+            .bounds
+            .as_mut()
+            .map(|(upper, lower)| (&mut upper[range.clone()], &mut lower[range]));
+        let proved = match (context.guess, context.geometry, bounds.as_mut()) {
+            (Some(guess), Some(geometry), Some((upper, lower))) if !context.incremental => {
+                proved_rows(
+                    context,
+                    (geometry, guess),
+                    (&mut part, &mut scratch),
                     x_sub,
-                    labels_sub,
                     fresh,
-                    &mut upper[range.clone()],
-                    &mut lower[range],
-                    &mut scratch,
-                );
-                part.active += active;
-                part.exact += exact;
-                part.guessed += guessed;
+                    (upper, lower),
+                )
             }
-            _ => {
-                // The data check reads the rows front to back before the
-                // kernel does; otherwise this does, where it pays.
-                if context.stream_in && !context.extras.check_data {
-                    stream_in(x_sub);
-                }
-                context.prepared.assign(x_sub, fresh);
-                part.active += fresh.len();
-            }
-        }
-        if context.incremental {
-            for (i, (&old, &new)) in labels_sub.iter().zip(fresh.iter()).enumerate() {
-                if old != new {
-                    part.move_row(&x_sub[i * d..(i + 1) * d], old, new);
-                }
-            }
-        } else {
-            context
-                .prepared
-                .add_rows(x_sub, fresh, &mut part.sums, &mut part.counts);
-        }
-        if context.extras.inertia || context.extras.within {
-            let centroids = context.centroids;
-            for (i, (row, &j)) in x_sub.chunks_exact(d).zip(fresh.iter()).enumerate() {
-                let j = j as usize;
-                let distance = scratch.known_distance(i).unwrap_or_else(|| {
-                    F::squared_distance_on(
-                        context.prepared.isa(),
-                        row,
-                        &centroids[j * d..(j + 1) * d],
-                    )
-                });
-                // In row order, as `inertia` sums.
-                part.inertia += distance.as_f64();
-                if context.extras.within {
-                    part.within[j] += distance.as_f64();
-                }
-            }
+            _ => 0,
+        };
+        let rest = proved * d;
+        let finite = block_step(
+            context,
+            (&mut part, &mut scratch),
+            &x_sub[rest..],
+            &labels_sub[proved..],
+            &mut fresh[proved..],
+            bounds.map(|(upper, lower)| (&mut upper[proved..], &mut lower[proved..])),
+        );
+        if !finite {
+            part.finite = false;
+            break;
         }
         for (label, &j) in labels_sub.iter_mut().zip(fresh.iter()) {
             part.changed += usize::from(*label != j);
@@ -419,6 +385,181 @@ fn chunk_step<F: Float>(context: &StepContext<'_, F>, mut chunk: Chunk<'_, F>) -
         }
     }
     part
+}
+
+/// Before the first assignment with bounds: the rows of a block whose
+/// guessed centroid Hamerly's test proves ([`Geometry::prove`]), from the
+/// first until one is not proved (or not finite), which [`block_step`]
+/// takes from there with the rest of the block; rows are summed in order
+/// either way. The block's rows are guessed together ([`Guess::guess`]);
+/// then, row by row, the row's distance to its guess is computed (and the
+/// row checked, when the step checks the data) in one loop, and a proved
+/// row is added to its sum while it is in the first-level cache. Meanwhile
+/// the next block is asked for, a row's worth of lines per row, into the
+/// second-level cache, so that memory delivers it while this block is
+/// computed (see [`prefetch_next_block`]). Returns how many rows it
+/// assigned; `fresh`, `upper` and `lower` hold theirs.
+#[inline(always)]
+fn proved_rows<F: Float>(
+    context: &StepContext<'_, F>,
+    (geometry, guess): (&Geometry, &Guess<F>),
+    (part, scratch): (&mut ChunkSums<F>, &mut Scratch<F>),
+    x: &[F],
+    fresh: &mut [u32],
+    (upper, lower): (&mut [f32], &mut [f32]),
+) -> usize {
+    if !scratch.record().worth_it() {
+        return 0;
+    }
+    let (d, isa, extras) = (context.d, context.prepared.isa(), context.extras);
+    let guesses = scratch.guesses(guess, x, fresh.len());
+    let mut proved = 0;
+    for (i, (row, &a)) in x.chunks_exact(d).zip(guesses).enumerate() {
+        prefetch_next_block(x, i, d);
+        let a = a as usize;
+        let centroid = &context.centroids[a * d..(a + 1) * d];
+        let distance = if extras.check_data {
+            let (distance, max_abs, finite) = F::squared_distance_and_scan_on(isa, row, centroid);
+            if !finite {
+                break;
+            }
+            part.max_abs = part.max_abs.max(max_abs);
+            distance
+        } else {
+            F::squared_distance_on(isa, row, centroid)
+        };
+        let Some((up, low)) = geometry.prove(a, distance.as_f64()) else {
+            break;
+        };
+        fresh[i] = a as u32;
+        upper[i] = up;
+        lower[i] = low;
+        for (s, &v) in part.sums[a * d..(a + 1) * d].iter_mut().zip(row) {
+            *s += v;
+        }
+        part.counts[a] += 1;
+        if extras.inertia || extras.within {
+            // In row order, as `inertia` sums.
+            part.inertia += distance.as_f64();
+            if extras.within {
+                part.within[a] += distance.as_f64();
+            }
+        }
+        proved += 1;
+    }
+    let record = scratch.record();
+    record.guessed += proved;
+    record.proved += proved;
+    part.exact += proved;
+    part.guessed += proved;
+    proved
+}
+
+/// Asks for row `i` of the block after `block` (`d` features a row: the
+/// rows that follow it in memory) into the second-level cache. Computing
+/// on a block while the next streams in hides the arithmetic behind the
+/// read: measured on the first step of 1000000x100, k = 30, 25-35% less
+/// time than reading each block before computing on it (which leaves
+/// memory idle while the block is computed), where the first-level cache
+/// (each row asked for just before use) and the last-level one were slower.
+/// Asking for lines past the data is harmless: a prefetch never faults.
+#[inline(always)]
+fn prefetch_next_block<F>(block: &[F], i: usize, d: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+        let row_bytes = d * std::mem::size_of::<F>();
+        let row = block
+            .as_ptr()
+            .wrapping_add(block.len() + i * d)
+            .cast::<i8>();
+        for line in (0..row_bytes).step_by(64) {
+            // SAFETY: a prefetch reads nothing and never faults, whatever
+            // the address.
+            unsafe { _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(line)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (block, i, d);
+}
+
+/// Assigns the rows of `x` (at most a block), with `bounds` when the step
+/// has them, and adds them to their sums, their new labels into `fresh`
+/// (`labels` holds the last step's). `false` when the step checks the
+/// data and these rows are not all finite.
+#[inline(always)]
+fn block_step<F: Float>(
+    context: &StepContext<'_, F>,
+    (part, scratch): (&mut ChunkSums<F>, &mut Scratch<F>),
+    x: &[F],
+    labels: &[u32],
+    fresh: &mut [u32],
+    bounds: Option<(&mut [f32], &mut [f32])>,
+) -> bool {
+    let d = context.d;
+    if fresh.is_empty() {
+        return true;
+    }
+    if context.extras.check_data {
+        let (max_abs, finite) = scan(x);
+        part.max_abs = part.max_abs.max(max_abs);
+        if !finite {
+            return false;
+        }
+    }
+    match (context.geometry, bounds) {
+        (Some(geometry), Some((upper, lower))) => {
+            let (active, exact, guessed) = geometry.assign(
+                context.prepared,
+                context.guess,
+                context.centroids,
+                x,
+                labels,
+                fresh,
+                upper,
+                lower,
+                scratch,
+            );
+            part.active += active;
+            part.exact += exact;
+            part.guessed += guessed;
+        }
+        _ => {
+            // The data check reads the rows front to back before the
+            // kernel does; otherwise this does, where it pays.
+            if context.stream_in && !context.extras.check_data {
+                stream_in(x);
+            }
+            context.prepared.assign(x, fresh);
+            part.active += fresh.len();
+        }
+    }
+    if context.incremental {
+        for (i, (&old, &new)) in labels.iter().zip(fresh.iter()).enumerate() {
+            if old != new {
+                part.move_row(&x[i * d..(i + 1) * d], old, new);
+            }
+        }
+    } else {
+        context
+            .prepared
+            .add_rows(x, fresh, &mut part.sums, &mut part.counts);
+    }
+    if context.extras.inertia || context.extras.within {
+        let centroids = context.centroids;
+        for (i, (row, &j)) in x.chunks_exact(d).zip(fresh.iter()).enumerate() {
+            let j = j as usize;
+            let distance = scratch.known_distance(i).unwrap_or_else(|| {
+                F::squared_distance_on(context.prepared.isa(), row, &centroids[j * d..(j + 1) * d])
+            });
+            // In row order, as `inertia` sums.
+            part.inertia += distance.as_f64();
+            if context.extras.within {
+                part.within[j] += distance.as_f64();
+            }
+        }
+    }
+    true
 }
 
 /// Reads `x` front to back, dropping what it read, so that the rows are in
