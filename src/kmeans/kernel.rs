@@ -731,27 +731,7 @@ pub fn squared_norms<F: Float>(isa: Isa, rows: &[F], norms: &mut [f64]) {
 /// combined pairwise.
 #[inline]
 pub fn squared_distance<F: Float>(a: &[F], b: &[F]) -> F {
-    let mut lanes = [F::zero(); 8];
-    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: F = a_chunks
-        .remainder()
-        .iter()
-        .zip(b_chunks.remainder())
-        .map(|(&p, &q)| (p - q) * (p - q))
-        .fold(F::zero(), |acc, v| acc + v);
-    for (p, q) in a_chunks.zip(b_chunks) {
-        for l in 0..8 {
-            let diff = p[l] - q[l];
-            lanes[l] += diff * diff;
-        }
-    }
-    let quads = [
-        lanes[0] + lanes[4],
-        lanes[1] + lanes[5],
-        lanes[2] + lanes[6],
-        lanes[3] + lanes[7],
-    ];
-    (quads[0] + quads[2]) + (quads[1] + quads[3]) + tail
+    distance_lanes::<F, false>(a, b).0
 }
 
 /// [`squared_distance`] (the same bits) with, in the same loop, what
@@ -759,6 +739,14 @@ pub fn squared_distance<F: Float>(a: &[F], b: &[F]) -> F {
 /// whether every value is finite.
 #[inline]
 pub fn squared_distance_and_scan<F: Float>(a: &[F], b: &[F]) -> (F, f64, bool) {
+    let (distance, max, finite) = distance_lanes::<F, true>(a, b);
+    (distance, max.as_f64(), finite)
+}
+
+/// [`squared_distance`], and with `SCAN` the scan of
+/// [`squared_distance_and_scan`] in the same loop (else zero and `true`).
+#[inline(always)]
+fn distance_lanes<F: Float, const SCAN: bool>(a: &[F], b: &[F]) -> (F, F, bool) {
     let mut lanes = [F::zero(); 8];
     let mut max = [F::zero(); 8];
     let mut finite = [true; 8];
@@ -766,18 +754,22 @@ pub fn squared_distance_and_scan<F: Float>(a: &[F], b: &[F]) -> (F, f64, bool) {
     let (mut tail, mut tail_max, mut tail_finite) = (F::zero(), F::zero(), true);
     for (&p, &q) in a_chunks.remainder().iter().zip(b_chunks.remainder()) {
         tail += (p - q) * (p - q);
-        let m = p.abs();
-        tail_max = if m > tail_max { m } else { tail_max };
-        tail_finite &= m <= F::max_value();
+        if SCAN {
+            let m = p.abs();
+            tail_max = if m > tail_max { m } else { tail_max };
+            tail_finite &= m <= F::max_value();
+        }
     }
     for (p, q) in a_chunks.zip(b_chunks) {
         for l in 0..8 {
             let diff = p[l] - q[l];
             lanes[l] += diff * diff;
-            let m = p[l].abs();
-            max[l] = if m > max[l] { m } else { max[l] };
-            // False for NaN and infinities alike.
-            finite[l] &= m <= F::max_value();
+            if SCAN {
+                let m = p[l].abs();
+                max[l] = if m > max[l] { m } else { max[l] };
+                // False for NaN and infinities alike.
+                finite[l] &= m <= F::max_value();
+            }
         }
     }
     let quads = [
@@ -789,7 +781,7 @@ pub fn squared_distance_and_scan<F: Float>(a: &[F], b: &[F]) -> (F, f64, bool) {
     let max = max.iter().fold(tail_max, |m, &v| if v > m { v } else { m });
     (
         (quads[0] + quads[2]) + (quads[1] + quads[3]) + tail,
-        max.as_f64(),
+        max,
         tail_finite && finite.iter().all(|&f| f),
     )
 }
@@ -882,25 +874,7 @@ mod wide {
     #[inline]
     #[target_feature(enable = "avx512f")]
     pub unsafe fn squared_distance(a: &[f64], b: &[f64]) -> f64 {
-        let whole = a.len().min(b.len()) / 8 * 8;
-        let mut lanes = _mm512_setzero_pd();
-        for i in (0..whole).step_by(8) {
-            // SAFETY: `i + 8 <= whole <= a.len(), b.len()`.
-            let (p, q) = unsafe {
-                (
-                    _mm512_loadu_pd(a.as_ptr().add(i)),
-                    _mm512_loadu_pd(b.as_ptr().add(i)),
-                )
-            };
-            let diff = _mm512_sub_pd(p, q);
-            lanes = _mm512_add_pd(lanes, _mm512_mul_pd(diff, diff));
-        }
-        let tail = a[whole..]
-            .iter()
-            .zip(&b[whole..])
-            .map(|(&p, &q)| (p - q) * (p - q))
-            .fold(0.0, |acc, v| acc + v);
-        combine(lanes) + tail
+        distance_lanes::<false>(a, b).0
     }
 
     /// [`squared_distance`] with [`super::squared_distance_and_scan`]'s
@@ -908,6 +882,14 @@ mod wide {
     #[inline]
     #[target_feature(enable = "avx512f")]
     pub unsafe fn squared_distance_and_scan(a: &[f64], b: &[f64]) -> (f64, f64, bool) {
+        distance_lanes::<true>(a, b)
+    }
+
+    /// [`squared_distance`], and with `SCAN` the scan of `a` in the same
+    /// loop (else zero and `true`).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn distance_lanes<const SCAN: bool>(a: &[f64], b: &[f64]) -> (f64, f64, bool) {
         let whole = a.len().min(b.len()) / 8 * 8;
         let mut lanes = _mm512_setzero_pd();
         let mut max = _mm512_setzero_pd();
@@ -923,18 +905,22 @@ mod wide {
             };
             let diff = _mm512_sub_pd(p, q);
             lanes = _mm512_add_pd(lanes, _mm512_mul_pd(diff, diff));
-            let m = _mm512_abs_pd(p);
-            // The second operand where either is NaN, as `scan` keeps it.
-            max = _mm512_max_pd(m, max);
-            // False for NaN and infinities alike.
-            finite &= _mm512_cmp_pd_mask::<_CMP_LE_OQ>(m, largest);
+            if SCAN {
+                let m = _mm512_abs_pd(p);
+                // The second operand where either is NaN, as `scan` keeps it.
+                max = _mm512_max_pd(m, max);
+                // False for NaN and infinities alike.
+                finite &= _mm512_cmp_pd_mask::<_CMP_LE_OQ>(m, largest);
+            }
         }
         let (mut tail, mut tail_max, mut tail_finite) = (0.0, 0.0f64, true);
         for (&p, &q) in a[whole..].iter().zip(&b[whole..]) {
             tail += (p - q) * (p - q);
-            let m = p.abs();
-            tail_max = if m > tail_max { m } else { tail_max };
-            tail_finite &= m <= f64::MAX;
+            if SCAN {
+                let m = p.abs();
+                tail_max = if m > tail_max { m } else { tail_max };
+                tail_finite &= m <= f64::MAX;
+            }
         }
         (
             combine(lanes) + tail,
