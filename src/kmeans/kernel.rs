@@ -70,6 +70,17 @@ impl Isa {
         Isa::Portable
     }
 
+    /// Every instruction set this CPU runs, widest first, within the cap
+    /// of [`Self::detect`] (for tests that compare them).
+    #[cfg(test)]
+    pub fn supported() -> Vec<Isa> {
+        let best = Isa::detect();
+        [Isa::Avx512, Isa::Avx2, Isa::Portable]
+            .into_iter()
+            .skip_while(|isa| *isa != best)
+            .collect()
+    }
+
     /// Elements of `F` in one vector register.
     pub fn lanes<F>(self) -> usize {
         self.vector_bytes() / std::mem::size_of::<F>()
@@ -951,18 +962,10 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_xoshiro::Xoshiro256PlusPlus;
 
-    fn supported() -> Vec<Isa> {
-        let best = Isa::detect();
-        [Isa::Avx512, Isa::Avx2, Isa::Portable]
-            .into_iter()
-            .skip_while(|isa| *isa != best)
-            .collect()
-    }
-
     /// Every instruction set of this CPU in both layouts (rows in lanes
     /// where the shape allows it).
     fn variants() -> Vec<(Isa, Layout)> {
-        supported()
+        Isa::supported()
             .into_iter()
             .flat_map(|isa| [(isa, Layout::CentroidsInLanes), (isa, Layout::RowsInLanes)])
             .collect()
@@ -1073,7 +1076,10 @@ mod tests {
     fn both_layouts_give_the_same_labels_and_scores_to_the_bit() {
         fn check<F: Float>(x: &[F], c: ArrayView2<F>, what: &str) {
             let n = x.len() / c.ncols();
-            for isa in supported().into_iter().filter(|&isa| isa != Isa::Portable) {
+            for isa in Isa::supported()
+                .into_iter()
+                .filter(|&isa| isa != Isa::Portable)
+            {
                 let mut results = [Layout::CentroidsInLanes, Layout::RowsInLanes]
                     .map(|layout| {
                         let prepared = PreparedCentroids::with_layout(c, isa, layout);
@@ -1120,7 +1126,7 @@ mod tests {
             for scale in [1e-150, 1e-3, 1.0, 1e7, 1e150] {
                 let a: Vec<f64> = (0..len).map(|_| rng.gen_range(-1.0..1.0) * scale).collect();
                 let b: Vec<f64> = (0..len).map(|_| rng.gen_range(-1.0..1.0) * scale).collect();
-                for isa in supported() {
+                for isa in Isa::supported() {
                     let (wide, plain) = (
                         f64::squared_distance_on(isa, &a, &b),
                         squared_distance(&a, &b),
@@ -1155,7 +1161,7 @@ mod tests {
                 }
                 for a in &cases {
                     let (max_abs, finite) = super::super::validate::scan(a);
-                    for isa in supported() {
+                    for isa in Isa::supported() {
                         let (distance, max, all_finite) =
                             f64::squared_distance_and_scan_on(isa, a, &b);
                         let what = format!("{isa:?}, {len}, {scale}, {a:?}");
@@ -1195,7 +1201,7 @@ mod tests {
                 let rows: Vec<f64> = (0..13 * d)
                     .map(|_| rng.gen_range(-1.0..1.0) * scale)
                     .collect();
-                for isa in supported() {
+                for isa in Isa::supported() {
                     let mut norms = vec![0.0; 13];
                     squared_norms(isa, &rows, &mut norms);
                     for (norm, row) in norms.iter().zip(rows.chunks_exact(d)) {

@@ -14,6 +14,8 @@
 //! For few features, [`rows_in_lanes`] turns the layout around: one feature
 //! of `LANES` rows per register, centroids broadcast one at a time, the same
 //! per-lane bookkeeping, and no reduction across lanes at all.
+//! [`nearest_in_columns`] does the same for the first-feature guesses of
+//! [`super::guess`], from features already laid out in columns.
 
 #![cfg(target_arch = "x86_64")]
 
@@ -528,5 +530,104 @@ unsafe fn row_group<L: Lanes, const G: usize, const D: usize, const SCORES: bool
                 }
             }
         }
+    }
+}
+
+/// The nearest of `k` centroids to each of `out.len()` rows by their first
+/// `D` features, rows in lanes as in [`rows_in_lanes`], for the guesses of
+/// [`super::guess`]: feature `f` of row `i` is `columns[f * stride + i]`
+/// (already laid out in columns, so that no gather is needed), and
+/// `negated[j * D + f]` is `-c_jf`, `half_norms[j]` is `||c_j||^2 / 2`, `k =
+/// half_norms.len()`. Each centroid's score `||c_j||^2 / 2 - x.c_j` is a
+/// chain of `D` fused multiply-adds; two centroids and `2 L::LANES` rows go
+/// at a time, so that four chains are in flight. Lowest index on ties; rows
+/// with NaN get centroid 0.
+///
+/// # Safety
+/// The CPU must support `L`'s instruction set; `stride` is a multiple of `2
+/// L::LANES`, at least `out.len()`, and `columns` holds `D * stride`
+/// elements; `negated` holds `k * D`.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // indices over register arrays, unrolled
+pub unsafe fn nearest_in_columns<L: Lanes, const D: usize>(
+    columns: &[L::F],
+    stride: usize,
+    negated: &[L::F],
+    half_norms: &[L::F],
+    out: &mut [u32],
+) where
+    L::F: super::Float,
+{
+    let k = half_norms.len();
+    debug_assert!(stride.is_multiple_of(2 * L::LANES) && stride >= out.len());
+    debug_assert!(columns.len() >= D * stride && negated.len() >= k * D);
+    let from = |v: f64| <L::F as super::Float>::from_f64(v);
+    for first in (0..out.len()).step_by(2 * L::LANES) {
+        // SAFETY (all below): rows `first..first + 2 LANES` lie within
+        // `stride`, so every column read is in `columns`; centroid `j < k`
+        // has `D` coordinates from `j * D`.
+        unsafe {
+            let mut features = [[L::zero(); 2]; D];
+            for f in 0..D {
+                for g in 0..2 {
+                    features[f][g] =
+                        L::load(columns.as_ptr().add(f * stride + first + g * L::LANES));
+                }
+            }
+            let infinity = L::splat(from(f64::INFINITY));
+            let (mut best, mut best_index) = ([infinity; 2], [L::zero(); 2]);
+            for j in (0..k).step_by(2) {
+                // Two centroids at a time, their chains independent (the
+                // last one twice when `k` is odd: its score is not below
+                // itself, so nothing changes).
+                let pair = [j, (j + 1).min(k - 1)];
+                let scores = [
+                    centroid_scores::<L, D>(&features, negated, half_norms, pair[0]),
+                    centroid_scores::<L, D>(&features, negated, half_norms, pair[1]),
+                ];
+                for (score, &c) in scores.iter().zip(&pair) {
+                    let index = L::splat(from(c as f64));
+                    for g in 0..2 {
+                        L::keep_lower(score[g], index, &mut best[g], &mut best_index[g]);
+                    }
+                }
+            }
+            let mut lane_values = [from(0.0); 16];
+            for g in 0..2 {
+                let start = first + g * L::LANES;
+                let lanes = out.len().saturating_sub(start).min(L::LANES);
+                L::store(lane_values.as_mut_ptr(), best_index[g]);
+                for l in 0..lanes {
+                    out[start + l] = <L::F as super::Float>::as_f64(lane_values[l]) as u32;
+                }
+            }
+        }
+    }
+}
+
+/// Centroid `j`'s scores for the rows of `features` (see
+/// [`nearest_in_columns`]): one chain of `D` fused multiply-adds a vector.
+///
+/// # Safety
+/// As for [`nearest_in_columns`], with `j < k`.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // indices over register arrays, unrolled
+unsafe fn centroid_scores<L: Lanes, const D: usize>(
+    features: &[[L::V; 2]; D],
+    negated: &[L::F],
+    half_norms: &[L::F],
+    j: usize,
+) -> [L::V; 2] {
+    // SAFETY: centroid `j < k` has `D` coordinates from `j * D`.
+    unsafe {
+        let centroid = negated.as_ptr().add(j * D);
+        let mut acc = [L::splat(*half_norms.get_unchecked(j)); 2];
+        for f in 0..D {
+            let c = L::splat(*centroid.add(f));
+            for g in 0..2 {
+                acc[g] = L::fmadd(features[f][g], c, acc[g]);
+            }
+        }
+        acc
     }
 }
