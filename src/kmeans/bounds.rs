@@ -140,25 +140,29 @@ impl<F: Float> Bounds<F> {
             .zip(self.upper.par_chunks(rows).zip(self.lower.par_chunks(rows)))
             .map(|((x, labels), (upper, lower))| {
                 let (mut exact, mut kernel) = (0usize, 0usize);
-                for (i, (&label, (&upper, &lower))) in
-                    labels.iter().zip(upper.iter().zip(lower)).enumerate()
-                {
-                    let a = label as usize;
-                    let (_, low, settled) = geometry.carried(motion, a, upper, lower);
-                    if settled {
-                        continue;
-                    }
-                    let row = &x[i * d..(i + 1) * d];
-                    exact += 1;
-                    let centroid = &flat[a * d..(a + 1) * d];
-                    if geometry.certain(a, geometry.tightened(row, centroid), f64::from(low)) {
-                        continue;
-                    }
-                    kernel += 1;
-                    let mut nearest = [0u32];
-                    prepared.assign(row, &mut nearest);
-                    if nearest[0] != label || kernel > budget {
-                        return None;
+                let blocks = labels
+                    .chunks(SUBCHUNK_CAPACITY)
+                    .zip(upper.chunks(SUBCHUNK_CAPACITY))
+                    .zip(lower.chunks(SUBCHUNK_CAPACITY));
+                for (b, ((labels, upper), lower)) in blocks.enumerate() {
+                    let n = labels.len();
+                    let x = &x[b * SUBCHUNK_CAPACITY * d..][..n * d];
+                    // Carried (and tightened) as a step would, on copies:
+                    // the bounds stay as the last step set them.
+                    let mut carried = [[0f32; SUBCHUNK_CAPACITY]; 2];
+                    carried[0][..n].copy_from_slice(upper);
+                    carried[1][..n].copy_from_slice(lower);
+                    let [up, low] = &mut carried;
+                    let (sure, tightened) =
+                        geometry.carry_over(motion, x, flat, labels, &mut up[..n], &mut low[..n]);
+                    exact += tightened;
+                    for i in unsettled(sure, n) {
+                        kernel += 1;
+                        let mut nearest = [0u32];
+                        prepared.assign(&x[i * d..(i + 1) * d], &mut nearest);
+                        if nearest[0] != labels[i] || kernel > budget {
+                            return None;
+                        }
                     }
                 }
                 Some((exact, kernel))
