@@ -16,6 +16,7 @@ pub trait Float:
     + Sum
     + super::kernel::SimdTiles
     + super::kernel::WideDistances
+    + super::guess::FirstEight
     + Default
     + Send
     + Sync

@@ -102,12 +102,7 @@ impl<F: Float> Guess<F> {
         let columns: &mut [f32; FEATURES * MAX_ROWS] = (&mut buffer[..FEATURES * MAX_ROWS])
             .try_into()
             .expect("sized above");
-        for (i, row) in x.chunks_exact(d).take(MAX_ROWS).enumerate() {
-            let first: &[F; FEATURES] = row[..FEATURES].try_into().expect("d >= FEATURES");
-            for (f, &v) in first.iter().enumerate() {
-                columns[f * MAX_ROWS + i] = v.as_f64() as f32;
-            }
-        }
+        lay_out_in_columns(self.isa, x, d, rows, columns);
         let (negated, half_norms) = (&self.negated[..], &self.half_norms[..]);
         match self.isa {
             #[cfg(target_arch = "x86_64")]
@@ -125,6 +120,122 @@ impl<F: Float> Guess<F> {
     /// The work of guessing `rows` rows, in distances of `d` features.
     pub fn distances(&self, rows: usize, d: usize) -> u64 {
         (rows * self.half_norms.len() * FEATURES).div_ceil(d) as u64
+    }
+}
+
+/// The first [`FEATURES`] features of the `rows` rows of `x` (`d` each),
+/// feature `f` of row `i` into `columns[f * MAX_ROWS + i]`, in `f32`.
+fn lay_out_in_columns<F: Float>(
+    isa: Isa,
+    x: &[F],
+    d: usize,
+    rows: usize,
+    columns: &mut [f32; FEATURES * MAX_ROWS],
+) {
+    assert!(d >= FEATURES && x.len() >= rows * d && rows <= MAX_ROWS);
+    #[cfg(target_arch = "x86_64")]
+    if isa != Isa::Portable && rows >= 8 {
+        // SAFETY: AVX2 comes with either SIMD instruction set (detected);
+        // the rows and columns were checked above.
+        return unsafe { columns_avx2(x, d, rows, columns) };
+    }
+    let _ = isa;
+    for (i, row) in x.chunks_exact(d).take(rows).enumerate() {
+        for (f, &v) in row[..FEATURES].iter().enumerate() {
+            columns[f * MAX_ROWS + i] = v.as_f64() as f32;
+        }
+    }
+}
+
+/// [`lay_out_in_columns`] eight rows at a time (at least eight rows; the
+/// last eight overlap the ones before when `rows` is not a multiple): each
+/// row's first features in one register, the eight registers transposed.
+///
+/// # Safety
+/// The CPU must have AVX2; `x` holds `rows >= 8` rows of `d >= FEATURES`
+/// elements and `rows <= MAX_ROWS`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn columns_avx2<F: Float>(
+    x: &[F],
+    d: usize,
+    rows: usize,
+    columns: &mut [f32; FEATURES * MAX_ROWS],
+) {
+    use std::arch::x86_64::*;
+    for first in (0..rows).step_by(8) {
+        let start = first.min(rows - 8);
+        // SAFETY (all below): rows `start..start + 8` are in `x`, each with
+        // `FEATURES` elements; `start + 8 <= MAX_ROWS`, within each column.
+        unsafe {
+            let mut c = [_mm256_setzero_ps(); 8];
+            for (r, c) in c.iter_mut().enumerate() {
+                *c = F::first_eight(x.as_ptr().add((start + r) * d));
+            }
+            // The classic 8x8 transpose: pairs, then quads, then halves.
+            let t = [
+                _mm256_unpacklo_ps(c[0], c[1]),
+                _mm256_unpackhi_ps(c[0], c[1]),
+                _mm256_unpacklo_ps(c[2], c[3]),
+                _mm256_unpackhi_ps(c[2], c[3]),
+                _mm256_unpacklo_ps(c[4], c[5]),
+                _mm256_unpackhi_ps(c[4], c[5]),
+                _mm256_unpacklo_ps(c[6], c[7]),
+                _mm256_unpackhi_ps(c[6], c[7]),
+            ];
+            let u = [
+                _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+                _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+                _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+                _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+                _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+                _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+                _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+                _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+            ];
+            for f in 0..4 {
+                let low = _mm256_permute2f128_ps::<0x20>(u[f], u[f + 4]);
+                let high = _mm256_permute2f128_ps::<0x31>(u[f], u[f + 4]);
+                _mm256_storeu_ps(columns.as_mut_ptr().add(f * MAX_ROWS + start), low);
+                _mm256_storeu_ps(columns.as_mut_ptr().add((f + 4) * MAX_ROWS + start), high);
+            }
+        }
+    }
+}
+
+/// A row's first eight elements as eight `f32` lanes, for
+/// [`lay_out_in_columns`].
+pub trait FirstEight: Sized {
+    /// The eight elements from `row`, in `f32`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2; `row` points to eight readable elements.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn first_eight(row: *const Self) -> std::arch::x86_64::__m256;
+}
+
+impl FirstEight for f32 {
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn first_eight(row: *const f32) -> std::arch::x86_64::__m256 {
+        // SAFETY: the caller's contract.
+        unsafe { std::arch::x86_64::_mm256_loadu_ps(row) }
+    }
+}
+
+impl FirstEight for f64 {
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn first_eight(row: *const f64) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's contract.
+        unsafe {
+            let low = _mm256_cvtpd_ps(_mm256_loadu_pd(row));
+            let high = _mm256_cvtpd_ps(_mm256_loadu_pd(row.add(4)));
+            _mm256_set_m128(high, low)
+        }
     }
 }
 
