@@ -82,6 +82,13 @@ fn cluster<F: Float + WritableElement>(args: &Args, x: Array2<F>) -> anyhow::Res
     let start = Instant::now();
     let fit = model.fit(x.view())?;
     let seconds = start.elapsed().as_secs_f64();
+    // Magnitudes near the float limit can leave the sum of squares itself
+    // beyond f64: refuse rather than print it as null.
+    anyhow::ensure!(
+        fit.inertia.is_finite(),
+        "the inertia (sum of squared distances) exceeds the largest f64 ({:e}): the data's magnitudes are too large to square; scale the data down",
+        f64::MAX
+    );
     if fit.distinct_clusters() < args.k {
         eprintln!(
             "warning: only {} distinct clusters found (k = {}): the data has fewer distinct points than k",

@@ -21,8 +21,9 @@ pub struct KMeansFit<F> {
     pub inertia: f64,
     /// Lloyd iterations run (scikit-learn's `n_iter_`).
     pub n_iter: usize,
-    /// Whether an iteration changed no label (strict convergence), as opposed
-    /// to stopping on `max_iter` or on the tolerance.
+    /// Whether the fit reached a fixed point: an iteration changed no label
+    /// (strict convergence) or moved no centroid, as opposed to stopping on
+    /// `max_iter` or on a positive tolerance.
     pub converged: bool,
     /// What the fit computed, pass by pass (not part of the result: a fit
     /// with bounds does less work for the same answer).
@@ -146,7 +147,7 @@ impl<F: Float> KMeans<F> {
         // for scaling, the fit starts over on a scaled copy.
         let fused = matches!(self.init(), Init::Given(_))
             && x.is_standard_layout()
-            && power_of_two_scale::<F>(init_max_abs).is_none();
+            && Scale::needed::<F>(0.0, init_max_abs).is_none();
         let mut work = Work::default();
         if fused {
             match self.lloyd(x, init_max_abs, None, &mut work)? {
@@ -175,15 +176,26 @@ impl<F: Float> KMeans<F> {
     ) -> Result<Attempt<F>> {
         let (n, d) = x.dim();
         let k = self.k();
+        // Initial centroids so far from the data that no row can be nearest
+        // to them would stretch the range to scale past the float type's
+        // precision; they are moved in, still beyond every row's reach (see
+        // `pull_in_far_centroids`), which leaves the fit unchanged.
+        let pulled_in = match (self.init(), data_max_abs) {
+            (Init::Given(init), Some(m)) if Scale::needed::<F>(m, init_max_abs).is_some() => {
+                pull_in_far_centroids(init.view(), m)
+            }
+            _ => None,
+        };
+        let init_max_abs = pulled_in.as_ref().map_or(init_max_abs, |(_, max)| *max);
         // Magnitudes whose squares would overflow or underflow the float type
         // are fitted on a copy scaled by a power of two (exact), and the
         // result scaled back.
-        let scale = data_max_abs.and_then(|m| power_of_two_scale::<F>(m.max(init_max_abs)));
+        let scale = data_max_abs.and_then(|m| Scale::needed::<F>(m, init_max_abs));
         let scaled;
         let x_contiguous = match scale {
             Some(s) => {
                 work.push(0, n as u64);
-                scaled = x.mapv(|v| v * F::from_f64(s));
+                scaled = x.mapv(|v| s.apply(v));
                 ndarray::CowArray::from(scaled.view())
             }
             None => x.as_standard_layout(),
@@ -192,10 +204,13 @@ impl<F: Float> KMeans<F> {
             .as_slice()
             .expect("standard layout is contiguous");
         let mut centroids = match self.init() {
-            Init::Given(init) => match scale {
-                Some(s) => init.mapv(|v| v * F::from_f64(s)),
-                None => init.as_standard_layout().into_owned(),
-            },
+            Init::Given(init) => {
+                let init = pulled_in.as_ref().map_or(init.view(), |(c, _)| c.view());
+                match scale {
+                    Some(s) => init.mapv(|v| s.apply(v)),
+                    None => init.as_standard_layout().into_owned(),
+                }
+            }
             Init::KMeansPlusPlus => {
                 // One pass for the first centroid, then two per centroid:
                 // score the candidates, update the nearest distances.
@@ -209,7 +224,7 @@ impl<F: Float> KMeans<F> {
             }
         };
         let row_norm_max =
-            |max_abs: f64| (d as f64).sqrt() * max_abs * scale.unwrap_or(1.0) * (1.0 + 1e-6);
+            |max_abs: f64| (d as f64).sqrt() * scale.map_or(max_abs, |s| s.apply(max_abs)) * (1.0 + 1e-6);
 
         let mut labels = vec![u32::MAX; n];
         let use_bounds = match self.pruning() {
@@ -293,7 +308,7 @@ impl<F: Float> KMeans<F> {
             };
             if let Some(max_abs) = step.data_max_abs {
                 data_max_abs = Some(max_abs);
-                if power_of_two_scale::<F>(max_abs.max(init_max_abs)).is_some() {
+                if Scale::needed::<F>(max_abs, init_max_abs).is_some() {
                     return Ok(Attempt::NeedsScaling {
                         data_max_abs: max_abs,
                     });
@@ -350,6 +365,10 @@ impl<F: Float> KMeans<F> {
                 }
             });
             if step.shift <= tol {
+                // Centroids that did not move at all are a fixed point: the
+                // next step would give them again (scikit-learn stops here
+                // too, for example on identical rows).
+                converged = step.shift == 0.0;
                 break;
             }
         }
@@ -363,8 +382,11 @@ impl<F: Float> KMeans<F> {
             inertia(flat, d, centroids.view(), &labels)
         });
         if let Some(s) = scale {
-            centroids.mapv_inplace(|v| v * F::from_f64(1.0 / s));
-            inertia /= s * s;
+            let back = s.inverse();
+            centroids.mapv_inplace(|v| back.apply(v));
+            // Squared distances scale by the square (beyond the float range
+            // the inertia is infinite: a sum too large for f64).
+            inertia = back.apply(back.apply(inertia));
         }
         Ok(Attempt::Fitted(Box::new(KMeansFit {
             centroids,
@@ -527,15 +549,79 @@ fn safe_magnitude<F: Float>() -> f64 {
     F::max_value().as_f64().sqrt() / (1u64 << 24) as f64
 }
 
-/// A power of two bringing `max_abs` near 1, when the data's magnitudes are
-/// outside the safe range; `None` otherwise.
-fn power_of_two_scale<F: Float>(max_abs: f64) -> Option<f64> {
-    let safe = safe_magnitude::<F>();
-    if max_abs > safe || (max_abs > 0.0 && max_abs < 1.0 / safe) {
-        Some(2f64.powi(-(max_abs.log2().floor() as i32)))
-    } else {
-        None
+/// Scaling by a power of two, held as its exponent: subnormal data needs
+/// factors beyond the float range (2^1063 for values near 1e-320), which are
+/// applied in two exact halves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Scale {
+    exponent: i32,
+}
+
+impl Scale {
+    /// The scale bringing the data near 1 when its magnitudes, or those of
+    /// the initial centroids beside it, are outside the safe range (too large
+    /// or, for the data, too small); `None` otherwise.
+    fn needed<F: Float>(data_max_abs: f64, init_max_abs: f64) -> Option<Scale> {
+        let safe = safe_magnitude::<F>();
+        let max_abs = data_max_abs.max(init_max_abs);
+        let tiny = |m: f64| m > 0.0 && m < 1.0 / safe;
+        (max_abs > safe || tiny(max_abs) || tiny(data_max_abs)).then(|| Scale {
+            exponent: -(max_abs.log2().floor() as i32),
+        })
     }
+
+    /// The scale that undoes this one.
+    fn inverse(self) -> Scale {
+        Scale {
+            exponent: -self.exponent,
+        }
+    }
+
+    /// `v * 2^exponent`, rounded once (only the second half can round).
+    fn apply<F: Float>(self, v: F) -> F {
+        let first = self.exponent / 2;
+        let second = self.exponent - first;
+        F::from_f64(v.as_f64() * 2f64.powi(first) * 2f64.powi(second))
+    }
+}
+
+/// Initial centroids moved in from beyond every row's reach, with the new
+/// largest magnitude, when any lie there; `None` otherwise.
+///
+/// A centroid whose largest coordinate exceeds `t = 2 (sqrt(d) + 1) (m + c)`
+/// (m: the data's largest magnitude, c: the smallest centroid's) is farther
+/// from every row than the smallest centroid is, so it is nearest to none,
+/// its cluster is empty after the first assignment and it is relocated to
+/// the farthest samples, whatever its position was. Moved along its own
+/// direction to magnitude `2 t`, it stays beyond reach, so the fit is the
+/// same, but the range to scale now fits the float type's precision (a
+/// centroid at 1e200 beside data near 1 would otherwise scale the data's
+/// squares into underflow).
+fn pull_in_far_centroids<F: Float>(init: ArrayView2<F>, data_max_abs: f64) -> Option<(Array2<F>, f64)> {
+    let max_abs: Vec<f64> = init
+        .rows()
+        .into_iter()
+        .map(|row| row.iter().fold(0.0f64, |m, v| m.max(v.as_f64().abs())))
+        .collect();
+    let smallest = max_abs.iter().copied().fold(f64::INFINITY, f64::min);
+    let d = init.ncols() as f64;
+    let reach = 2.0 * (d.sqrt() + 1.0) * (data_max_abs + smallest);
+    // All rows and the smallest centroid at the origin: any positive reach.
+    let reach = if reach > 0.0 { reach } else { 1.0 };
+    if max_abs.iter().all(|&m| m <= reach) {
+        return None;
+    }
+    let mut moved = init.to_owned();
+    for (mut row, &m) in moved.rows_mut().into_iter().zip(&max_abs) {
+        if m > reach {
+            row.mapv_inplace(|v| F::from_f64(v.as_f64() / m * (2.0 * reach)));
+        }
+    }
+    let new_max = max_abs
+        .iter()
+        .map(|&m| if m > reach { 2.0 * reach } else { m })
+        .fold(0.0, f64::max);
+    Some((moved, new_max))
 }
 
 /// The mean over features of each feature's (population) variance, the scale
@@ -1315,6 +1401,7 @@ mod tests {
         // The centroids did not move: the tolerance rule (shift <= 0) ends
         // the loop after one step, as in scikit-learn.
         assert_eq!(fit.n_iter, 1);
+        assert!(fit.converged, "unmoved centroids are a fixed point");
     }
 
     #[test]
@@ -1339,6 +1426,8 @@ mod tests {
             .unwrap();
         assert_eq!(fit.centroids, one);
         assert_eq!(fit.inertia, 0.0);
+        assert_eq!(fit.n_iter, 1);
+        assert!(fit.converged);
     }
 
     #[test]
@@ -1373,5 +1462,86 @@ mod tests {
             .unwrap();
         assert_eq!(fit.labels, reference.labels);
         assert!(fit.inertia.is_finite());
+    }
+
+    #[test]
+    fn subnormal_data_gives_the_fit_of_the_same_data_scaled_up() {
+        let (x, init) = random_blobs(600, 3, 4, 31);
+        let reference = fit_from(&x, init.clone());
+        // Near 1e-320 an f64 keeps a few bits: compare with the reference fit
+        // of the very values held, scaled up exactly.
+        let tiny = 2f64.powi(-1066);
+        let x_tiny = x.mapv(|v| v * tiny);
+        let init_tiny = init.mapv(|v| v * tiny);
+        assert!(x_tiny.iter().all(|v| *v == 0.0 || v.is_subnormal()));
+        let held = fit_from(&x_tiny.mapv(|v| v / tiny), init_tiny.mapv(|v| v / tiny));
+        let fit = fit_from(&x_tiny, init_tiny);
+        assert!(fit.centroids.iter().all(|v| v.is_finite()));
+        assert_eq!(fit.labels, held.labels);
+        assert_eq!(fit.n_iter, held.n_iter);
+        for (a, b) in fit.centroids.iter().zip(&held.centroids) {
+            assert_eq!(*a, b * tiny, "centroids are the held fit's, scaled back");
+        }
+        assert_eq!(fit.inertia, 0.0, "1e-640 rounds to zero in f64");
+        assert!(held.labels.iter().zip(&reference.labels).filter(|(a, b)| a != b).count() < 60);
+        // f32 subnormals (1e-42) likewise.
+        let tiny32 = 2f64.powi(-140);
+        let x32 = x.mapv(|v| (v * tiny32) as f32);
+        let init32 = init.mapv(|v| (v * tiny32) as f32);
+        let held32 = fit_from(
+            &x32.mapv(|v| (v as f64 / tiny32) as f32),
+            init32.mapv(|v| (v as f64 / tiny32) as f32),
+        );
+        let fit32 = fit_from(&x32, init32);
+        assert!(fit32.centroids.iter().all(|v| v.is_finite()));
+        assert_eq!(fit32.labels, held32.labels);
+        assert!(fit32.inertia.is_finite() && fit32.inertia > 0.0);
+    }
+
+    #[test]
+    fn a_centroid_beyond_reach_gives_the_same_fit_wherever_it_lies() {
+        let (x, init) = random_blobs(900, 4, 5, 41);
+        // Centroid 2 lies so far out that no row can be nearest to it: its
+        // cluster is empty at once and takes the farthest sample, wherever
+        // it was. At 1e6 the fit needs no scaling.
+        let direction = ndarray::array![0.6, -0.8, 0.3, 0.1];
+        let at = |distance: f64| {
+            let mut moved = init.clone();
+            moved.row_mut(2).assign(&direction.mapv(|v| v * distance));
+            moved
+        };
+        let reference = fit_from(&x, at(1e6));
+        assert!(reference.n_iter > 2);
+        for distance in [1e160, 1e200, 1e300, -1e300, f64::MAX / 2.0] {
+            let fit = fit_from(&x, at(distance));
+            assert_eq!(fit.labels, reference.labels, "at {distance:e}");
+            assert_eq!(fit.n_iter, reference.n_iter, "at {distance:e}");
+            assert!(fit.converged);
+            let gap = (fit.inertia - reference.inertia).abs() / reference.inertia;
+            assert!(gap <= 1e-12, "inertia off by {gap:e} at {distance:e}");
+            for (a, b) in fit.centroids.iter().zip(&reference.centroids) {
+                assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()), "at {distance:e}");
+            }
+        }
+        // Data near 1e-300 with a centroid at 1: the same, scaled.
+        let small = 2f64.powi(-1000);
+        let mut far = init.mapv(|v| v * small);
+        far.row_mut(2).assign(&direction);
+        let fit = fit_from(&x.mapv(|v| v * small), far);
+        assert_eq!(fit.labels, reference.labels);
+        assert_eq!(fit.n_iter, reference.n_iter);
+        for (a, b) in fit.centroids.iter().zip(&reference.centroids) {
+            assert!((a / small - b).abs() <= 1e-12 * (1.0 + b.abs()));
+        }
+    }
+
+    #[test]
+    fn an_inertia_beyond_the_float_range_is_infinite_not_nan() {
+        let (x, init) = random_blobs(500, 3, 4, 51);
+        let reference = fit_from(&x, init.clone());
+        let fit = fit_from(&x.mapv(|v| v * 1e300), init.mapv(|v| v * 1e300));
+        assert_eq!(fit.labels, reference.labels);
+        assert!(fit.centroids.iter().all(|v| v.is_finite()));
+        assert_eq!(fit.inertia, f64::INFINITY);
     }
 }
