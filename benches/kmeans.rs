@@ -16,7 +16,7 @@
 //! Knobs (environment or `.env`): `KMEANS_BENCH_PRESET=quick|full` (default
 //! full), `KMEANS_BENCH_THREADS` (default every core).
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -24,12 +24,11 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode};
 use pythonvsrust_kmeans::alloc::CountingAllocator;
 use pythonvsrust_kmeans::data::DataCache;
-use pythonvsrust_kmeans::impls::{create, Contender, NAMES};
 use pythonvsrust_kmeans::kmeans::DEFAULT_MAX_ITER;
-use pythonvsrust_kmeans::protocol::{check_inertia, measure_untimed, panic_message, ScenarioRun};
+use pythonvsrust_kmeans::protocol::{check_inertia, ScenarioRun, Trial};
 use pythonvsrust_kmeans::report::write_report;
 use pythonvsrust_kmeans::results::{append_records, report_dir, Check, Record, Status};
-use pythonvsrust_kmeans::suite::{self, scenarios};
+use pythonvsrust_kmeans::suite;
 use pythonvsrust_kmeans::{environment, floor};
 
 #[global_allocator]
@@ -61,7 +60,7 @@ impl Preset {
     /// resamples than Criterion's 100,000 keep its analysis from dominating
     /// short benches.
     fn configure(self, group: &mut BenchmarkGroup<WallTime>) {
-        group.sample_size(10).sampling_mode(SamplingMode::Flat);
+        group.sample_size(SAMPLES).sampling_mode(SamplingMode::Flat);
         match self {
             Preset::Quick => {
                 group
@@ -77,82 +76,14 @@ impl Preset {
     }
 }
 
-/// The filter given on the command line (`cargo bench -- FILTER`), matched
-/// as Criterion matches it, so only selected scenarios load data.
-struct Selection {
-    filter: Option<regex::Regex>,
-    exact: Option<String>,
-    list: bool,
-}
+/// Samples per bench: Criterion's least, which keeps the million-row
+/// scenarios within minutes.
+const SAMPLES: usize = 10;
 
-impl Selection {
-    fn from_args() -> Self {
-        const WITH_VALUE: [&str; 17] = [
-            "-c",
-            "--color",
-            "--colour",
-            "-s",
-            "--save-baseline",
-            "-b",
-            "--baseline",
-            "--baseline-lenient",
-            "--format",
-            "--profile-time",
-            "--load-baseline",
-            "--sample-size",
-            "--warm-up-time",
-            "--measurement-time",
-            "--nresamples",
-            "--noise-threshold",
-            "--plotting-backend",
-        ];
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let mut positional = None;
-        let mut skip_next = false;
-        for arg in &args {
-            if skip_next {
-                skip_next = false;
-            } else if WITH_VALUE.contains(&arg.as_str())
-                || [
-                    "--confidence-level",
-                    "--significance-level",
-                    "--output-format",
-                ]
-                .contains(&arg.as_str())
-            {
-                skip_next = true;
-            } else if !arg.starts_with('-') && positional.is_none() {
-                positional = Some(arg.clone());
-            }
-        }
-        let exact = args.iter().any(|a| a == "--exact");
-        Selection {
-            filter: positional
-                .as_ref()
-                .filter(|_| !exact)
-                .and_then(|p| regex::Regex::new(p).ok()),
-            exact: positional.filter(|_| exact),
-            list: args.iter().any(|a| a == "--list"),
-        }
-    }
-
-    fn selects(&self, id: &str) -> bool {
-        match (&self.filter, &self.exact) {
-            (Some(re), _) => re.is_match(id),
-            (_, Some(exact)) => exact == id,
-            _ => true,
-        }
-    }
-}
-
-/// The scenarios in run order: the sweep, then the overlapping family.
-/// One contender's state inside its bench: created, prepared and warmed up
-/// on the first call, then timed; every `iter_custom` call's mean fit time.
-struct BenchState {
-    contender: Box<dyn Contender>,
-    calls: Vec<(u64, Duration)>,
-    error: Option<String>,
-}
+/// One bench's trial, started the first time Criterion runs the bench (so
+/// filtered-out and listed benches create nothing), or the failed record of
+/// a scenario whose data could not be loaded.
+type Slot<'a> = RefCell<Option<Result<Trial<'a>, Box<Record>>>>;
 
 fn main() {
     dotenvy::dotenv().ok();
@@ -164,133 +95,91 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let selection = Selection::from_args();
     let mut criterion = Criterion::default().configure_from_args();
     let cache = DataCache::project();
     let out_dir = report_dir();
     let started = Instant::now();
     let mut recorded = 0;
-    let mut floors: Option<Vec<(String, String)>> = None;
+    let floors: OnceCell<Vec<(String, String)>> = OnceCell::new();
 
-    for (family, spec) in scenarios() {
-        let group_id = suite::group_id(family, spec.scenario);
-        let selected: Vec<&str> = NAMES
-            .iter()
-            .copied()
-            .filter(|name| selection.selects(&format!("{group_id}/{name}")))
-            .collect();
-        if selected.is_empty() {
-            continue;
-        }
-        let scenario_run: RefCell<Option<ScenarioRun>> = RefCell::new(None);
-        let load = || -> Result<(), String> {
-            if scenario_run.borrow().is_none() {
+    for (family, spec) in suite::scenarios() {
+        let group_id = suite::group_id(family.id, spec.scenario);
+        let scenario_run: OnceCell<Result<ScenarioRun, String>> = OnceCell::new();
+        let load = || {
+            scenario_run.get_or_init(|| {
                 eprintln!(
                     "{group_id}: loading data (generated once, then cached under {})",
                     cache.dir().display()
                 );
                 let (run, outcome) = ScenarioRun::load(&cache, &spec, DEFAULT_MAX_ITER, threads)
                     .map_err(|e| e.to_string())?;
-                eprintln!("{group_id}: data {:?}", outcome);
-                *scenario_run.borrow_mut() = Some(run);
-            }
-            Ok(())
+                eprintln!("{group_id}: data {outcome:?}");
+                Ok(run)
+            })
         };
-        if floors.is_none() && !selection.list {
-            floors = Some(measure_floors(threads));
-        }
         let mut records = Vec::new();
         let mut group = criterion.benchmark_group(&group_id);
         preset.configure(&mut group);
-        for name in selected {
-            let mut record = Record::new(family, spec.scenario, spec.std, name, threads);
-            record.environment = environment::machine();
-            record
-                .environment
-                .insert("bench.preset".into(), format!("{preset:?}").to_lowercase());
-            record.environment.extend(floors.iter().flatten().cloned());
-            let contender = match create(name) {
-                Ok(c) => c,
-                Err(unavailable) => {
-                    if !selection.list {
-                        eprintln!("{group_id}/{name}: SKIPPED: {}", unavailable.reason);
-                        record.status = Status::Skipped;
-                        record.reason = Some(unavailable.reason);
-                        records.push(record);
-                    }
-                    continue;
-                }
-            };
-            let state: RefCell<Option<BenchState>> = RefCell::new(None);
-            let mut pending = Some(contender);
+        for entry in family.contenders() {
+            let name = entry.name;
+            let slot: Slot = RefCell::new(None);
             group.bench_function(name, |b| {
-                if state.borrow().is_none() {
-                    let mut contender = pending.take().expect("the contender is set up once");
-                    let setup = load().and_then(|()| {
-                        let binding = scenario_run.borrow();
-                        let run = binding.as_ref().expect("loaded");
-                        contained(|| {
-                            contender.prepare(&run.problem)?;
-                            contender.fit().map(|_| ())
-                        })
-                    });
-                    *state.borrow_mut() = Some(BenchState {
-                        contender,
-                        calls: Vec::new(),
-                        error: setup.err(),
-                    });
-                }
-                let mut guard = state.borrow_mut();
-                let s = guard.as_mut().expect("set up above");
-                b.iter_custom(|iters| {
-                    if s.error.is_some() {
-                        return Duration::from_nanos(1);
-                    }
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        if let Err(e) = contained(|| s.contender.fit().map(|_| ())) {
-                            s.error = Some(e);
-                            break;
+                let mut slot = slot.borrow_mut();
+                let trial = slot.get_or_insert_with(|| {
+                    let mut record = Record::new(family.id, spec.scenario, spec.std, name, threads);
+                    record.environment = environment::machine();
+                    record
+                        .environment
+                        .insert("bench.preset".into(), format!("{preset:?}").to_lowercase());
+                    record.environment.extend(
+                        floors
+                            .get_or_init(|| measure_floors(threads))
+                            .iter()
+                            .cloned(),
+                    );
+                    let run = match load() {
+                        Ok(run) => run,
+                        Err(reason) => {
+                            record.status = Status::Failed;
+                            record.reason = Some(reason.clone());
+                            eprintln!("{group_id}/{name}: FAILED: {reason}");
+                            return Err(Box::new(record));
                         }
+                    };
+                    let trial = Trial::start(run, record);
+                    let r = trial.record();
+                    if r.status != Status::Ok {
+                        let what = if r.status == Status::Skipped {
+                            "SKIPPED"
+                        } else {
+                            "FAILED"
+                        };
+                        eprintln!(
+                            "{group_id}/{name}: {what}: {}",
+                            r.reason.as_deref().unwrap_or("")
+                        );
                     }
-                    let elapsed = start.elapsed();
-                    s.calls.push((iters, elapsed));
-                    elapsed
+                    Ok(trial)
+                });
+                b.iter_custom(|fits| match trial {
+                    Ok(trial) => trial.time(fits),
+                    Err(_) => Duration::from_nanos(1),
                 });
             });
-            let Some(mut s) = state.into_inner() else {
-                continue;
-            };
-            // Criterion calls the routine for warm-up first, then once per
-            // sample: the last `sample_size` calls are the measurement.
-            let measured = &s.calls[s.calls.len().saturating_sub(10)..];
-            record.sample_seconds = measured
-                .iter()
-                .map(|(iters, d)| d.as_secs_f64() / *iters as f64)
-                .collect();
-            record.environment.insert(
-                "bench.fits_per_sample".into(),
-                measured
-                    .iter()
-                    .map(|(i, _)| i.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            );
-            let untimed = match &s.error {
-                Some(e) => Err(e.clone()),
-                None => {
-                    let binding = scenario_run.borrow();
-                    let run = binding.as_ref().expect("loaded");
-                    contained(|| measure_untimed(s.contender.as_mut(), run, &mut record))
+            match slot.into_inner() {
+                Some(Ok(trial)) => {
+                    let record = trial.finish(SAMPLES);
+                    if record.status == Status::Failed {
+                        eprintln!(
+                            "{group_id}/{name}: FAILED: {}",
+                            record.reason.as_deref().unwrap_or("")
+                        );
+                    }
+                    records.push(record);
                 }
-            };
-            if let Err(e) = untimed {
-                eprintln!("{group_id}/{name}: FAILED: {e}");
-                record.status = Status::Failed;
-                record.reason = Some(e);
-                record.sample_seconds.clear();
+                Some(Err(record)) => records.push(*record),
+                None => {}
             }
-            records.push(record);
         }
         group.finish();
         if records.is_empty() {
@@ -359,14 +248,6 @@ fn measure_floors(threads: usize) -> Vec<(String, String)> {
             format!("{bandwidth:.4e}"),
         ),
     ]
-}
-
-/// Runs `f`, turning its error or a panic inside a library into a message.
-fn contained(f: impl FnOnce() -> pythonvsrust_kmeans::Result<()>) -> Result<(), String> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(result) => result.map_err(|e| e.to_string()),
-        Err(panic) => Err(format!("panicked: {}", panic_message(&panic))),
-    }
 }
 
 /// Redraws the report from all stored results.

@@ -1,19 +1,21 @@
-//! Runs one scenario through every contender once (no Criterion) and prints a
+//! Runs one scenario through the chosen contenders under the bench's
+//! protocol (one warm-up, then R timed fits; no Criterion) and prints a
 //! table, or one JSON object per contender per line with `--json`.
 //!
-//! `cargo run --release --example compare -- --n N --d D --k K [--threads T]
-//! [--impls a,b] [--json]`
+//! `cargo run --release --example compare -- --n N --d D --k K [--family F]
+//! [--std S] [--threads T] [--impls a,b] [--runs R] [--json]`
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use pythonvsrust_kmeans::alloc::CountingAllocator;
 use pythonvsrust_kmeans::cli::{exit_with, thread_count, ScenarioArgs};
+use pythonvsrust_kmeans::contenders;
 use pythonvsrust_kmeans::data::{BlobSpec, CacheOutcome, DataCache};
-use pythonvsrust_kmeans::impls::NAMES;
 use pythonvsrust_kmeans::kmeans::DEFAULT_MAX_ITER;
 use pythonvsrust_kmeans::protocol::{check_inertia, run_once, ScenarioRun};
 use pythonvsrust_kmeans::results::{Check, Record, Status};
+use pythonvsrust_kmeans::suite;
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator;
@@ -29,9 +31,15 @@ struct Args {
     /// Contenders to run, comma-separated (default: all).
     #[arg(long, value_delimiter = ',')]
     impls: Option<Vec<String>>,
+    /// The family whose contenders and id the scenario takes.
+    #[arg(long, default_value = suite::SWEEP)]
+    family: String,
     /// The blobs' standard deviation.
     #[arg(long, default_value_t = 1.0)]
     std: f64,
+    /// Timed fits per contender, after one warm-up.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    runs: u16,
     /// The cap on iterations.
     #[arg(long, default_value_t = DEFAULT_MAX_ITER)]
     max_iter: usize,
@@ -44,15 +52,29 @@ fn main() -> ExitCode {
     exit_with(|| {
         let args = Args::parse();
         let threads = thread_count(args.threads)?;
+        let family = suite::family(&args.family).ok_or_else(|| {
+            let known: Vec<&str> = suite::FAMILIES.iter().map(|f| f.id).collect();
+            anyhow::anyhow!(
+                "unknown family '{}' (known: {})",
+                args.family,
+                known.join(", ")
+            )
+        })?;
+        let in_family: Vec<&str> = family.contenders().map(|e| e.name).collect();
         let names: Vec<String> = args
             .impls
             .clone()
-            .unwrap_or_else(|| NAMES.iter().map(|s| s.to_string()).collect());
+            .unwrap_or_else(|| in_family.iter().map(|s| s.to_string()).collect());
         for name in &names {
             anyhow::ensure!(
-                NAMES.contains(&name.as_str()),
+                contenders::entry(name).is_some(),
                 "unknown contender '{name}' (known: {})",
-                NAMES.join(", ")
+                contenders::names().join(", ")
+            );
+            anyhow::ensure!(
+                in_family.contains(&name.as_str()),
+                "{name} does not run in the family {}",
+                family.id
             );
         }
         let spec = BlobSpec::new(args.scenario.scenario()?).with_std(args.std);
@@ -63,7 +85,7 @@ fn main() -> ExitCode {
         }
         let mut records: Vec<Record> = names
             .iter()
-            .map(|name| run_once(name, "kmeans", &run, 1))
+            .map(|name| run_once(name, family.id, &run, usize::from(args.runs)))
             .collect();
         check_inertia(&mut records);
         if args.json {

@@ -9,11 +9,11 @@
 
 pub mod alloc;
 pub mod cli;
+pub mod contenders;
 pub mod data;
 pub mod environment;
 pub mod error;
 pub mod floor;
-pub mod impls;
 pub mod kmeans;
 pub mod memory;
 pub mod protocol;

@@ -2,15 +2,16 @@
 //! cached data and shared initial centroids), fits prepared outside timing,
 //! memory measured on an extra untimed fit, and quality recomputed by us.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use ndarray::{Array1, ArrayView2};
 
+use crate::contenders::{Contender, FitOutput, Problem, Rule, Runtime};
 use crate::data::{BlobSpec, CacheOutcome, DataCache};
 use crate::error::Result;
-use crate::impls::{Contender, FitOutput, Problem};
 use crate::quality::{adjusted_rand_index, assign_and_inertia, sampled_silhouette};
+use crate::results::MemoryFigures;
 
 /// The k-means++ seed of the shared initial centroids.
 pub const INIT_SEED: u64 = 0;
@@ -28,6 +29,9 @@ pub struct ScenarioRun {
     pub problem: Problem,
     /// The blob each sample came from.
     pub true_labels: Arc<Array1<u32>>,
+    /// The iterations our exact Lloyd fit needs, computed once when a
+    /// contender with a fixed iteration count first asks.
+    exact_iterations: OnceLock<std::result::Result<usize, String>>,
 }
 
 impl ScenarioRun {
@@ -47,24 +51,41 @@ impl ScenarioRun {
                 init: Arc::new(init),
                 max_iter,
                 threads,
+                fixed_iterations: None,
             },
             true_labels: Arc::new(blobs.labels),
+            exact_iterations: OnceLock::new(),
         };
         Ok((run, outcome))
     }
+
+    /// The problem as contender `name` gets it: with the exact iteration
+    /// count where its rule runs a fixed number (computed once per scenario,
+    /// outside timing, by our k-means from the same start).
+    pub fn problem_for(&self, name: &str) -> Result<Problem> {
+        let mut problem = self.problem.clone();
+        if let Some(Rule::FixedIterations { .. }) = crate::contenders::entry(name).map(|e| e.rule) {
+            let iterations = self
+                .exact_iterations
+                .get_or_init(|| exact_iterations(&self.problem).map_err(|e| e.to_string()))
+                .clone()
+                .map_err(|reason| crate::contenders::contender_error(name, reason))?;
+            problem.fixed_iterations = Some(iterations);
+        }
+        Ok(problem)
+    }
 }
 
-/// Peak memory of one fit, by source. Each figure is above the level at the
-/// fit's start.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct MemoryFigures {
-    /// Peak Rust heap, from the counting global allocator (Rust contenders).
-    pub alloc_peak_bytes: Option<u64>,
-    /// Peak traced by Python's `tracemalloc` (Python contenders; NumPy
-    /// reports its buffers there).
-    pub traced_peak_bytes: Option<u64>,
-    /// Peak resident memory growth (every contender).
-    pub resident_peak_bytes: Option<u64>,
+/// The iterations exact Lloyd needs on `problem` (no label changed, or the cap).
+fn exact_iterations(problem: &Problem) -> Result<usize> {
+    problem.validate()?;
+    let fit = crate::kmeans::KMeansParams::new(problem.init.nrows())
+        .init(crate::kmeans::Init::Given(problem.init.as_ref().clone()))
+        .max_iter(problem.max_iter)
+        .threads(problem.threads)
+        .check()?
+        .fit(problem.x.view())?;
+    Ok(fit.n_iter)
 }
 
 /// One untimed fit measuring resident and allocator peaks, then, for Python
@@ -74,7 +95,8 @@ pub fn measure_memory(contender: &mut dyn Contender) -> Result<(FitOutput, Memor
         crate::alloc::peak_above_baseline(|| contender.fit())
     });
     let fit = fit?;
-    let in_python = contender.runs_in_python();
+    let in_python =
+        crate::contenders::entry(contender.name()).map(|e| e.runtime()) == Some(Runtime::Python);
     let traced_peak = contender.traced_peak_bytes()?;
     Ok((
         fit,
@@ -118,34 +140,18 @@ pub fn quality(
     }
 }
 
-/// The relative inertia tolerance of exact-Lloyd contenders.
-pub const EXACT_INERTIA_TOLERANCE: f64 = 1e-6;
-
-/// How far above the exact contenders' inertia linfa may land. Its
-/// m_k-means update (the old centroid counted as a member) follows a
-/// different path from the same start; on the study's blobs the gap measured
-/// stays below 1e-3 relative (see the parity test), so 1e-2 flags a real
-/// regression without flagging the known difference.
-pub const LINFA_INERTIA_TOLERANCE: f64 = 1e-2;
-
-/// The inertia tolerance for a contender.
-pub fn inertia_tolerance(contender: &str) -> f64 {
-    match contender {
-        "linfa" => LINFA_INERTIA_TOLERANCE,
-        _ => EXACT_INERTIA_TOLERANCE,
-    }
-}
-
 /// Fills `rel_inertia_diff` and the inertia check of every record of one
 /// scenario. The reference is the lowest inertia among the exact-Lloyd
-/// contenders (all but linfa, whose rule differs); a contender passes when
-/// its inertia is at most its tolerance above the reference (linfa landing
-/// lower is not a failure, and shows as a negative difference).
+/// contenders (see [`Rule::makes_reference`]); a contender passes when its
+/// inertia is at most its rule's tolerance above the reference (a different
+/// rule landing lower is not a failure, and shows as a negative difference).
 pub fn check_inertia(records: &mut [crate::results::Record]) {
     use crate::results::Check;
+    let makes_reference =
+        |name: &str| crate::contenders::entry(name).is_some_and(|e| e.rule.makes_reference());
     let reference = records
         .iter()
-        .filter(|r| r.contender != "linfa")
+        .filter(|r| makes_reference(&r.contender))
         .filter_map(|r| r.inertia)
         .reduce(f64::min)
         .or_else(|| records.iter().filter_map(|r| r.inertia).reduce(f64::min));
@@ -153,7 +159,7 @@ pub fn check_inertia(records: &mut [crate::results::Record]) {
     for r in records.iter_mut() {
         if let Some(inertia) = r.inertia {
             let gap = crate::quality::relative_gap(inertia, reference);
-            let tolerance = inertia_tolerance(&r.contender);
+            let tolerance = crate::contenders::inertia_tolerance(&r.contender);
             r.rel_inertia_diff = Some(gap);
             r.inertia_tolerance = Some(tolerance);
             r.inertia_check = Some(if gap <= tolerance {
@@ -186,52 +192,148 @@ pub fn measure_untimed(
     Ok(())
 }
 
-/// Runs contender `name` on `run` once under the protocol: prepare, `timed`
-/// timed fits, then [`measure_untimed`]. Never fails: an unavailable
-/// contender gives a `skipped` record, an error a `failed` one.
+/// One contender on one scenario under the protocol, from its creation to
+/// its record: the one runner of the bench and `compare`.
+///
+/// [`Trial::start`] creates the contender, prepares it and warms it up with
+/// one fit; [`Trial::time`] times fits (the caller decides how many, and
+/// when: Criterion or a plain loop); [`Trial::finish`] runs the untimed
+/// memory fit, scores the centroids and returns the record. An unavailable
+/// contender gives a `skipped` record, an error or a panic inside a library
+/// a `failed` one; the other contenders still run.
+pub struct Trial<'a> {
+    run: &'a ScenarioRun,
+    contender: Option<Box<dyn Contender>>,
+    record: crate::results::Record,
+    /// Every timing call: fits timed and their total time.
+    calls: Vec<(u64, Duration)>,
+}
+
+impl<'a> Trial<'a> {
+    /// Starts `record.contender` on `run`; `record` holds the scenario and
+    /// any environment the caller adds.
+    pub fn start(run: &'a ScenarioRun, mut record: crate::results::Record) -> Self {
+        use crate::results::Status;
+        let contender = match crate::contenders::create(&record.contender) {
+            Ok(mut contender) => {
+                let name = record.contender.clone();
+                match contained(|| {
+                    contender.prepare(&run.problem_for(&name)?)?;
+                    contender.fit().map(|_| ())
+                }) {
+                    Ok(()) => Some(contender),
+                    Err(reason) => {
+                        record.status = Status::Failed;
+                        record.reason = Some(reason);
+                        None
+                    }
+                }
+            }
+            Err(unavailable) => {
+                record.status = Status::Skipped;
+                record.reason = Some(unavailable.reason);
+                None
+            }
+        };
+        Trial {
+            run,
+            contender,
+            record,
+            calls: Vec::new(),
+        }
+    }
+
+    /// The record so far (its status says whether the contender runs).
+    pub fn record(&self) -> &crate::results::Record {
+        &self.record
+    }
+
+    /// Times `fits` fits in a row and returns their total time; a failure
+    /// stops the trial (and returns a nominal nanosecond, so a harness that
+    /// insists on a time gets one; the record says failed).
+    pub fn time(&mut self, fits: u64) -> Duration {
+        let Some(contender) = self.contender.as_mut() else {
+            return Duration::from_nanos(1);
+        };
+        let start = Instant::now();
+        let mut outcome = Ok(());
+        for _ in 0..fits {
+            outcome = contained(|| contender.fit().map(|_| ()));
+            if outcome.is_err() {
+                break;
+            }
+        }
+        let elapsed = start.elapsed();
+        match outcome {
+            Ok(()) => self.calls.push((fits, elapsed)),
+            Err(reason) => self.fail(reason),
+        }
+        elapsed
+    }
+
+    fn fail(&mut self, reason: String) {
+        self.contender = None;
+        self.record.status = crate::results::Status::Failed;
+        self.record.reason = Some(reason);
+        self.record.sample_seconds.clear();
+    }
+
+    /// The record: the mean fit time of each of the last `samples` timing
+    /// calls as its samples (with the fits per call), then the untimed part.
+    pub fn finish(mut self, samples: usize) -> crate::results::Record {
+        let Some(mut contender) = self.contender.take() else {
+            return self.record;
+        };
+        let measured = &self.calls[self.calls.len().saturating_sub(samples)..];
+        self.record.sample_seconds = measured
+            .iter()
+            .map(|(fits, d)| d.as_secs_f64() / *fits as f64)
+            .collect();
+        self.record.environment.insert(
+            "bench.fits_per_sample".into(),
+            measured
+                .iter()
+                .map(|(fits, _)| fits.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        let run = self.run;
+        let record = &mut self.record;
+        if let Err(reason) = contained(|| measure_untimed(contender.as_mut(), run, record)) {
+            self.fail(reason);
+        }
+        self.record
+    }
+}
+
+/// Runs `f`, turning its error or a panic inside a library into a message.
+fn contained(f: impl FnOnce() -> Result<()>) -> std::result::Result<(), String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(panic) => Err(format!("panicked: {}", panic_message(&panic))),
+    }
+}
+
+/// Runs contender `name` on `run` under the protocol with `timed` fits
+/// after the warm-up, each its own sample: [`Trial`] in a plain loop.
 pub fn run_once(
     name: &str,
     family: &str,
     run: &ScenarioRun,
     timed: usize,
 ) -> crate::results::Record {
-    use crate::results::{Record, Status};
-    let mut record = Record::new(
+    let record = crate::results::Record::new(
         family,
         run.spec.scenario,
         run.spec.std,
         name,
         run.problem.threads,
     );
-    let mut contender = match crate::impls::create(name) {
-        Ok(c) => c,
-        Err(unavailable) => {
-            record.status = Status::Skipped;
-            record.reason = Some(unavailable.reason);
-            return record;
-        }
-    };
-    // A panic inside a library is contained like an error: this contender
-    // fails, the others still run.
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<()> {
-        contender.prepare(&run.problem)?;
-        for _ in 0..timed {
-            let (_, elapsed) = timed_fit(contender.as_mut())?;
-            record.sample_seconds.push(elapsed.as_secs_f64());
-        }
-        measure_untimed(contender.as_mut(), run, &mut record)
-    }));
-    let error = match result {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(e.to_string()),
-        Err(panic) => Some(format!("panicked: {}", panic_message(&panic))),
-    };
-    if let Some(reason) = error {
-        record.status = Status::Failed;
-        record.reason = Some(reason);
-        record.sample_seconds.clear();
+    let mut trial = Trial::start(run, record);
+    for _ in 0..timed {
+        trial.time(1);
     }
-    record
+    trial.finish(timed)
 }
 
 /// The message of a caught panic.

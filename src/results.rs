@@ -11,7 +11,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Scenario;
 use crate::error::{Error, Result};
-use crate::protocol::MemoryFigures;
+
+/// Peak memory of one fit, by source. Each figure is above the level at the
+/// fit's start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MemoryFigures {
+    /// Peak Rust heap, from the counting global allocator (Rust contenders).
+    pub alloc_peak_bytes: Option<u64>,
+    /// Peak traced by Python's `tracemalloc` (Python contenders; NumPy
+    /// reports its buffers there).
+    pub traced_peak_bytes: Option<u64>,
+    /// Peak resident memory growth (every contender).
+    pub resident_peak_bytes: Option<u64>,
+}
 
 /// How a contender's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -308,18 +320,13 @@ pub fn append_records(dir: &Path, new: &[Record]) -> Result<()> {
     Ok(())
 }
 
-/// The latest record of each contender, in [`crate::impls::NAMES`] order.
+/// The latest record of each contender, in [`crate::contenders::REGISTRY`] order.
 pub fn latest_per_contender<'a>(records: impl Iterator<Item = &'a Record>) -> Vec<&'a Record> {
     let mut latest: BTreeMap<&str, &Record> = BTreeMap::new();
     for r in records {
         latest.insert(&r.contender, r);
     }
-    let order = |name: &str| {
-        crate::impls::NAMES
-            .iter()
-            .position(|n| *n == name)
-            .unwrap_or(usize::MAX)
-    };
+    let order = crate::contenders::position;
     let mut rows: Vec<&Record> = latest.into_values().collect();
     rows.sort_by_key(|r| (order(&r.contender), r.contender.clone()));
     rows

@@ -1,41 +1,90 @@
-//! The benchmark suite's matrix and id scheme: which scenarios run, with
-//! which blobs, under which Criterion ids.
+//! The benchmark suite's families and id scheme: which scenarios run, with
+//! which blobs, which contenders, under which Criterion ids.
 //!
-//! Ids are `kmeans/{n}x{d}/k{k}/{impl}` for the study's sweep (unit-spread
-//! blobs) and `kmeans-overlap/{n}x{d}/k{k}/{impl}` for overlapping blobs that
-//! need tens of iterations; the group id is the id less its contender.
+//! Ids are `{family}/{n}x{d}/k{k}/{impl}`; the group id is the id less its
+//! contender. A new family is one entry of [`FAMILIES`].
 
+use crate::contenders::{Entry, REGISTRY};
 use crate::data::{BlobSpec, Scenario};
 
-/// The unit-spread family: the study's sweep.
+/// A family of scenarios: its id prefix, its scenarios (with their data
+/// settings) and the contenders that run in it.
+pub struct Family {
+    /// The id prefix.
+    pub id: &'static str,
+    /// What it shows, in a sentence (for `--list` readers and the report).
+    pub about: &'static str,
+    /// Its scenarios, in run order.
+    pub scenarios: fn() -> Vec<BlobSpec>,
+    /// Whether a contender runs in it.
+    pub runs: fn(&Entry) -> bool,
+}
+
+impl Family {
+    /// The contenders that run in this family, in registry order.
+    pub fn contenders(&self) -> impl Iterator<Item = &'static Entry> + '_ {
+        REGISTRY.iter().filter(|e| (self.runs)(e))
+    }
+}
+
+/// Every family, in run order.
+pub static FAMILIES: &[Family] = &[
+    Family {
+        id: "kmeans",
+        about: "the study's sweep: unit-spread blobs, n in 1e3..1e6, d in 2..100, k in 2..30",
+        scenarios: sweep,
+        runs: |_| true,
+    },
+    Family {
+        id: "kmeans-overlap",
+        about: "overlapping blobs (spread 1.5 sqrt(d)) at n = 100000 that need tens of iterations",
+        scenarios: overlapping,
+        runs: |_| true,
+    },
+];
+
+/// The sweep family's id, which the report's headline figures are drawn from.
 pub const SWEEP: &str = "kmeans";
-/// The overlapping family.
-pub const OVERLAP: &str = "kmeans-overlap";
+
 /// Samples in every overlapping scenario.
 pub const OVERLAP_N: usize = 100_000;
 
 /// Overlap spread per feature count: `std = 1.5 * sqrt(d)`. Centres are
 /// uniform in [-10, 10]^d, so two centres lie about `8 * sqrt(d)` apart and
 /// their separation grows with `sqrt(d)`; scaling the spread the same way
-/// keeps the overlap alike across d (measured: 5 to 253 Lloyd iterations).
+/// keeps the overlap alike across d (5 to 253 Lloyd iterations).
 pub fn overlap_std(d: usize) -> f64 {
     1.5 * (d as f64).sqrt()
 }
 
-/// Every scenario of the suite with its family: the 48 of the sweep, then
-/// the 12 overlapping ones (n = 100000, every d and k of the sweep).
-pub fn scenarios() -> Vec<(&'static str, BlobSpec)> {
-    let mut all: Vec<(&str, BlobSpec)> = Scenario::sweep()
-        .into_iter()
-        .map(|s| (SWEEP, BlobSpec::new(s)))
-        .collect();
+/// The 48 scenarios of the sweep, unit spread.
+fn sweep() -> Vec<BlobSpec> {
+    Scenario::sweep().into_iter().map(BlobSpec::new).collect()
+}
+
+/// The 12 overlapping scenarios: n = 100000, every d and k of the sweep.
+fn overlapping() -> Vec<BlobSpec> {
+    let mut all = Vec::new();
     for d in [2, 10, 50, 100] {
         for k in [2, 8, 30] {
             let scenario = Scenario { n: OVERLAP_N, d, k };
-            all.push((OVERLAP, BlobSpec::new(scenario).with_std(overlap_std(d))));
+            all.push(BlobSpec::new(scenario).with_std(overlap_std(d)));
         }
     }
     all
+}
+
+/// The family called `id`.
+pub fn family(id: &str) -> Option<&'static Family> {
+    FAMILIES.iter().find(|f| f.id == id)
+}
+
+/// Every scenario of the suite with its family, in run order.
+pub fn scenarios() -> Vec<(&'static Family, BlobSpec)> {
+    FAMILIES
+        .iter()
+        .flat_map(|f| (f.scenarios)().into_iter().map(move |spec| (f, spec)))
+        .collect()
 }
 
 /// The Criterion group of a scenario: `{family}/{n}x{d}/k{k}`.
@@ -51,14 +100,16 @@ pub fn bench_id(family: &str, scenario: Scenario, contender: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::impls::NAMES;
     use std::collections::BTreeSet;
 
     #[test]
     fn the_matrix_is_the_sweep_plus_the_overlapping_family() {
         let all = scenarios();
-        let sweep: Vec<_> = all.iter().filter(|(f, _)| *f == SWEEP).collect();
-        let overlap: Vec<_> = all.iter().filter(|(f, _)| *f == OVERLAP).collect();
+        let sweep: Vec<_> = all.iter().filter(|(f, _)| f.id == SWEEP).collect();
+        let overlap: Vec<_> = all
+            .iter()
+            .filter(|(f, _)| f.id == "kmeans-overlap")
+            .collect();
         assert_eq!((sweep.len(), overlap.len(), all.len()), (48, 12, 60));
         let shapes: BTreeSet<(usize, usize, usize)> = sweep
             .iter()
@@ -84,12 +135,12 @@ mod tests {
         let ids: Vec<String> = scenarios()
             .into_iter()
             .flat_map(|(family, spec)| {
-                NAMES
-                    .iter()
-                    .map(move |name| bench_id(family, spec.scenario, name))
+                family
+                    .contenders()
+                    .map(move |e| bench_id(family.id, spec.scenario, e.name))
             })
             .collect();
-        assert_eq!(ids.len(), 60 * NAMES.len());
+        assert_eq!(ids.len(), 60 * REGISTRY.len());
         assert!(ids.iter().all(|id| pattern.is_match(id)), "{ids:?}");
         assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), ids.len());
         assert!(ids.contains(&"kmeans/100000x50/k8/rust".to_string()));

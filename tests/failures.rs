@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use ndarray::Array2;
+use pythonvsrust_kmeans::contenders::names;
 use pythonvsrust_kmeans::data::{BlobSpec, DataCache, Scenario};
-use pythonvsrust_kmeans::impls::NAMES;
 use pythonvsrust_kmeans::protocol::{check_inertia, run_once, ScenarioRun};
 use pythonvsrust_kmeans::report::write_report;
 use pythonvsrust_kmeans::results::{append_records, read_records, results_path, Status};
@@ -22,8 +22,8 @@ fn a_contender_error_is_a_failed_record_and_everything_else_is_kept() {
     // must refuse them, each with its own error.
     let mut broken = good.clone();
     broken.problem.init = Arc::new(Array2::zeros((4, 5)));
-    let failed: Vec<_> = NAMES
-        .iter()
+    let failed: Vec<_> = names()
+        .into_iter()
         .map(|n| run_once(n, "kmeans", &broken, 1))
         .collect();
     for r in &failed {
@@ -37,8 +37,8 @@ fn a_contender_error_is_a_failed_record_and_everything_else_is_kept() {
         assert!(r.sample_seconds.is_empty() && r.inertia.is_none());
     }
 
-    let mut ok: Vec<_> = NAMES
-        .iter()
+    let mut ok: Vec<_> = names()
+        .into_iter()
         .map(|n| run_once(n, "kmeans", &good, 1))
         .collect();
     check_inertia(&mut ok);
@@ -48,7 +48,7 @@ fn a_contender_error_is_a_failed_record_and_everything_else_is_kept() {
     append_records(&out, &ok).unwrap();
     append_records(&out, &failed).unwrap();
     let (records, warnings) = read_records(&results_path(&out)).unwrap();
-    assert_eq!(records.len(), 2 * NAMES.len());
+    assert_eq!(records.len(), 2 * names().len());
     assert!(warnings.is_empty());
     // The latest record of each contender is the failed one; the report says so.
     let report = write_report(&out).unwrap();

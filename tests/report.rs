@@ -102,7 +102,7 @@ fn every_chart_is_written_with_every_contender_and_only_existing_files_are_linke
         "overlap-fit-time.svg",
         "overlap-time-per-iteration.svg",
         "speedup-rust-over-numpy.svg",
-        "speedup-linfa-over-sklearn.svg",
+        "speedup-linfa-over-python-peer.svg",
     ] {
         assert!(
             names.iter().any(|n| n == expected),

@@ -223,8 +223,9 @@ impl<F: Float> KMeans<F> {
                 kmeans_plusplus(flat, d, k, self.seed())
             }
         };
-        let row_norm_max =
-            |max_abs: f64| (d as f64).sqrt() * scale.map_or(max_abs, |s| s.apply(max_abs)) * (1.0 + 1e-6);
+        let row_norm_max = |max_abs: f64| {
+            (d as f64).sqrt() * scale.map_or(max_abs, |s| s.apply(max_abs)) * (1.0 + 1e-6)
+        };
 
         let mut labels = vec![u32::MAX; n];
         let use_bounds = match self.pruning() {
@@ -597,7 +598,10 @@ impl Scale {
 /// same, but the range to scale now fits the float type's precision (a
 /// centroid at 1e200 beside data near 1 would otherwise scale the data's
 /// squares into underflow).
-fn pull_in_far_centroids<F: Float>(init: ArrayView2<F>, data_max_abs: f64) -> Option<(Array2<F>, f64)> {
+fn pull_in_far_centroids<F: Float>(
+    init: ArrayView2<F>,
+    data_max_abs: f64,
+) -> Option<(Array2<F>, f64)> {
     let max_abs: Vec<f64> = init
         .rows()
         .into_iter()
@@ -1483,7 +1487,14 @@ mod tests {
             assert_eq!(*a, b * tiny, "centroids are the held fit's, scaled back");
         }
         assert_eq!(fit.inertia, 0.0, "1e-640 rounds to zero in f64");
-        assert!(held.labels.iter().zip(&reference.labels).filter(|(a, b)| a != b).count() < 60);
+        assert!(
+            held.labels
+                .iter()
+                .zip(&reference.labels)
+                .filter(|(a, b)| a != b)
+                .count()
+                < 60
+        );
         // f32 subnormals (1e-42) likewise.
         let tiny32 = 2f64.powi(-140);
         let x32 = x.mapv(|v| (v * tiny32) as f32);

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
+use super::summary::Comparator;
+use crate::contenders::{names, position};
 use crate::error::{Error, Result};
-use crate::impls::NAMES;
 use crate::results::{Record, Status};
 
 /// Where a chart belongs on the page.
@@ -27,17 +28,27 @@ pub struct Chart {
     pub section: Section,
 }
 
-/// One colour per contender, the same in every chart.
+/// The palette, taken in registry order.
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(217, 72, 15),
+    RGBColor(250, 160, 100),
+    RGBColor(112, 72, 232),
+    RGBColor(28, 126, 214),
+    RGBColor(43, 138, 62),
+    RGBColor(148, 216, 45),
+    RGBColor(214, 51, 108),
+    RGBColor(240, 180, 0),
+    RGBColor(16, 152, 173),
+    RGBColor(120, 85, 60),
+];
+
+/// One colour per contender, the same in every chart: its registry
+/// position's in the palette (grey for a name not in the registry).
 pub fn colour(contender: &str) -> RGBColor {
-    match contender {
-        "rust" => RGBColor(217, 72, 15),
-        "rust-plain" => RGBColor(250, 160, 100),
-        "linfa" => RGBColor(112, 72, 232),
-        "numpy" => RGBColor(28, 126, 214),
-        "sklearn" => RGBColor(43, 138, 62),
-        "sklearn-elkan" => RGBColor(148, 216, 45),
-        _ => RGBColor(90, 90, 90),
-    }
+    PALETTE
+        .get(position(contender))
+        .copied()
+        .unwrap_or(RGBColor(90, 90, 90))
 }
 
 fn report_error(e: impl std::fmt::Display) -> Error {
@@ -264,9 +275,9 @@ fn ok(records: &[Record], family: &str) -> Vec<Record> {
 }
 
 fn contenders_in(records: &[Record]) -> Vec<String> {
-    NAMES
-        .iter()
-        .filter(|n| records.iter().any(|r| r.contender == **n))
+    names()
+        .into_iter()
+        .filter(|n| records.iter().any(|r| r.contender == *n))
         .map(|n| n.to_string())
         .collect()
 }
@@ -332,16 +343,20 @@ pub fn draw_all(dir: &Path, records: &[Record], warnings: &mut Vec<String>) -> R
             &mut charts,
         )?;
 
-        for baseline in ["numpy", "sklearn"] {
-            if !sweep.iter().any(|r| r.contender == baseline) {
+        for comparator in Comparator::ALL {
+            let baseline = comparator.label();
+            if !sweep
+                .iter()
+                .any(|r| comparator.seconds(&sweep, r).is_some())
+            {
                 warnings.push(format!(
                     "no {baseline} results: no speed-up over {baseline} drawn"
                 ));
                 continue;
             }
             for name in contenders_in(&sweep).into_iter().filter(|n| n != baseline) {
-                let heats = speedup_heats(&sweep, &name, baseline);
-                let file = format!("speedup-{name}-over-{baseline}.svg");
+                let heats = speedup_heats(&sweep, &name, comparator);
+                let file = format!("speedup-{name}-over-{}.svg", comparator.slug());
                 let title = format!(
                     "Speed-up of {name} over {baseline} (median fit time ratio; > 1 is faster)"
                 );
@@ -529,16 +544,12 @@ fn grid(records: &[Record], name: &str, k: usize, value: impl Fn(&Record) -> Opt
 }
 
 /// One heatmap per k of `name`'s speed-up over `baseline`.
-fn speedup_heats(records: &[Record], name: &str, baseline: &str) -> Vec<Heat> {
+fn speedup_heats(records: &[Record], name: &str, comparator: Comparator) -> Vec<Heat> {
     let ks: BTreeSet<usize> = records.iter().map(|r| r.scenario.k).collect();
     ks.into_iter()
         .map(|k| {
             grid(records, name, k, |r| {
-                let base = records
-                    .iter()
-                    .find(|b| b.contender == baseline && b.scenario == r.scenario)?
-                    .median_seconds()?;
-                Some(base / r.median_seconds()?)
+                Some(comparator.seconds(records, r)? / r.median_seconds()?)
             })
         })
         .collect()

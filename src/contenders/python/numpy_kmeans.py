@@ -65,6 +65,16 @@ def kmeans(X, init, max_iter=300):
     return centers, labels, n_iter
 
 
+def prepare(X, init, max_iter, threads, fixed_iterations):
+    """The state ``fit`` takes, and facts for the record."""
+    return (X, init, max_iter), {"stopping_rule": "no label changed (tol = 0)"}
+
+
+def fit(state):
+    """Returns (centers, labels, n_iter)."""
+    return kmeans(*state)
+
+
 def main(argv):
     if len(argv) < 3:
         print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)

@@ -5,9 +5,15 @@ iterations."""
 from sklearn.cluster import KMeans
 
 
-def kmeans(X, init, max_iter, algorithm):
+def prepare(X, init, max_iter, threads, fixed_iterations, algorithm="lloyd"):
+    """The state ``fit`` takes, and facts for the record."""
+    return (X, init, max_iter, algorithm), {"stopping_rule": "no label changed (tol = 0)"}
+
+
+def fit(state):
     """Returns (centers, labels, n_iter). ``init`` is copied: scikit-learn may
     write into the array it is given."""
+    X, init, max_iter, algorithm = state
     model = KMeans(
         n_clusters=init.shape[0],
         init=init.copy(),
