@@ -86,7 +86,7 @@ const SAMPLES: usize = 10;
 type Slot<'a> = RefCell<Option<Result<Trial<'a>, Box<Record>>>>;
 
 fn main() {
-    dotenvy::dotenv().ok();
+    pythonvsrust_kmeans::cli::load_dotenv();
     let preset = Preset::from_env();
     let threads = match pythonvsrust_kmeans::cli::thread_count(None) {
         Ok(t) => t,

@@ -13,7 +13,7 @@ use clap::Parser;
 use ndarray::Array2;
 use ndarray_npy::WritableElement;
 use pythonvsrust_kmeans::cli::{exit_with, thread_count};
-use pythonvsrust_kmeans::data::{read_samples, write_npy_atomic, Samples};
+use pythonvsrust_kmeans::data::{read_samples, write_npy_atomic, DataCache, Samples};
 use pythonvsrust_kmeans::kmeans::{Float, Init, KMeansParams, Pruning, DEFAULT_MAX_ITER};
 
 /// Cluster a data file with the hand-written k-means.
@@ -57,6 +57,9 @@ fn main() -> ExitCode {
     exit_with(|| {
         let args = Args::parse();
         let samples = read_samples(&args.data)?;
+        if let Some(why) = DataCache::sidecar_mismatch(&args.data) {
+            eprintln!("warning: {why}");
+        }
         match samples {
             Samples::F32(x) => cluster(&args, x),
             Samples::F64(x) => cluster(&args, x),

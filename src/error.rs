@@ -61,6 +61,9 @@ pub enum Error {
         line: usize,
         reason: String,
     },
+    /// A path that should be a folder names something else.
+    #[error("{}: not a folder (it is a file)", path.display())]
+    NotAFolder { path: PathBuf },
     /// A file of an unsupported kind.
     #[error("{}: unsupported file type (expected .npy or .csv)", path.display())]
     UnsupportedFile { path: PathBuf },

@@ -265,13 +265,25 @@ pub fn results_path(dir: &Path) -> PathBuf {
     dir.join("results.jsonl")
 }
 
-/// Reads every record; lines that do not parse are returned as warnings
-/// (with their line numbers) rather than failing the whole file.
+/// Reads every record; lines that do not parse (or are not UTF-8) are
+/// returned as warnings with their line numbers rather than failing the
+/// whole file.
 pub fn read_records(path: &Path) -> Result<(Vec<Record>, Vec<String>)> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let mut records = Vec::new();
     let mut warnings = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line = match std::str::from_utf8(line) {
+            Ok(line) => line,
+            Err(e) => {
+                warnings.push(format!(
+                    "{}: line {}: not UTF-8 ({e})",
+                    path.display(),
+                    i + 1
+                ));
+                continue;
+            }
+        };
         if line.trim().is_empty() {
             continue;
         }
@@ -283,19 +295,27 @@ pub fn read_records(path: &Path) -> Result<(Vec<Record>, Vec<String>)> {
     Ok((records, warnings))
 }
 
-/// Appends records to `results.jsonl` in `dir` by replacing the file
-/// atomically, then rewrites the CSV of each scenario they touch.
+/// Appends records to `results.jsonl` in `dir`, then updates the CSV of each
+/// scenario they touch.
+///
+/// Writers hold an exclusive lock on `results.lock` while they append (one
+/// write of whole lines, after a newline if a torn line ends the file) and
+/// update the CSVs, so runs writing to one folder at once lose nothing and
+/// the CSVs agree with the records. Neither step reads the history: each CSV
+/// keeps its rows of other contenders and takes the new ones.
 pub fn append_records(dir: &Path, new: &[Record]) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    use std::io::{Read, Seek, SeekFrom, Write};
+    crate::data::create_folder(dir)?;
     let path = results_path(dir);
-    let mut text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(Error::io(&path, e)),
-    };
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
+    let lock_path = dir.join("results.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+    let mut text = String::new();
     for record in new {
         let line = serde_json::to_string(record).map_err(|e| Error::Results {
             path: path.clone(),
@@ -304,20 +324,65 @@ pub fn append_records(dir: &Path, new: &[Record]) -> Result<()> {
         text.push_str(&line);
         text.push('\n');
     }
-    crate::data::write_atomic_bytes(&path, text.as_bytes())?;
-    let (all, _) = read_records(&path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    let io = |e| Error::io(&path, e);
+    if file.metadata().map_err(io)?.len() > 0 {
+        let mut last = [0u8];
+        file.seek(SeekFrom::End(-1)).map_err(io)?;
+        file.read_exact(&mut last).map_err(io)?;
+        if last[0] != b'\n' {
+            text.insert(0, '\n');
+        }
+    }
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.sync_data().map_err(io)?;
     let mut touched: Vec<(String, Scenario)> =
         new.iter().map(|r| (r.family.clone(), r.scenario)).collect();
     touched.sort();
     touched.dedup();
     for (family, scenario) in touched {
         let rows = latest_per_contender(
-            all.iter()
+            new.iter()
                 .filter(|r| r.family == family && r.scenario == scenario),
         );
-        write_csv(&csv_path(dir, &family, scenario), &rows)?;
+        merge_csv(&csv_path(dir, &family, scenario), &rows)?;
     }
     Ok(())
+}
+
+/// Rewrites a scenario's CSV with `rows` in place of the rows of the same
+/// contenders, keeping the others, in registry order.
+fn merge_csv(path: &Path, rows: &[&Record]) -> Result<()> {
+    let existing = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let contender = |line: &str| line.split(',').next().unwrap_or("").to_string();
+    let mut lines: Vec<(String, String)> = existing
+        .lines()
+        .skip(1)
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| (contender(line), line.to_string()))
+        .filter(|(name, _)| rows.iter().all(|r| r.contender != *name))
+        .collect();
+    lines.extend(rows.iter().map(|r| (r.contender.clone(), csv_row(r))));
+    lines.sort_by_key(|(name, _)| (crate::contenders::position(name), name.clone()));
+    if let Some(parent) = path.parent() {
+        crate::data::create_folder(parent)?;
+    }
+    let mut text = String::from(CSV_HEADER);
+    text.push('\n');
+    for (_, line) in lines {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    crate::data::write_atomic_bytes(path, text.as_bytes())
 }
 
 /// The latest record of each contender, in [`crate::contenders::REGISTRY`] order.
@@ -387,7 +452,7 @@ fn csv_row(r: &Record) -> String {
 /// Writes one scenario's rows as CSV, atomically.
 pub fn write_csv(path: &Path, rows: &[&Record]) -> Result<()> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        crate::data::create_folder(parent)?;
     }
     let mut text = String::from(CSV_HEADER);
     text.push('\n');
@@ -508,5 +573,65 @@ mod tests {
         // Appending again keeps the good record and the new one.
         append_records(dir.path(), &[record("numpy", &[1.0])]).unwrap();
         assert_eq!(read_records(&path).unwrap().0.len(), 2);
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_skipped_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        append_records(dir.path(), &[record("rust", &[0.2])]).unwrap();
+        let path = results_path(dir.path());
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(b"{\"family\": \"k\xffmeans\"}\n");
+        std::fs::write(&path, bytes).unwrap();
+        append_records(dir.path(), &[record("numpy", &[1.0])]).unwrap();
+        let (records, warnings) = read_records(&path).unwrap();
+        assert_eq!(records.len(), 2, "both good records are kept");
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("line 2") && warnings[0].contains("not UTF-8"));
+    }
+
+    #[test]
+    fn concurrent_writers_lose_no_record_and_the_csv_agrees() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = [
+            "rust",
+            "rust-plain",
+            "linfa",
+            "numpy",
+            "sklearn",
+            "sklearn-elkan",
+        ];
+        std::thread::scope(|scope| {
+            for (w, name) in names.iter().enumerate() {
+                let dir = dir.path();
+                scope.spawn(move || {
+                    for i in 0..20 {
+                        let seconds = (w * 100 + i) as f64;
+                        append_records(dir, &[record(name, &[seconds]), record(name, &[seconds])])
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let (records, warnings) = read_records(&results_path(dir.path())).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(records.len(), names.len() * 20 * 2);
+        // The CSV holds the latest record of every contender.
+        let csv = std::fs::read_to_string(csv_path(
+            dir.path(),
+            "kmeans",
+            Scenario::new(1000, 2, 2).unwrap(),
+        ))
+        .unwrap();
+        let rows: Vec<&str> = csv.lines().skip(1).collect();
+        assert_eq!(rows.len(), names.len());
+        for (w, name) in names.iter().enumerate() {
+            let row = rows
+                .iter()
+                .find(|r| r.starts_with(&format!("{name},")))
+                .unwrap();
+            let last = format!(",{},", (w * 100 + 19) as f64);
+            assert!(row.contains(&last), "{row} should hold {last}");
+        }
     }
 }

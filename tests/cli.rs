@@ -176,3 +176,132 @@ fn bad_inputs_give_one_line_errors() {
         "invalid scenario",
     );
 }
+
+/// Writes `x` as `.npy` in `dir` and returns its path as a string.
+fn npy(dir: &Path, name: &str, x: &ndarray::Array2<f64>) -> String {
+    let path = dir.join(name);
+    pythonvsrust_kmeans::data::write_npy_atomic(&path, x).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// Rows around three centres, standard-normal-like spread, scaled by `scale`.
+fn three_blobs(scale: f64) -> ndarray::Array2<f64> {
+    ndarray::Array2::from_shape_fn((99, 2), |(i, j)| {
+        let centre = [[0.0, 0.0], [6.0, 1.0], [-3.0, 7.0]][i % 3][j];
+        let wobble = ((i * 7 + j * 13) % 11) as f64 / 5.5 - 1.0;
+        (centre + wobble) * scale
+    })
+}
+
+#[test]
+fn extreme_magnitudes_give_finite_answers_or_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("centroids.npy");
+    // Subnormal data: finite centroids, no false "fewer distinct points".
+    let tiny = npy(dir.path(), "tiny.npy", &three_blobs(1e-320));
+    let init = npy(
+        dir.path(),
+        "tiny-init.npy",
+        &three_blobs(1e-320).slice(ndarray::s![0..3, ..]).to_owned(),
+    );
+    let output = run(
+        "cluster",
+        &[
+            &tiny,
+            "--k",
+            "3",
+            "--init",
+            &init,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("fewer distinct"));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert!(report["inertia"].is_number(), "{report}");
+    let centroids: ndarray::Array2<f64> = pythonvsrust_kmeans::data::read_npy(&out).unwrap();
+    assert!(centroids.iter().all(|v| v.is_finite()));
+    // Squares beyond f64: refused in one line, nothing written.
+    let huge = npy(dir.path(), "huge.npy", &three_blobs(1e300));
+    let refused = dir.path().join("refused.npy");
+    let output = run(
+        "cluster",
+        &[&huge, "--k", "3", "--out", refused.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_clean_error(&output, "exceeds the largest f64");
+    assert!(!refused.exists());
+}
+
+#[test]
+fn identical_rows_converge_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let same = npy(
+        dir.path(),
+        "same.npy",
+        &ndarray::Array2::from_elem((10, 2), 1.0),
+    );
+    let init = npy(
+        dir.path(),
+        "same-init.npy",
+        &ndarray::Array2::from_elem((3, 2), 1.0),
+    );
+    let output = run("cluster", &[&same, "--k", "3", "--init", &init], dir.path());
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(report["n_iter"], 1);
+    assert_eq!(report["converged"], true);
+}
+
+#[test]
+fn absurd_knobs_and_paths_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = npy(dir.path(), "x.npy", &three_blobs(1.0));
+    assert_clean_error(
+        &run(
+            "cluster",
+            &[&data, "--k", "3", "--threads", "100000"],
+            dir.path(),
+        ),
+        "threads is more than",
+    );
+    let output = Command::new(example("cluster"))
+        .args([&data, "--k", "3"])
+        .env("KMEANS_BENCH_THREADS", "100000")
+        .output()
+        .unwrap();
+    assert_clean_error(&output, "threads is more than");
+    // KMEANS_DATA_DIR naming a file.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    assert_clean_error(
+        &run("generate", &["--n", "100", "--d", "2", "--k", "2"], &file),
+        "not a folder",
+    );
+}
+
+#[test]
+fn a_changed_cached_file_is_used_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = stdout(&run(
+        "generate",
+        &["--n", "300", "--d", "2", "--k", "3"],
+        dir.path(),
+    ));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let output = run("cluster", &[&path, "--k", "3"], dir.path());
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("warning:") && stderr.contains("checksum"),
+        "{stderr}"
+    );
+}

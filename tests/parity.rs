@@ -162,3 +162,42 @@ fn the_textbook_numpy_module_runs_on_its_own() {
         reference.n_iter
     );
 }
+
+#[test]
+fn a_far_initial_centroid_gives_scikit_learns_fit() {
+    use std::sync::Arc;
+    // Rows near three centres; one initial centroid far beyond them, where
+    // its squared distances overflow f64: no row can choose it, its cluster
+    // empties and takes the farthest sample.
+    let x = ndarray::Array2::from_shape_fn((600, 3), |(i, j)| {
+        let centre = [[0.0, 0.0, 0.0], [5.0, 1.0, -2.0], [-3.0, 4.0, 1.0]][i % 3][j];
+        centre + ((i * 31 + j * 17) % 23) as f64 / 11.5 - 1.0
+    });
+    for far in [1e160, 1e200, 1e300] {
+        let mut init = x.slice(ndarray::s![0..4, ..]).to_owned();
+        init.row_mut(3).fill(far);
+        let problem = pythonvsrust_kmeans::contenders::Problem {
+            x: Arc::new(x.clone()),
+            init: Arc::new(init),
+            max_iter: 300,
+            threads: 2,
+            fixed_iterations: None,
+        };
+        let fit = |name: &str| {
+            let mut contender = create(name).unwrap_or_else(|u| panic!("{name}: {}", u.reason));
+            contender.prepare(&problem).unwrap();
+            contender.fit().unwrap()
+        };
+        let ours = fit("rust");
+        let theirs = fit("sklearn");
+        assert_eq!(
+            ours.labels, theirs.labels,
+            "labels with a centroid at {far:e}"
+        );
+        assert_eq!(ours.n_iter, theirs.n_iter, "iterations at {far:e}");
+        let (_, a) = assign_and_inertia(x.view(), ours.centroids.view());
+        let (_, b) = assign_and_inertia(x.view(), theirs.centroids.view());
+        let gap = relative_gap(a, b).abs();
+        assert!(gap <= 1e-12, "inertia gap {gap:e} at {far:e}");
+    }
+}

@@ -18,7 +18,12 @@ fn environment_without_sklearn(real: &Path, copy: &Path) {
     let lib = std::fs::read_dir(real.join("lib"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("python3"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("python3")
+        })
         .expect("lib/python3.x");
     let site = copy
         .join("lib")

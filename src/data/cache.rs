@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::blobs::{generate_blobs, BlobSpec};
 use super::csv::write_csv;
 use super::npy::{read_f64_with_checksum, read_u32_with_checksum, write_atomic, write_npy_pending};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kmeans::{check_finite, kmeans_plusplus};
 
 /// How a cached dataset was obtained.
@@ -121,7 +121,7 @@ impl DataCache {
             CacheOutcome::Generated
         };
         let blobs = generate_blobs(spec)?;
-        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        super::create_folder(&self.dir)?;
         self.store(spec, "labels", &self.labels_path(spec), &blobs.labels)?;
         self.store(spec, "samples", &path, &blobs.x)?;
         Ok((
@@ -214,6 +214,36 @@ impl DataCache {
         write_atomic(&Self::sidecar_path(path), |w| w.write_all(&json))?;
         pending.commit()?;
         Ok(())
+    }
+
+    /// Why a file of the cache no longer matches its sidecar's checksum, when
+    /// it has a sidecar and does not (`None` for a match or for a file
+    /// outside the cache), so a command reading a cached file by its path
+    /// can warn instead of using a changed file silently.
+    pub fn sidecar_mismatch(path: &Path) -> Option<String> {
+        let sidecar_path = Self::sidecar_path(path);
+        let text = std::fs::read_to_string(&sidecar_path).ok()?;
+        let sidecar: Sidecar = match serde_json::from_str(&text) {
+            Ok(s) => s,
+            Err(e) => {
+                return Some(format!(
+                    "{}: unreadable sidecar: {e}",
+                    sidecar_path.display()
+                ))
+            }
+        };
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => return Some(format!("{}: {e}", path.display())),
+        };
+        let checksum = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes));
+        (checksum != sidecar.xxh3).then(|| {
+            format!(
+                "{}: does not match the checksum its sidecar {} recorded when the cache wrote it (changed since)",
+                path.display(),
+                sidecar_path.display()
+            )
+        })
     }
 
     /// Checks a file's checksum and settings against its sidecar.
@@ -382,5 +412,23 @@ mod tests {
             .load_or_generate(&spec())
             .unwrap();
         assert_eq!(outcome, CacheOutcome::Hit);
+    }
+
+    #[test]
+    fn a_changed_cached_file_is_told_apart_from_its_sidecar() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DataCache::new(dir.path());
+        let (blobs, _) = cache.load_or_generate(&spec()).unwrap();
+        assert_eq!(DataCache::sidecar_mismatch(&blobs.path), None);
+        let mut bytes = std::fs::read(&blobs.path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&blobs.path, bytes).unwrap();
+        let why = DataCache::sidecar_mismatch(&blobs.path).unwrap();
+        assert!(why.contains("checksum"), "{why}");
+        // A file without a sidecar is not the cache's: nothing to say.
+        let other = dir.path().join("mine.npy");
+        std::fs::copy(&blobs.path, &other).unwrap();
+        assert_eq!(DataCache::sidecar_mismatch(&other), None);
     }
 }

@@ -7,8 +7,10 @@ use ndarray::{Array2, ArrayView2};
 use super::npy::write_atomic;
 use crate::error::{Error, Result};
 
-/// Reads a numeric CSV file. The first row is taken as a header when any of
-/// its fields is not a number. Every row must have the same number of fields.
+/// Reads a numeric CSV file. The first row is taken as a header when none of
+/// its fields is a number; a first row mixing numbers and other text is a
+/// data row with a typo, an error (never silently dropped as a header).
+/// Every row must have the same number of fields.
 pub fn read_csv(path: &Path) -> Result<Array2<f64>> {
     let csv_error = |line: usize, reason: String| Error::Csv {
         path: path.to_path_buf(),
@@ -40,7 +42,7 @@ pub fn read_csv(path: &Path) -> Result<Array2<f64>> {
             continue;
         }
         let parsed: Vec<Option<f64>> = record.iter().map(|f| f.parse::<f64>().ok()).collect();
-        if index == 0 && parsed.iter().any(Option::is_none) {
+        if index == 0 && parsed.iter().all(Option::is_none) {
             continue; // a header row
         }
         let width = *n_features.get_or_insert(parsed.len());
@@ -54,10 +56,15 @@ pub fn read_csv(path: &Path) -> Result<Array2<f64>> {
             match value {
                 Some(v) => values.push(*v),
                 None => {
+                    let hint = if index == 0 {
+                        " (a header row would hold no numbers)"
+                    } else {
+                        ""
+                    };
                     return Err(csv_error(
                         line,
-                        format!("field {} ('{field}') is not a number", column + 1),
-                    ))
+                        format!("field {} ('{field}') is not a number{hint}", column + 1),
+                    ));
                 }
             }
         }
@@ -123,5 +130,15 @@ mod tests {
         let err = read_csv(&path).unwrap_err();
         assert!(matches!(err, Error::Csv { line: 2, .. }), "{err}");
         assert!(err.to_string().contains("'x'"));
+    }
+
+    #[test]
+    fn a_first_row_with_a_typo_is_an_error_not_a_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("typo.csv");
+        std::fs::write(&path, "1.0,2.o\n3.0,4.0\n").unwrap();
+        let err = read_csv(&path).unwrap_err().to_string();
+        assert!(err.contains("line 1") && err.contains("'2.o'"), "{err}");
+        assert!(err.contains("header"), "{err}");
     }
 }

@@ -15,6 +15,17 @@ pub use self::samples::{read_samples, Samples};
 
 use crate::error::{Error, Result};
 
+/// Creates folder `path` (and its parents) if needed; a path that names
+/// something other than a folder is an error saying so.
+pub fn create_folder(path: &std::path::Path) -> Result<()> {
+    if path.exists() && !path.is_dir() {
+        return Err(Error::NotAFolder {
+            path: path.to_path_buf(),
+        });
+    }
+    std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))
+}
+
 /// One workload: `n` samples of `d` features drawn around `k` centres.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,

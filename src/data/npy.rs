@@ -256,6 +256,37 @@ pub(crate) fn temporary_path(path: &Path) -> PathBuf {
     ))
 }
 
+/// Removes temporary files of writers that died before renaming them (named
+/// by [`temporary_path`] with a process id no longer running), so a killed
+/// run leaves no lasting litter. Only where the running processes can be
+/// seen (`/proc`).
+fn remove_stale_temporaries(dir: &Path) {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let pid = name
+            .strip_prefix('.')
+            .and_then(|rest| rest.rsplit_once(".tmp-"))
+            .and_then(|(_, tail)| tail.split_once('-'))
+            .and_then(|(pid, counter)| {
+                counter.parse::<u64>().ok()?;
+                pid.parse::<u32>().ok()
+            });
+        if let Some(pid) = pid {
+            if !proc.join(pid.to_string()).exists() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
 /// A file written under a temporary name, renamed into place by
 /// [`commit`](Self::commit); dropped uncommitted, it is removed.
 pub(crate) struct PendingFile {
@@ -272,6 +303,9 @@ impl PendingFile {
         path: &Path,
         write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
     ) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            remove_stale_temporaries(dir);
+        }
         let temp = temporary_path(path);
         let mut pending = PendingFile {
             temp,
@@ -458,5 +492,20 @@ mod tests {
             read_npy::<f64>(&dir.path().join("missing.npy")),
             Err(Error::Io { .. })
         ));
+    }
+
+    #[test]
+    fn temporaries_of_dead_writers_are_removed_by_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        // A process id that cannot be running (beyond Linux's pid_max).
+        let stale = dir.path().join(".blobs.npy.tmp-4194305-0");
+        std::fs::write(&stale, b"half").unwrap();
+        let alive = dir
+            .path()
+            .join(format!(".other.npy.tmp-{}-7", std::process::id()));
+        std::fs::write(&alive, b"in progress").unwrap();
+        write_atomic_bytes(&dir.path().join("a.bin"), b"data").unwrap();
+        assert!(!stale.exists(), "the dead writer's file is gone");
+        assert!(alive.exists(), "a live writer's file stays");
     }
 }

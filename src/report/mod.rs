@@ -62,7 +62,7 @@ pub fn write_report(dir: &Path) -> Result<ReportOutput> {
     }
     let latest = latest(&records);
     let chart_dir = dir.join("charts");
-    std::fs::create_dir_all(&chart_dir).map_err(|e| Error::io(&chart_dir, e))?;
+    crate::data::create_folder(&chart_dir)?;
     let drawn = charts::draw_all(&chart_dir, &latest, &mut warnings)?;
     let index = dir.join("index.html");
     let page = html::page(dir, &latest, &drawn, &warnings);
