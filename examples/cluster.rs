@@ -114,9 +114,9 @@ fn cluster<F: Float + WritableElement>(args: &Args, x: Array2<F>) -> anyhow::Res
         "threads": threads,
         "seconds": seconds,
         "passes": fit.work.passes(),
-        "distances_per_pass": fit.work.pass_distances,
-        "f32_distances_per_pass": fit.work.pass_f32_distances,
-        "rows_per_pass": fit.work.pass_rows,
+        "distances_per_pass": fit.work.column(|p| p.distances),
+        "f32_distances_per_pass": fit.work.column(|p| p.f32_distances),
+        "rows_per_pass": fit.work.column(|p| p.rows),
     });
     println!("{report}");
     Ok(())

@@ -181,9 +181,7 @@ pub fn measure_untimed(
     let (fit, memory) = measure_memory(contender)?;
     let quality = quality(run.problem.x.view(), &run.true_labels, fit.centroids.view());
     record.n_iter = Some(fit.n_iter);
-    record.pass_distances = fit.pass_distances.clone();
-    record.pass_f32_distances = fit.pass_f32_distances.clone();
-    record.pass_rows = fit.pass_rows.clone();
+    record.work = crate::results::Passes(fit.work.clone());
     record.inertia = Some(quality.inertia);
     record.ari = Some(quality.ari);
     record.silhouette = quality.silhouette;

@@ -107,9 +107,7 @@ impl Contender for LinfaKMeans {
             centroids: model.centroids().clone(),
             labels: None,
             n_iter: calls.load(Ordering::Relaxed),
-            pass_distances: None,
-            pass_f32_distances: None,
-            pass_rows: None,
+            work: None,
         })
     }
 

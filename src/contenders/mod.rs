@@ -268,13 +268,9 @@ pub struct FitOutput {
     pub labels: Option<Array1<u32>>,
     /// Iterations run.
     pub n_iter: usize,
-    /// Squared distances computed in each pass over the data, where the
-    /// contender reports its work (see [`crate::kmeans::Work`]).
-    pub pass_distances: Option<Vec<u64>>,
-    /// Of those, the distances computed in `f32`, likewise.
-    pub pass_f32_distances: Option<Vec<u64>>,
-    /// Rows of the data read in each pass, likewise.
-    pub pass_rows: Option<Vec<u64>>,
+    /// Its work pass by pass, where it reports it (see
+    /// [`crate::kmeans::Work`]).
+    pub work: Option<Vec<crate::kmeans::Pass>>,
 }
 
 /// A k-means implementation under test.

@@ -260,9 +260,7 @@ impl Contender for PythonKMeans {
                 centroids: centers.as_array().to_owned(),
                 labels,
                 n_iter,
-                pass_distances: None,
-                pass_f32_distances: None,
-                pass_rows: None,
+                work: None,
             })
         })
     }

@@ -56,9 +56,7 @@ impl Contender for RustKMeans {
             centroids: fit.centroids,
             labels: Some(fit.labels),
             n_iter: fit.n_iter,
-            pass_distances: Some(fit.work.pass_distances),
-            pass_f32_distances: Some(fit.work.pass_f32_distances),
-            pass_rows: Some(fit.work.pass_rows),
+            work: Some(fit.work.per_pass),
         })
     }
 

@@ -42,19 +42,26 @@ impl<F: PartialEq> PartialEq for KMeansFit<F> {
     }
 }
 
-/// The work of a fit: one entry per pass over the data, holding how many
-/// squared distances (row to one centroid, `d` multiply-adds each) the pass
-/// computed (0 for passes that only check or copy), how many of those in
-/// `f32` (the `f64` kernel's screen), and how many rows of the data it read
-/// (all of them, but in steps where bounds settle most rows).
+/// One pass over the data: how many squared distances (row to one
+/// centroid, `d` multiply-adds each) it computed (0 for passes that only
+/// check or copy), how many of those in `f32` (the `f64` kernel's screen),
+/// and how many rows of the data it read (all of them, but in steps where
+/// bounds settle most rows).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Pass {
+    /// Squared distances computed.
+    pub distances: u64,
+    /// Of those, computed in `f32` for `f64` data.
+    pub f32_distances: u64,
+    /// Rows of the data read.
+    pub rows: u64,
+}
+
+/// The work of a fit, pass by pass.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Work {
-    /// Distances computed in each pass, in order.
-    pub pass_distances: Vec<u64>,
-    /// Of those, the distances computed in `f32` for `f64` data.
-    pub pass_f32_distances: Vec<u64>,
-    /// Rows of the data read in each pass, in order.
-    pub pass_rows: Vec<u64>,
+    /// Every pass over the data, in order.
+    pub per_pass: Vec<Pass>,
     /// Times bounds were set afresh: 0 without bounds, 1 with bounds from
     /// the first step, more where [`Pruning::Auto`] suspended them and set
     /// them again (or where the fit started over on a scaled copy of data
@@ -70,27 +77,34 @@ impl Work {
 
     /// Records a pass, `f32_distances` of its distances in `f32`.
     fn push_pass(&mut self, distances: u64, f32_distances: u64, rows: u64) {
-        self.pass_distances.push(distances);
-        self.pass_f32_distances.push(f32_distances);
-        self.pass_rows.push(rows);
+        self.per_pass.push(Pass {
+            distances,
+            f32_distances,
+            rows,
+        });
     }
 
     /// Adds work to the last pass recorded (none yet: nothing to add to).
     fn add_to_last(&mut self, distances: u64, rows: u64) {
-        if let (Some(d), Some(r)) = (self.pass_distances.last_mut(), self.pass_rows.last_mut()) {
-            *d += distances;
-            *r += rows;
+        if let Some(last) = self.per_pass.last_mut() {
+            last.distances += distances;
+            last.rows += rows;
         }
     }
 
     /// Passes over the data.
     pub fn passes(&self) -> usize {
-        self.pass_distances.len()
+        self.per_pass.len()
     }
 
     /// Squared distances computed in all.
     pub fn distances(&self) -> u64 {
-        self.pass_distances.iter().sum()
+        self.per_pass.iter().map(|p| p.distances).sum()
+    }
+
+    /// One figure of every pass, in order (for example `|p| p.rows`).
+    pub fn column(&self, figure: impl Fn(&Pass) -> u64) -> Vec<u64> {
+        self.per_pass.iter().map(figure).collect()
     }
 }
 
@@ -735,8 +749,8 @@ mod tests {
         // Two passes: the first step's also checks the data and scores 4
         // rows x 2 centroids; the second's also sums the final inertia (one
         // distance per row). Too little work per row for bounds.
-        assert_eq!(fit.work.pass_distances, [8, 12]);
-        assert_eq!(fit.work.pass_rows, [4, 4]);
+        assert_eq!(fit.work.column(|p| p.distances), [8, 12]);
+        assert_eq!(fit.work.column(|p| p.rows), [4, 4]);
     }
 
     #[test]
@@ -781,23 +795,23 @@ mod tests {
         let init = init_of(&x, k);
         let fit = fit_from(&x, init.clone());
         let work = &fit.work;
-        assert_eq!(work.pass_f32_distances.len(), work.passes());
+
         let screened = super::super::kernel::Isa::detect() != super::super::kernel::Isa::Portable
             && !super::super::screen::switched_off();
         // The first step scores every row in f32 (then some again in f64),
         // plus one distance per row for its per-cluster sums, and the
         // guesses it tried before giving up (in f32, on a few features);
         // f32 data and plain passes have none in f32.
-        let first = work.pass_f32_distances[0];
+        let first = work.per_pass[0].f32_distances;
         let screen = if screened { (n * k) as u64 } else { 0 };
         let guesses_at_most = (n * k * super::super::guess::FEATURES / d) as u64;
         assert!(
             first >= screen && first <= screen + guesses_at_most,
             "{first}"
         );
-        assert!(work.pass_distances[0] >= (n * k + n) as u64);
+        assert!(work.per_pass[0].distances >= (n * k + n) as u64);
         let f32_fit = fit_from(&x.mapv(|v| v as f32), init.mapv(|v| v as f32));
-        assert!(f32_fit.work.pass_f32_distances.iter().all(|&p| p == 0));
+        assert!(f32_fit.work.per_pass.iter().all(|p| p.f32_distances == 0));
     }
 
     fn fit_with_bounds<F: Float>(x: &Array2<F>, init: &Array2<F>, bounds: bool) -> KMeansFit<F> {
@@ -891,11 +905,11 @@ mod tests {
         // The first two steps send (nearly) every row to the kernel or to
         // be tightened; after them, only the final inertia reads them all.
         let n = x.nrows() as u64;
-        let rows = &with.work.pass_rows;
+        let rows = &with.work.column(|p| p.rows);
         assert_eq!(rows.len(), with.n_iter + 1, "{rows:?}");
         assert_eq!(rows.last(), Some(&n), "{rows:?}");
         assert!(rows[2..rows.len() - 1].iter().all(|&r| r < n), "{rows:?}");
-        assert!(without.work.pass_rows.iter().all(|&r| r == n));
+        assert!(without.work.per_pass.iter().all(|p| p.rows == n));
         let (_, inertia) = crate::kmeans::assign_and_inertia(x.view(), with.centroids.view());
         assert_eq!(inertia.to_bits(), with.inertia.to_bits());
     }
@@ -935,7 +949,7 @@ mod tests {
             let without = fit_with_bounds(&x, &init, false);
             assert_same_fit(&with, &without, 1e-12, &format!("f64 {what}"));
             // The first pass: k distances a row without the guess.
-            if with.work.pass_distances[0] < (n * k / 2) as u64 {
+            if with.work.per_pass[0].distances < (n * k / 2) as u64 {
                 cheap_first_passes += 1;
             }
             let (x32, init32) = (x.mapv(|v| v as f32), init.mapv(|v| v as f32));
@@ -1331,7 +1345,7 @@ mod tests {
         // distances than the kernel's k a row (one a row, the guesses'
         // scores, and one a row for the per-cluster sums).
         let fit = fit_with_bounds(&x, &means, true);
-        assert!(fit.work.pass_distances[0] < 5000 * 4, "{:?}", fit.work);
+        assert!(fit.work.per_pass[0].distances < 5000 * 4, "{:?}", fit.work);
         // The step's check finds the data's largest magnitude in the rows
         // it proves (the bounds' error depends on it).
         let step = lloyd_step(

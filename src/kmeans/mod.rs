@@ -28,7 +28,7 @@ mod screen;
 mod simd;
 mod validate;
 
-pub use fit::{KMeansFit, Work};
+pub use fit::{KMeansFit, Pass, Work};
 pub use float::Float;
 pub use init::kmeans_plusplus;
 pub use params::{Init, KMeans, KMeansParams, Pruning, DEFAULT_MAX_ITER};
