@@ -115,7 +115,7 @@ pub struct ScenarioArgs {
 
 impl ScenarioArgs {
     /// The checked scenario.
-    pub fn scenario(&self) -> crate::Result<crate::data::Scenario> {
+    pub fn scenario(&self) -> Result<crate::data::Scenario, crate::data::DataError> {
         crate::data::Scenario::new(self.n, self.d, self.k)
     }
 }

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use ndarray::{Array1, Array2};
 
 use crate::error::{Error, Result};
+use crate::kmeans::KMeansError;
 
 /// Where a contender runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,27 +233,27 @@ impl Problem {
     /// Checks what a library might otherwise assert on (and panic): a
     /// non-empty 2-D problem, `1 <= k <= n`, initial centroids with the
     /// data's feature count, finite values, `max_iter >= 1`, threads >= 1.
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<(), KMeansError> {
         crate::kmeans::check_not_empty(self.x.view())?;
         let (n, d) = self.x.dim();
         let k = self.init.nrows();
         if k == 0 {
-            return Err(Error::ZeroClusters);
+            return Err(KMeansError::ZeroClusters);
         }
         if k > n {
-            return Err(Error::TooManyClusters { k, n_samples: n });
+            return Err(KMeansError::TooManyClusters { k, n_samples: n });
         }
         if self.init.ncols() != d {
-            return Err(Error::InitShape {
+            return Err(KMeansError::InitShape {
                 got: self.init.dim(),
                 expected: (k, d),
             });
         }
         if self.max_iter == 0 {
-            return Err(Error::ZeroMaxIter);
+            return Err(KMeansError::ZeroMaxIter);
         }
         if self.threads == 0 {
-            return Err(Error::ZeroThreads);
+            return Err(KMeansError::ZeroThreads);
         }
         crate::kmeans::check_finite(self.x.view(), "data")?;
         crate::kmeans::check_finite(self.init.view(), "initial centroids")
@@ -337,5 +338,5 @@ pub(crate) fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
-        .map_err(|e| Error::ThreadPool(e.to_string()))
+        .map_err(|e| Error::KMeans(KMeansError::ThreadPool(e)))
 }

@@ -8,8 +8,8 @@ use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 
+use super::error::{DataError, Result};
 use super::Scenario;
-use crate::error::{Error, Result};
 
 /// Bumped whenever the generator's output for the same settings changes, so
 /// cached files from an older generator are never reused.
@@ -61,13 +61,13 @@ impl BlobSpec {
     fn check(&self) -> Result<()> {
         Scenario::new(self.scenario.n, self.scenario.d, self.scenario.k)?;
         if !(self.std.is_finite() && self.std >= 0.0) {
-            return Err(Error::Scenario(format!(
+            return Err(DataError::Scenario(format!(
                 "std must be finite and >= 0, got {}",
                 self.std
             )));
         }
         if !(self.center_box.is_finite() && self.center_box > 0.0) {
-            return Err(Error::Scenario(format!(
+            return Err(DataError::Scenario(format!(
                 "center_box must be finite and > 0, got {}",
                 self.center_box
             )));
@@ -113,7 +113,7 @@ pub fn generate_blobs(spec: &BlobSpec) -> Result<Blobs> {
         streams.push(rng.clone());
     }
     let noise = Normal::new(0.0, spec.std)
-        .map_err(|e| Error::Scenario(format!("std {}: {e}", spec.std)))?;
+        .map_err(|e| DataError::Scenario(format!("std {}: {e}", spec.std)))?;
     let mut x = Array2::<f64>::zeros((n, d));
     let flat = x.as_slice_mut().expect("a new array is contiguous");
     flat.par_chunks_mut(ROWS_PER_STREAM * d)

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::blobs::{generate_blobs, BlobSpec};
 use super::csv::write_csv;
+use super::error::Result;
 use super::npy::{read_f64_with_checksum, read_u32_with_checksum, write_atomic, write_npy_pending};
-use crate::error::Result;
 use crate::kmeans::{check_finite, kmeans_plusplus};
 
 /// How a cached dataset was obtained.

@@ -4,21 +4,21 @@ use std::path::Path;
 
 use ndarray::{Array2, ArrayView2};
 
+use super::error::{DataError, Result};
 use super::npy::write_atomic;
-use crate::error::{Error, Result};
 
 /// Reads a numeric CSV file. The first row is taken as a header when none of
 /// its fields is a number; a first row mixing numbers and other text is a
 /// data row with a typo, an error (never silently dropped as a header).
 /// Every row must have the same number of fields.
 pub fn read_csv(path: &Path) -> Result<Array2<f64>> {
-    let csv_error = |line: usize, reason: String| Error::Csv {
+    let csv_error = |line: usize, reason: String| DataError::Csv {
         path: path.to_path_buf(),
         line,
         reason,
     };
     if path.is_dir() {
-        return Err(Error::io(
+        return Err(DataError::io(
             path,
             std::io::Error::new(std::io::ErrorKind::InvalidInput, "is a directory"),
         ));
@@ -29,7 +29,7 @@ pub fn read_csv(path: &Path) -> Result<Array2<f64>> {
         .trim(::csv::Trim::All)
         .from_path(path)
         .map_err(|e| match e.into_kind() {
-            ::csv::ErrorKind::Io(io) => Error::io(path, io),
+            ::csv::ErrorKind::Io(io) => DataError::io(path, io),
             other => csv_error(0, format!("{other:?}")),
         })?;
     let mut values = Vec::new();
@@ -125,10 +125,10 @@ mod tests {
         let path = dir.path().join("a.csv");
         std::fs::write(&path, "a,b\n1,2\n3\n").unwrap();
         let err = read_csv(&path).unwrap_err();
-        assert!(matches!(err, Error::Csv { line: 3, .. }), "{err}");
+        assert!(matches!(err, DataError::Csv { line: 3, .. }), "{err}");
         std::fs::write(&path, "1,2\n3,x\n").unwrap();
         let err = read_csv(&path).unwrap_err();
-        assert!(matches!(err, Error::Csv { line: 2, .. }), "{err}");
+        assert!(matches!(err, DataError::Csv { line: 2, .. }), "{err}");
         assert!(err.to_string().contains("'x'"));
     }
 

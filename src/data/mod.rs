@@ -4,6 +4,7 @@
 mod blobs;
 mod cache;
 mod csv;
+mod error;
 mod npy;
 mod samples;
 
@@ -13,17 +14,18 @@ pub use self::csv::{read_csv, write_csv};
 pub use self::npy::{read_npy, write_atomic_bytes, write_npy_atomic};
 pub use self::samples::{read_samples, Samples};
 
-use crate::error::{Error, Result};
+pub use self::error::DataError;
+use self::error::Result;
 
 /// Creates folder `path` (and its parents) if needed; a path that names
 /// something other than a folder is an error saying so.
 pub fn create_folder(path: &std::path::Path) -> Result<()> {
     if path.exists() && !path.is_dir() {
-        return Err(Error::NotAFolder {
+        return Err(DataError::NotAFolder {
             path: path.to_path_buf(),
         });
     }
-    std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))
+    std::fs::create_dir_all(path).map_err(|e| DataError::io(path, e))
 }
 
 /// One workload: `n` samples of `d` features drawn around `k` centres.
@@ -43,15 +45,15 @@ impl Scenario {
     /// A checked scenario: `n`, `d` and `k` at least 1, `k <= n`.
     pub fn new(n: usize, d: usize, k: usize) -> Result<Self> {
         if n == 0 || d == 0 {
-            return Err(Error::Scenario(format!(
+            return Err(DataError::Scenario(format!(
                 "n and d must be at least 1 (got n = {n}, d = {d})"
             )));
         }
         if k == 0 {
-            return Err(Error::ZeroClusters);
+            return Err(crate::kmeans::KMeansError::ZeroClusters.into());
         }
         if k > n {
-            return Err(Error::TooManyClusters { k, n_samples: n });
+            return Err(crate::kmeans::KMeansError::TooManyClusters { k, n_samples: n }.into());
         }
         Ok(Scenario { n, d, k })
     }
@@ -85,6 +87,7 @@ impl std::fmt::Display for Scenario {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kmeans::KMeansError;
 
     #[test]
     fn sweep_has_48_distinct_scenarios() {
@@ -97,13 +100,25 @@ mod tests {
 
     #[test]
     fn invalid_scenarios_are_rejected() {
-        assert!(matches!(Scenario::new(10, 2, 0), Err(Error::ZeroClusters)));
+        assert!(matches!(
+            Scenario::new(10, 2, 0),
+            Err(DataError::KMeans(KMeansError::ZeroClusters))
+        ));
         assert!(matches!(
             Scenario::new(3, 2, 4),
-            Err(Error::TooManyClusters { k: 4, n_samples: 3 })
+            Err(DataError::KMeans(KMeansError::TooManyClusters {
+                k: 4,
+                n_samples: 3
+            }))
         ));
-        assert!(matches!(Scenario::new(0, 2, 1), Err(Error::Scenario(_))));
-        assert!(matches!(Scenario::new(5, 0, 1), Err(Error::Scenario(_))));
+        assert!(matches!(
+            Scenario::new(0, 2, 1),
+            Err(DataError::Scenario(_))
+        ));
+        assert!(matches!(
+            Scenario::new(5, 0, 1),
+            Err(DataError::Scenario(_))
+        ));
         assert!(Scenario::new(3, 2, 3).is_ok());
     }
 }

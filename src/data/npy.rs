@@ -9,7 +9,7 @@ use ndarray::{Array1, Array2, ArrayBase, Data, Dimension};
 use ndarray_npy::{ReadNpyExt, ReadableElement, WritableElement, WriteNpyExt};
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::error::{Error, Result};
+use super::error::{DataError, Result};
 
 /// The largest header we read; NumPy itself refuses more than 10,000 bytes by default.
 const MAX_HEADER_BYTES: usize = 1 << 16;
@@ -36,8 +36,8 @@ impl NpyHeader {
     }
 }
 
-fn npy_error(path: &Path, reason: impl Into<String>) -> Error {
-    Error::Npy {
+fn npy_error(path: &Path, reason: impl Into<String>) -> DataError {
+    DataError::Npy {
         path: path.to_path_buf(),
         reason: reason.into(),
     }
@@ -47,7 +47,7 @@ fn npy_error(path: &Path, reason: impl Into<String>) -> Error {
 /// a supported dtype, and a data size that matches the file size exactly.
 pub(crate) fn read_header(path: &Path, ndim: usize, allowed: &[&str]) -> Result<NpyHeader> {
     let file = open_file(path)?;
-    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let file_len = file.metadata().map_err(|e| DataError::io(path, e))?.len();
     let mut reader = BufReader::new(file);
     let mut prefix = [0u8; 8];
     reader
@@ -90,7 +90,7 @@ pub(crate) fn read_header(path: &Path, ndim: usize, allowed: &[&str]) -> Result<
     let got = header.shape.len();
     if got != ndim {
         return Err(if ndim == 2 {
-            Error::NotTwoDimensional {
+            DataError::NotTwoDimensional {
                 path: path.to_path_buf(),
                 ndim: got,
             }
@@ -161,12 +161,12 @@ fn parse_header_dict(text: &str) -> Option<NpyHeader> {
 
 fn open_file(path: &Path) -> Result<File> {
     if path.is_dir() {
-        return Err(Error::io(
+        return Err(DataError::io(
             path,
             std::io::Error::new(std::io::ErrorKind::InvalidInput, "is a directory"),
         ));
     }
-    File::open(path).map_err(|e| Error::io(path, e))
+    File::open(path).map_err(|e| DataError::io(path, e))
 }
 
 /// A reader that hashes what passes through it.
@@ -313,25 +313,25 @@ impl PendingFile {
             checksum: 0,
             committed: false,
         };
-        let file = File::create(&pending.temp).map_err(|e| Error::io(path, e))?;
+        let file = File::create(&pending.temp).map_err(|e| DataError::io(path, e))?;
         let mut writer = HashingWriter {
             inner: BufWriter::with_capacity(1 << 20, file),
             hasher: Xxh3::new(),
         };
         let written = write(&mut writer).and_then(|()| writer.flush());
-        written.map_err(|e| Error::io(path, e))?;
+        written.map_err(|e| DataError::io(path, e))?;
         pending.checksum = writer.hasher.digest();
         let file = writer
             .inner
             .into_inner()
-            .map_err(|e| Error::io(path, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(path, e))?;
+            .map_err(|e| DataError::io(path, e.into_error()))?;
+        file.sync_all().map_err(|e| DataError::io(path, e))?;
         Ok(pending)
     }
 
     /// Renames the file into place (atomic on one file system).
     pub fn commit(mut self) -> Result<u64> {
-        std::fs::rename(&self.temp, &self.path).map_err(|e| Error::io(&self.path, e))?;
+        std::fs::rename(&self.temp, &self.path).map_err(|e| DataError::io(&self.path, e))?;
         self.committed = true;
         Ok(self.checksum)
     }
@@ -470,7 +470,7 @@ mod tests {
             npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999, 99999999999), }", &[]),
         )
         .unwrap();
-        assert!(matches!(read_npy::<f64>(&path), Err(Error::Npy { .. })));
+        assert!(matches!(read_npy::<f64>(&path), Err(DataError::Npy { .. })));
     }
 
     #[test]
@@ -478,19 +478,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.npy");
         std::fs::write(&path, b"this is not an npy file at all").unwrap();
-        assert!(matches!(read_npy::<f64>(&path), Err(Error::Npy { .. })));
+        assert!(matches!(read_npy::<f64>(&path), Err(DataError::Npy { .. })));
         write_npy_atomic(&path, &array![[1i64, 2]]).unwrap();
         let err = read_npy::<f64>(&path).unwrap_err();
         assert!(err.to_string().contains("unsupported dtype '<i8'"), "{err}");
         write_npy_atomic(&path, &array![1.0, 2.0]).unwrap();
         assert!(matches!(
             read_npy::<f64>(&path),
-            Err(Error::NotTwoDimensional { ndim: 1, .. })
+            Err(DataError::NotTwoDimensional { ndim: 1, .. })
         ));
-        assert!(matches!(read_npy::<f64>(dir.path()), Err(Error::Io { .. })));
+        assert!(matches!(
+            read_npy::<f64>(dir.path()),
+            Err(DataError::Io { .. })
+        ));
         assert!(matches!(
             read_npy::<f64>(&dir.path().join("missing.npy")),
-            Err(Error::Io { .. })
+            Err(DataError::Io { .. })
         ));
     }
 

@@ -5,8 +5,8 @@ use std::path::Path;
 use ndarray::Array2;
 
 use super::csv::read_csv;
+use super::error::{DataError, Result};
 use super::npy::{read_header, read_npy};
-use crate::error::{Error, Result};
 
 /// A data matrix in the float type it was stored in.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +35,7 @@ pub fn read_samples(path: &Path) -> Result<Samples> {
         } else {
             std::io::Error::new(std::io::ErrorKind::NotFound, "no such file")
         };
-        return Err(Error::io(path, error));
+        return Err(DataError::io(path, error));
     }
     let extension = path
         .extension()
@@ -51,7 +51,7 @@ pub fn read_samples(path: &Path) -> Result<Samples> {
             }
         }
         Some("csv") => read_csv(path).map(Samples::F64),
-        _ => Err(Error::UnsupportedFile {
+        _ => Err(DataError::UnsupportedFile {
             path: path.to_path_buf(),
         }),
     }

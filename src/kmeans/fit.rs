@@ -3,12 +3,12 @@
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 
 use super::bounds::{worthwhile, Bounds};
+use super::error::{KMeansError, Result};
 use super::float::Float;
 use super::init::kmeans_plusplus;
 use super::lloyd::{assign, inertia, lloyd_step, Extras, Totals};
 use super::params::{Init, KMeans, Pruning};
 use super::validate::{check_not_empty, finite_max_abs, locate_non_finite};
-use crate::error::{Error, Result};
 
 /// A fitted k-means.
 #[derive(Debug, Clone)]
@@ -133,7 +133,7 @@ impl<F: Float> KMeans<F> {
             Some(threads) => rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
-                .map_err(|e| Error::ThreadPool(e.to_string()))?
+                .map_err(KMeansError::ThreadPool)?
                 .install(|| self.fit_in_current_pool(x)),
             None => self.fit_in_current_pool(x),
         }
@@ -144,11 +144,11 @@ impl<F: Float> KMeans<F> {
         let (n, d) = x.dim();
         let k = self.k();
         if k > n {
-            return Err(Error::TooManyClusters { k, n_samples: n });
+            return Err(KMeansError::TooManyClusters { k, n_samples: n });
         }
         let init_max_abs = match self.init() {
             Init::Given(init) if init.ncols() != d => {
-                return Err(Error::InitShape {
+                return Err(KMeansError::InitShape {
                     got: init.dim(),
                     expected: (k, d),
                 })
@@ -1301,17 +1301,17 @@ mod tests {
         let model = KMeansParams::<f64>::new(3).check().unwrap();
         assert!(matches!(
             model.fit(Array2::zeros((0, 2)).view()),
-            Err(Error::EmptyData { .. })
+            Err(KMeansError::EmptyData { .. })
         ));
         assert!(matches!(
             model.fit(Array2::zeros((2, 2)).view()),
-            Err(Error::TooManyClusters { k: 3, n_samples: 2 })
+            Err(KMeansError::TooManyClusters { k: 3, n_samples: 2 })
         ));
         let mut x = Array2::<f64>::zeros((5, 2));
         x[[3, 1]] = f64::NAN;
         assert!(matches!(
             model.fit(x.view()),
-            Err(Error::NonFinite {
+            Err(KMeansError::NonFinite {
                 row: 3,
                 column: 1,
                 ..
@@ -1323,7 +1323,7 @@ mod tests {
             .unwrap();
         assert!(matches!(
             wrong_width.fit(Array2::zeros((5, 2)).view()),
-            Err(Error::InitShape {
+            Err(KMeansError::InitShape {
                 got: (2, 3),
                 expected: (2, 2)
             })
@@ -1387,7 +1387,7 @@ mod tests {
                     .fit(bad.view())
                     .unwrap_err();
                 assert!(
-                    matches!(err, Error::NonFinite { what: "data", row: r, column: c, .. } if r == row && c == column),
+                    matches!(err, KMeansError::NonFinite { what: "data", row: r, column: c, .. } if r == row && c == column),
                     "{err}"
                 );
             }

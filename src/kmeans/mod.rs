@@ -17,6 +17,7 @@
 
 mod bounds;
 mod chunks;
+mod error;
 mod fit;
 mod float;
 mod guess;
@@ -28,6 +29,7 @@ mod screen;
 mod simd;
 mod validate;
 
+pub use error::KMeansError;
 pub use fit::{KMeansFit, Pass, Work};
 pub use float::Float;
 pub use init::kmeans_plusplus;

@@ -3,8 +3,8 @@
 
 use ndarray::Array2;
 
+use super::error::{KMeansError, Result};
 use super::float::Float;
-use crate::error::{Error, Result};
 
 /// The default cap on Lloyd iterations (scikit-learn's).
 pub const DEFAULT_MAX_ITER: usize = 300;
@@ -106,20 +106,20 @@ impl<F: Float> KMeansParams<F> {
     /// Checks every rule that does not depend on the data.
     pub fn check(self) -> Result<KMeans<F>> {
         if self.k == 0 {
-            return Err(Error::ZeroClusters);
+            return Err(KMeansError::ZeroClusters);
         }
         if self.max_iter == 0 {
-            return Err(Error::ZeroMaxIter);
+            return Err(KMeansError::ZeroMaxIter);
         }
         if !(self.tol.is_finite() && self.tol >= 0.0) {
-            return Err(Error::BadTolerance(self.tol));
+            return Err(KMeansError::BadTolerance(self.tol));
         }
         if self.threads == Some(0) {
-            return Err(Error::ZeroThreads);
+            return Err(KMeansError::ZeroThreads);
         }
         if let Init::Given(centroids) = &self.init {
             if centroids.nrows() != self.k {
-                return Err(Error::InitShape {
+                return Err(KMeansError::InitShape {
                     got: centroids.dim(),
                     expected: (self.k, centroids.ncols()),
                 });
@@ -176,7 +176,7 @@ mod tests {
     fn zero_clusters_is_rejected() {
         assert!(matches!(
             KMeansParams::<f64>::new(0).check(),
-            Err(Error::ZeroClusters)
+            Err(KMeansError::ZeroClusters)
         ));
     }
 
@@ -184,7 +184,7 @@ mod tests {
     fn zero_max_iter_is_rejected() {
         assert!(matches!(
             KMeansParams::<f64>::new(2).max_iter(0).check(),
-            Err(Error::ZeroMaxIter)
+            Err(KMeansError::ZeroMaxIter)
         ));
     }
 
@@ -193,7 +193,7 @@ mod tests {
         for tol in [-1e-3, f64::NAN, f64::INFINITY] {
             assert!(matches!(
                 KMeansParams::<f64>::new(2).tol(tol).check(),
-                Err(Error::BadTolerance(_))
+                Err(KMeansError::BadTolerance(_))
             ));
         }
     }
@@ -202,7 +202,7 @@ mod tests {
     fn zero_threads_is_rejected() {
         assert!(matches!(
             KMeansParams::<f64>::new(2).threads(0).check(),
-            Err(Error::ZeroThreads)
+            Err(KMeansError::ZeroThreads)
         ));
     }
 
@@ -211,7 +211,7 @@ mod tests {
         let init = Init::Given(array![[0.0, 0.0]]);
         assert!(matches!(
             KMeansParams::<f64>::new(2).init(init).check(),
-            Err(Error::InitShape {
+            Err(KMeansError::InitShape {
                 got: (1, 2),
                 expected: (2, 2)
             })
@@ -223,7 +223,7 @@ mod tests {
         let init = Init::Given(array![[0.0, 0.0], [f64::NAN, 1.0]]);
         assert!(matches!(
             KMeansParams::<f64>::new(2).init(init).check(),
-            Err(Error::NonFinite {
+            Err(KMeansError::NonFinite {
                 row: 1,
                 column: 0,
                 ..

@@ -3,8 +3,8 @@
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 
+use super::error::{KMeansError, Result};
 use super::float::Float;
-use crate::error::{Error, Result};
 
 /// Fails on the first NaN or infinity, naming its row and column.
 pub fn check_finite<F: Float>(x: ArrayView2<F>, what: &'static str) -> Result<()> {
@@ -54,10 +54,10 @@ pub fn finite_max_abs<F: Float>(x: ArrayView2<F>, what: &'static str) -> Result<
 }
 
 /// The error naming the first NaN or infinity of `x`, which must hold one.
-pub(super) fn locate_non_finite<F: Float>(x: ArrayView2<F>, what: &'static str) -> Error {
+pub(super) fn locate_non_finite<F: Float>(x: ArrayView2<F>, what: &'static str) -> KMeansError {
     for ((row, column), &value) in x.indexed_iter() {
         if !value.is_finite() {
-            return Error::NonFinite {
+            return KMeansError::NonFinite {
                 what,
                 row,
                 column,
@@ -72,7 +72,7 @@ pub(super) fn locate_non_finite<F: Float>(x: ArrayView2<F>, what: &'static str) 
 pub fn check_not_empty<F>(x: ArrayView2<F>) -> Result<()> {
     let (n_samples, n_features) = x.dim();
     if n_samples == 0 || n_features == 0 {
-        return Err(Error::EmptyData {
+        return Err(KMeansError::EmptyData {
             n_samples,
             n_features,
         });
@@ -91,7 +91,7 @@ mod tests {
         let err = check_finite(x.view(), "data").unwrap_err();
         assert!(matches!(
             err,
-            Error::NonFinite {
+            KMeansError::NonFinite {
                 row: 1,
                 column: 1,
                 ..

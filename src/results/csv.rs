@@ -69,7 +69,7 @@ pub fn write_csv(path: &Path, rows: &[&Record]) -> Result<()> {
         text.push_str(&csv_row(r));
         text.push('\n');
     }
-    crate::data::write_atomic_bytes(path, text.as_bytes())
+    Ok(crate::data::write_atomic_bytes(path, text.as_bytes())?)
 }
 
 /// Rewrites a scenario's CSV with `rows` in place of the rows of the same
@@ -99,7 +99,7 @@ pub(super) fn merge_csv(path: &Path, rows: &[&Record]) -> Result<()> {
         text.push_str(&line);
         text.push('\n');
     }
-    crate::data::write_atomic_bytes(path, text.as_bytes())
+    Ok(crate::data::write_atomic_bytes(path, text.as_bytes())?)
 }
 
 #[cfg(test)]

@@ -60,9 +60,9 @@ pub fn append_records(dir: &Path, new: &[Record]) -> Result<()> {
     lock.lock().map_err(|e| Error::io(&lock_path, e))?;
     let mut text = String::new();
     for record in new {
-        let line = serde_json::to_string(record).map_err(|e| Error::Results {
+        let line = serde_json::to_string(record).map_err(|error| Error::Results {
             path: path.clone(),
-            reason: e.to_string(),
+            error,
         })?;
         text.push_str(&line);
         text.push('\n');
