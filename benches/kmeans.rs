@@ -28,8 +28,8 @@ use pythonvsrust_kmeans::kmeans::DEFAULT_MAX_ITER;
 use pythonvsrust_kmeans::protocol::{check_inertia, ScenarioRun, Trial};
 use pythonvsrust_kmeans::report::write_report;
 use pythonvsrust_kmeans::results::{append_records, report_dir, Check, Record, Status};
-use pythonvsrust_kmeans::suite;
 use pythonvsrust_kmeans::{environment, floor};
+use pythonvsrust_kmeans::{isolated, suite};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator;
@@ -86,6 +86,10 @@ const SAMPLES: usize = 10;
 type Slot<'a> = RefCell<Option<Result<Trial<'a>, Box<Record>>>>;
 
 fn main() {
+    // Run again as the fresh process that measures one fit's memory.
+    if let Some(code) = pythonvsrust_kmeans::isolated::serve_if_child() {
+        std::process::exit(i32::from(code != std::process::ExitCode::SUCCESS));
+    }
     pythonvsrust_kmeans::cli::load_dotenv();
     let preset = Preset::from_env();
     let threads = match pythonvsrust_kmeans::cli::thread_count(None) {
@@ -168,7 +172,11 @@ fn main() {
             });
             match slot.into_inner() {
                 Some(Ok(trial)) => {
-                    let record = trial.finish(SAMPLES);
+                    let run = trial.run();
+                    let mut record = trial.finish(SAMPLES);
+                    if record.status == Status::Ok {
+                        isolated::measure_into(run, cache.dir(), &mut record);
+                    }
                     if record.status == Status::Failed {
                         eprintln!(
                             "{group_id}/{name}: FAILED: {}",

@@ -10,12 +10,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use pythonvsrust_kmeans::alloc::CountingAllocator;
 use pythonvsrust_kmeans::cli::{exit_with, thread_count, ScenarioArgs};
-use pythonvsrust_kmeans::contenders;
 use pythonvsrust_kmeans::data::{BlobSpec, CacheOutcome, DataCache};
 use pythonvsrust_kmeans::kmeans::DEFAULT_MAX_ITER;
 use pythonvsrust_kmeans::protocol::{check_inertia, run_once, ScenarioRun};
 use pythonvsrust_kmeans::results::{Check, Record, Status};
 use pythonvsrust_kmeans::suite;
+use pythonvsrust_kmeans::{contenders, isolated};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator;
@@ -49,6 +49,10 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Run again as the fresh process that measures one fit's memory.
+    if let Some(code) = isolated::serve_if_child() {
+        return code;
+    }
     exit_with(|| {
         let args = Args::parse();
         let threads = thread_count(args.threads)?;
@@ -78,14 +82,20 @@ fn main() -> ExitCode {
             );
         }
         let spec = BlobSpec::new(args.scenario.scenario()?).with_std(args.std);
-        let (run, outcome) =
-            ScenarioRun::load(&DataCache::project(), &spec, args.max_iter, threads)?;
+        let cache = DataCache::project();
+        let (run, outcome) = ScenarioRun::load(&cache, &spec, args.max_iter, threads)?;
         if let CacheOutcome::Regenerated { reason } = outcome {
             eprintln!("regenerated the cached data ({reason})");
         }
         let mut records: Vec<Record> = names
             .iter()
-            .map(|name| run_once(name, family.id, &run, usize::from(args.runs)))
+            .map(|name| {
+                let mut record = run_once(name, family.id, &run, usize::from(args.runs));
+                if record.status == Status::Ok {
+                    isolated::measure_into(&run, cache.dir(), &mut record);
+                }
+                record
+            })
             .collect();
         check_inertia(&mut records);
         if args.json {
@@ -112,6 +122,9 @@ fn json_line(r: &Record) -> serde_json::Value {
         "rel_inertia_diff": r.rel_inertia_diff,
         "inertia_check": r.inertia_check,
         "ari": r.ari,
+        "process_peak_bytes": r.memory.process_peak_bytes,
+        "process_baseline_bytes": r.memory.process_baseline_bytes,
+        "memory_note": r.environment.get("memory.isolated"),
         "peak_bytes": r.memory.resident_peak_bytes,
         "alloc_peak_bytes": r.memory.alloc_peak_bytes,
         "traced_peak_bytes": r.memory.traced_peak_bytes,
@@ -133,7 +146,7 @@ fn print_table(spec: &BlobSpec, threads: usize, records: &[Record]) {
         spec.scenario, spec.std
     );
     println!(
-        "{:<14} {:>8} {:>10} {:>6} {:>11} {:>15} {:>12} {:>6} {:>7} {:>10} {:>10} {:>10}",
+        "{:<14} {:>8} {:>10} {:>6} {:>11} {:>15} {:>12} {:>6} {:>7} {:>10} {:>10} {:>12} {:>9}",
         "impl",
         "status",
         "seconds",
@@ -145,7 +158,8 @@ fn print_table(spec: &BlobSpec, threads: usize, records: &[Record]) {
         "ARI",
         "alloc MiB",
         "traced MiB",
-        "RSS MiB"
+        "peak RSS MiB",
+        "base MiB"
     );
     for r in records {
         let status = match r.status {
@@ -154,7 +168,7 @@ fn print_table(spec: &BlobSpec, threads: usize, records: &[Record]) {
             Status::Failed => "failed",
         };
         println!(
-            "{:<14} {:>8} {:>10} {:>6} {:>11} {:>15} {:>12} {:>6} {:>7} {:>10} {:>10} {:>10}",
+            "{:<14} {:>8} {:>10} {:>6} {:>11} {:>15} {:>12} {:>6} {:>7} {:>10} {:>10} {:>12} {:>9}",
             r.contender,
             status,
             r.median_seconds().map_or("-".into(), |s| format!("{s:.4}")),
@@ -173,7 +187,8 @@ fn print_table(spec: &BlobSpec, threads: usize, records: &[Record]) {
             r.ari.map_or("-".into(), |a| format!("{a:.4}")),
             mib(r.memory.alloc_peak_bytes),
             mib(r.memory.traced_peak_bytes),
-            mib(r.memory.resident_peak_bytes),
+            mib(r.memory.process_peak_bytes),
+            mib(r.memory.process_baseline_bytes),
         );
         if let Some(reason) = &r.reason {
             println!("    {}: {reason}", r.contender);

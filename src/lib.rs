@@ -14,6 +14,7 @@ pub mod data;
 pub mod environment;
 pub mod error;
 pub mod floor;
+pub mod isolated;
 pub mod kmeans;
 pub mod memory;
 pub mod protocol;

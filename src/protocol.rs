@@ -104,6 +104,7 @@ pub fn measure_memory(contender: &mut dyn Contender) -> Result<(FitOutput, Memor
             alloc_peak_bytes: if in_python { None } else { alloc_peak },
             traced_peak_bytes: traced_peak,
             resident_peak_bytes: resident_peak,
+            ..MemoryFigures::default()
         },
     ))
 }
@@ -239,6 +240,11 @@ impl<'a> Trial<'a> {
             record,
             calls: Vec::new(),
         }
+    }
+
+    /// The scenario this trial runs.
+    pub fn run(&self) -> &'a ScenarioRun {
+        self.run
     }
 
     /// The record so far (its status says whether the contender runs).

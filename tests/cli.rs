@@ -305,3 +305,58 @@ fn a_changed_cached_file_is_used_with_a_warning() {
         "{stderr}"
     );
 }
+
+#[test]
+fn compare_measures_each_fit_in_a_fresh_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(
+        "compare",
+        &[
+            "--n",
+            "20000",
+            "--d",
+            "10",
+            "--k",
+            "8",
+            "--impls",
+            "rust,numpy",
+            "--runs",
+            "1",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows: Vec<serde_json::Value> = stdout(&output)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        let name = row["impl"].as_str().unwrap();
+        if row["status"] == "skipped" {
+            continue;
+        }
+        let peak = row["process_peak_bytes"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{row}"));
+        let baseline = row["process_baseline_bytes"].as_u64().unwrap();
+        // The baseline holds the 1.6 MB of data at least.
+        assert!(baseline > 20_000 * 10 * 8, "{name}: baseline {baseline}");
+        assert!(peak > 0, "{name}: {row}");
+        if name == "numpy" {
+            // Its n x k matrix of scores at least.
+            assert!(peak >= 20_000 * 8 * 8, "numpy peak {peak}");
+        }
+    }
+    // A child given a request it cannot read fails in one line.
+    let output = Command::new(example("compare"))
+        .env(pythonvsrust_kmeans::isolated::CHILD_ENV, "not json")
+        .output()
+        .unwrap();
+    assert_clean_error(&output, "bad request");
+}

@@ -89,7 +89,9 @@ fn exact_contenders_agree_and_linfa_stays_within_its_bound() {
                 }
                 Rule::FixedIterations { tolerance, .. } => {
                     assert!(gap.abs() <= tolerance, "{name}: gap {gap:e}");
-                    assert_eq!(out.n_iter, reference.n_iter, "{name} runs ours");
+                    // Ours is its cap; it may stop earlier on its own rule.
+                    assert!(out.n_iter <= reference.n_iter, "{name} runs at most ours");
+                    assert!(out.n_iter >= 1);
                 }
             }
         }

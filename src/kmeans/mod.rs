@@ -12,8 +12,61 @@
 //!     .fit(x.view())?;
 //! assert_eq!(fit.centroids, array![[0.25, 0.0], [0.75, 1.0]]);
 //! assert_eq!(fit.inertia, 0.25);
-//! # Ok::<(), pythonvsrust_kmeans::Error>(())
+//! # Ok::<(), pythonvsrust_kmeans::kmeans::KMeansError>(())
 //! ```
+//!
+//! # Semantics
+//! From the same initial centroids it gives scikit-learn's labels and
+//! inertia: assignment by `||c||^2 - 2 x.c` with the lowest index winning
+//! ties, centroids as means, empty clusters moved to the samples farthest
+//! from their centroids, stop when no label changes (or the centroid shift
+//! is within `tol` times the mean feature variance), and a final assignment
+//! when it stopped for another reason. It runs in the input's float type end
+//! to end. Magnitudes whose squares would overflow or underflow are fitted
+//! on a copy scaled by a power of two (exactly); initial centroids too far
+//! out for any row to choose are first moved in, which changes nothing.
+//!
+//! # The files, bottom up
+//! - `error`, `float`, `params`, `validate`: the error rules, the float
+//!   trait, the checked builder ([`KMeansParams`] -> [`KMeans`]), the data's
+//!   checks.
+//! - `simd`: the instruction set (AVX-512, AVX2 with FMA, portable) chosen at
+//!   run time, capped by `KMEANS_KERNEL=avx2|portable` for comparisons.
+//! - `kernel`: squared distances of a tile of rows against blocks of
+//!   centroids. Two layouts with the same chain of fused multiply-adds per
+//!   row and centroid, so the same bits: centroids in lanes for most shapes,
+//!   rows in lanes for d <= 4, where reducing across lanes would cost more
+//!   than the multiply-adds.
+//! - `screen`: for `f64` data with at least 16 centroids and 32 features, rows
+//!   are first scored in `f32` (twice the lanes). A proven bound on the gap
+//!   between the `f32` and `f64` scores decides a row when its runner-up is
+//!   clear of it; near ties and magnitudes `f32` cannot hold go through the
+//!   `f64` kernel, so labels are the `f64` kernel's to the bit.
+//!   `KMEANS_SCREEN=off` switches it off.
+//! - `bounds`: Hamerly's upper and lower bounds per row (`f32`, rounded
+//!   outwards, moved by each centroid's drift with its own slack). A row is
+//!   skipped only when the kernel, rounding error included, would certainly
+//!   give it its label; others are tightened with an exact distance and,
+//!   failing that, sent to the kernel. In a bounded step only rows that
+//!   change cluster move weight between the sums, so settled rows are not
+//!   read. Used where scoring a row costs the kernel enough to pay
+//!   (`Pruning::Auto`); suspended, not dropped, while steps keep sending most
+//!   rows to the kernel (overlapping blobs), and set again later.
+//! - `guess`: with bounds and at least 32 features, the first step guesses
+//!   each row's centroid from its first 8 features and keeps the guess only
+//!   where Hamerly's test proves the kernel would pick it; the rest go to
+//!   the kernel. `KMEANS_GUESS=off` switches it off.
+//! - `chunks`, `init`, `lloyd`: the fixed row chunks (at most 64, depending
+//!   only on n, merged in order, so results do not depend on threads),
+//!   k-means++, and one Lloyd step: every row assigned and added to its
+//!   cluster's sum while in cache, the next block prefetched meanwhile.
+//! - `fit`: the loop: bounds, suspension, relocation, the stopping rules,
+//!   scaling, and the inertia (from the last step's per-cluster sums when
+//!   the bounds show no label would change, so a fit that converges in two
+//!   steps reads the data once). [`Work`] counts every pass's distances and
+//!   rows, which the report divides by the machine's floors.
+//!
+//! Measured effects of each idea are in `docs/tuning.md`.
 
 mod bounds;
 mod chunks;

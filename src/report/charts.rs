@@ -389,11 +389,13 @@ pub fn draw_all(dir: &Path, records: &[Record], warnings: &mut Vec<String>) -> R
             .into_iter()
             .map(|name| {
                 grid(&sweep, &name, k_max, |r| {
-                    r.memory.resident_peak_bytes.map(|b| b as f64)
+                    r.memory.process_peak_bytes.map(|b| b as f64)
                 })
             })
             .collect();
-        let title = format!("Peak resident memory growth of one fit (k = {k_max}), per contender");
+        let title = format!(
+            "Peak resident memory of one fit in a fresh process, above its size before the fit (k = {k_max}), per contender"
+        );
         heat_panels(
             &dir.join("memory-heatmap.svg"),
             &title,
@@ -475,16 +477,21 @@ fn time_charts(
 /// Memory panels: one per contender, a series per measuring source.
 fn memory_panels(records: &[Record], d: usize, k: usize) -> Vec<Panel> {
     let at = |r: &&Record| r.scenario.d == d && r.scenario.k == k;
-    let sources: [(&str, RGBColor, Measure<u64>); 3] = [
+    let sources: [(&str, RGBColor, Measure<u64>); 4] = [
+        ("peak RSS of a fresh process", RGBColor(20, 20, 20), |r| {
+            r.memory.process_peak_bytes
+        }),
         ("Rust allocator peak", RGBColor(217, 72, 15), |r| {
             r.memory.alloc_peak_bytes
         }),
         ("tracemalloc peak", RGBColor(28, 126, 214), |r| {
             r.memory.traced_peak_bytes
         }),
-        ("resident (VmHWM) growth", RGBColor(60, 60, 60), |r| {
-            r.memory.resident_peak_bytes
-        }),
+        (
+            "bench process's VmHWM growth (diagnostic)",
+            RGBColor(170, 170, 170),
+            |r| r.memory.resident_peak_bytes,
+        ),
     ];
     contenders_in(records)
         .into_iter()

@@ -128,7 +128,7 @@ fn utc(seconds: u64) -> String {
 }
 
 fn summary(h: &mut String, records: &[Record]) {
-    let _ = write!(h, "<h2>Summary</h2>\n<table><tr><th class=\"l\">contender</th><th>speed-up over {}<br>(geometric mean)</th><th>speed-up over the fastest Python peer<br>(geometric mean, per scenario)</th><th>worst inertia gap</th><th>failed checks</th><th>skipped/failed</th><th class=\"l\">largest scenario</th><th>resident peak there</th><th>allocator / tracemalloc peak there</th></tr>\n", Comparator::Baseline.label());
+    let _ = write!(h, "<h2>Summary</h2>\n<table><tr><th class=\"l\">contender</th><th>speed-up over {}<br>(geometric mean)</th><th>speed-up over the fastest Python peer<br>(geometric mean, per scenario)</th><th>worst inertia gap</th><th>failed checks</th><th>skipped/failed</th><th class=\"l\">largest scenario</th><th>peak RSS there<br>(fresh process)</th><th>allocator / tracemalloc peak there</th></tr>\n", Comparator::Baseline.label());
     for s in summarise(records) {
         let speedup = |v: Option<(f64, usize)>| {
             opt(v, |(x, n)| {
@@ -138,7 +138,7 @@ fn summary(h: &mut String, records: &[Record]) {
         let (largest, resident, own) = match &s.largest {
             Some((scenario, r)) => (
                 scenario.id(),
-                opt(r.memory.resident_peak_bytes, |b| format_bytes(b as f64)),
+                opt(r.memory.process_peak_bytes, |b| format_bytes(b as f64)),
                 opt(
                     r.memory.alloc_peak_bytes.or(r.memory.traced_peak_bytes),
                     |b| format_bytes(b as f64),

@@ -18,7 +18,7 @@ pub fn csv_path(dir: &Path, family: &str, scenario: Scenario) -> PathBuf {
 }
 
 /// The CSV columns, units in their names.
-pub const CSV_HEADER: &str = "impl,status,n,d,k,threads,samples,median_seconds,min_seconds,max_seconds,n_iter,seconds_per_iter,inertia,rel_inertia_diff,inertia_check,ari,silhouette,alloc_peak_bytes,traced_peak_bytes,resident_peak_bytes,reason";
+pub const CSV_HEADER: &str = "impl,status,n,d,k,threads,samples,median_seconds,min_seconds,max_seconds,n_iter,seconds_per_iter,inertia,rel_inertia_diff,inertia_check,ari,silhouette,alloc_peak_bytes,traced_peak_bytes,resident_peak_bytes,process_peak_bytes,process_baseline_bytes,reason";
 
 fn csv_row(r: &Record) -> String {
     fn opt<T: ToString>(v: Option<T>) -> String {
@@ -53,6 +53,8 @@ fn csv_row(r: &Record) -> String {
         opt(r.memory.alloc_peak_bytes),
         opt(r.memory.traced_peak_bytes),
         opt(r.memory.resident_peak_bytes),
+        opt(r.memory.process_peak_bytes),
+        opt(r.memory.process_baseline_bytes),
         format!("\"{reason}\""),
     ]
     .join(",")

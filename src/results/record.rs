@@ -16,8 +16,18 @@ pub struct MemoryFigures {
     /// Peak traced by Python's `tracemalloc` (Python contenders; NumPy
     /// reports its buffers there).
     pub traced_peak_bytes: Option<u64>,
-    /// Peak resident memory growth (every contender).
+    /// Growth of the bench process's resident high-water mark over the fit
+    /// (every contender): a diagnostic, often 0 B where earlier fits left
+    /// pages to reuse.
     pub resident_peak_bytes: Option<u64>,
+    /// The headline: peak resident size of one fit in a fresh process above
+    /// its size just before the fit (see [`crate::isolated`]).
+    #[serde(default)]
+    pub process_peak_bytes: Option<u64>,
+    /// That process's resident size just before the fit: the data, the
+    /// prepared contender (and for Python ones the interpreter and modules).
+    #[serde(default)]
+    pub process_baseline_bytes: Option<u64>,
 }
 
 /// A contender's work pass by pass, where it reports it.

@@ -1,9 +1,11 @@
 """faiss's Kmeans from the shared initial centroids.
 
 faiss computes in float32 only: the data and centroids are converted once
-here, outside timing. It has no "stop when no label changes" rule and runs a
-fixed number of iterations: it is given the count exact Lloyd needed from
-this start. Subsampling is off (by default faiss trains on at most 256
+here, outside timing. It has no "stop when no label changes" rule: it is
+given the count exact Lloyd needed from this start as its number of
+iterations, and stops earlier only when its float32 objective is unchanged
+from one iteration to the next (its own rule, which cannot be switched off;
+the iterations it ran are recorded). Subsampling is off (by default faiss trains on at most 256
 points per centroid), and so is its minimum cluster size warning. Where a
 cluster empties, faiss splits a large one instead of taking the farthest
 sample; the splits are counted."""
@@ -44,7 +46,7 @@ def prepare(X, init, max_iter, threads, fixed_iterations):
     facts = {
         "dtype": "float32 (converted once, outside timing)",
         "omp_threads": str(faiss.omp_get_max_threads()),
-        "stopping_rule": f"a fixed {fixed_iterations} iterations (exact Lloyd's count here)",
+        "stopping_rule": f"at most {fixed_iterations} iterations (exact Lloyd's count here), or when its float32 objective is unchanged",
         "empty_cluster_splits": str(splits),
     }
     return state, facts

@@ -63,7 +63,7 @@ def prepare(X, init, max_iter, threads, fixed_iterations):
     facts = {
         "onedal_threads": str(daal4py.num_threads()),
         "path": "oneDAL (the extension's logger: running accelerated version on CPU)",
-        "stopping_rule": "tol = 0: oneDAL stops when the objective stops decreasing",
+        "stopping_rule": "tol = 0, as scikit-learn",
     }
     return (X, init, max_iter), facts
 
