@@ -24,12 +24,13 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode};
 use pythonvsrust_kmeans::alloc::CountingAllocator;
 use pythonvsrust_kmeans::data::DataCache;
+use pythonvsrust_kmeans::isolated::{self, IsolatedPeak};
 use pythonvsrust_kmeans::kmeans::DEFAULT_MAX_ITER;
 use pythonvsrust_kmeans::protocol::{check_inertia, ScenarioRun, Trial};
 use pythonvsrust_kmeans::report::write_report;
 use pythonvsrust_kmeans::results::{append_records, report_dir, Check, Record, Status};
+use pythonvsrust_kmeans::suite;
 use pythonvsrust_kmeans::{environment, floor};
-use pythonvsrust_kmeans::{isolated, suite};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator;
@@ -83,7 +84,7 @@ const SAMPLES: usize = 10;
 /// One bench's trial, started the first time Criterion runs the bench (so
 /// filtered-out and listed benches create nothing), or the failed record of
 /// a scenario whose data could not be loaded.
-type Slot<'a> = RefCell<Option<Result<Trial<'a>, Box<Record>>>>;
+type Slot<'a> = RefCell<Option<Result<(Trial<'a>, Option<IsolatedPeak>), Box<Record>>>>;
 
 fn main() {
     // Run again as the fresh process that measures one fit's memory.
@@ -108,6 +109,7 @@ fn main() {
 
     for (family, spec) in suite::scenarios() {
         let group_id = suite::group_id(family.id, spec.scenario);
+        let threads = family.threads.unwrap_or(threads);
         let scenario_run: OnceCell<Result<ScenarioRun, String>> = OnceCell::new();
         let load = || {
             scenario_run.get_or_init(|| {
@@ -115,8 +117,9 @@ fn main() {
                     "{group_id}: loading data (generated once, then cached under {})",
                     cache.dir().display()
                 );
-                let (run, outcome) = ScenarioRun::load(&cache, &spec, DEFAULT_MAX_ITER, threads)
-                    .map_err(|e| e.to_string())?;
+                let (run, outcome) =
+                    ScenarioRun::load_with(&cache, &spec, family.start, DEFAULT_MAX_ITER, threads)
+                        .map_err(|e| e.to_string())?;
                 eprintln!("{group_id}: data {outcome:?}");
                 Ok(run)
             })
@@ -150,6 +153,17 @@ fn main() {
                             return Err(Box::new(record));
                         }
                     };
+                    let first =
+                        match isolated::first_fit_within(run, name, cache.dir(), family.fit_budget)
+                        {
+                            Ok(first) => first,
+                            Err(reason) => {
+                                eprintln!("{group_id}/{name}: SKIPPED: {reason}");
+                                record.status = Status::Skipped;
+                                record.reason = Some(reason);
+                                return Err(Box::new(record));
+                            }
+                        };
                     let trial = Trial::start(run, record);
                     let r = trial.record();
                     if r.status != Status::Ok {
@@ -163,19 +177,19 @@ fn main() {
                             r.reason.as_deref().unwrap_or("")
                         );
                     }
-                    Ok(trial)
+                    Ok((trial, first))
                 });
                 b.iter_custom(|fits| match trial {
-                    Ok(trial) => trial.time(fits),
+                    Ok((trial, _)) => trial.time(fits),
                     Err(_) => Duration::from_nanos(1),
                 });
             });
             match slot.into_inner() {
-                Some(Ok(trial)) => {
+                Some(Ok((trial, first))) => {
                     let run = trial.run();
                     let mut record = trial.finish(SAMPLES);
                     if record.status == Status::Ok {
-                        isolated::measure_into(run, cache.dir(), &mut record);
+                        isolated::measure_into(run, cache.dir(), &mut record, first);
                     }
                     if record.status == Status::Failed {
                         eprintln!(

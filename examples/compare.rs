@@ -34,9 +34,10 @@ struct Args {
     /// The family whose contenders and id the scenario takes.
     #[arg(long, default_value = suite::SWEEP)]
     family: String,
-    /// The blobs' standard deviation.
-    #[arg(long, default_value_t = 1.0)]
-    std: f64,
+    /// The blobs' standard deviation (default: the family's for its
+    /// scenarios, else 1).
+    #[arg(long)]
+    std: Option<f64>,
     /// Timed fits per contender, after one warm-up.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
     runs: u16,
@@ -55,7 +56,6 @@ fn main() -> ExitCode {
     }
     exit_with(|| {
         let args = Args::parse();
-        let threads = thread_count(args.threads)?;
         let family = suite::family(&args.family).ok_or_else(|| {
             let known: Vec<&str> = suite::FAMILIES.iter().map(|f| f.id).collect();
             anyhow::anyhow!(
@@ -81,18 +81,42 @@ fn main() -> ExitCode {
                 family.id
             );
         }
-        let spec = BlobSpec::new(args.scenario.scenario()?).with_std(args.std);
+        let scenario = args.scenario.scenario()?;
+        // The family's own spread for its scenarios, unless --std says.
+        let std = args.std.unwrap_or_else(|| {
+            (family.scenarios)()
+                .into_iter()
+                .find(|s| s.scenario == scenario)
+                .map_or(1.0, |s| s.std)
+        });
+        let spec = BlobSpec::new(scenario).with_std(std);
+        let threads = match args.threads {
+            Some(t) => thread_count(Some(t))?,
+            None => family.threads.map_or_else(|| thread_count(None), Ok)?,
+        };
         let cache = DataCache::project();
-        let (run, outcome) = ScenarioRun::load(&cache, &spec, args.max_iter, threads)?;
+        let (run, outcome) =
+            ScenarioRun::load_with(&cache, &spec, family.start, args.max_iter, threads)?;
         if let CacheOutcome::Regenerated { reason } = outcome {
             eprintln!("regenerated the cached data ({reason})");
         }
         let mut records: Vec<Record> = names
             .iter()
             .map(|name| {
+                let first = isolated::first_fit_within(&run, name, cache.dir(), family.fit_budget);
+                let first = match first {
+                    Ok(first) => first,
+                    Err(reason) => {
+                        let mut record =
+                            Record::new(family.id, spec.scenario, spec.std, name, threads);
+                        record.status = Status::Skipped;
+                        record.reason = Some(reason);
+                        return record;
+                    }
+                };
                 let mut record = run_once(name, family.id, &run, usize::from(args.runs));
                 if record.status == Status::Ok {
-                    isolated::measure_into(&run, cache.dir(), &mut record);
+                    isolated::measure_into(&run, cache.dir(), &mut record, first);
                 }
                 record
             })

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use pythonvsrust_kmeans::cli::{exit_with, ScenarioArgs};
-use pythonvsrust_kmeans::data::{BlobSpec, CacheOutcome, DataCache};
+use pythonvsrust_kmeans::data::{BlobSpec, CacheOutcome, DataCache, Start};
 
 /// Generate seeded Gaussian blobs into the data cache and print the path.
 #[derive(Parser)]
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
                 eprintln!("regenerated {} ({reason})", blobs.path.display())
             }
         }
-        cache.initial_centroids(&blobs, args.seed)?;
+        cache.initial_centroids(&blobs, Start::KMeansPlusPlus, args.seed)?;
         eprintln!(
             "initial centroids (k-means++, seed {}): {}",
             args.seed,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use ndarray::{Array1, ArrayView2};
 
 use crate::contenders::{Contender, FitOutput, Problem, Rule, Runtime};
-use crate::data::{BlobSpec, CacheOutcome, DataCache};
+use crate::data::{BlobSpec, CacheOutcome, DataCache, Start};
 use crate::error::Result;
 use crate::quality::{adjusted_rand_index, assign_and_inertia, sampled_silhouette};
 use crate::results::MemoryFigures;
@@ -25,6 +25,8 @@ pub const SILHOUETTE_SEED: u64 = 0;
 pub struct ScenarioRun {
     /// What generated the data.
     pub spec: BlobSpec,
+    /// How the shared initial centroids were chosen.
+    pub start: Start,
     /// Data, initial centroids, cap on iterations, threads.
     pub problem: Problem,
     /// The blob each sample came from.
@@ -35,17 +37,30 @@ pub struct ScenarioRun {
 }
 
 impl ScenarioRun {
-    /// Loads (or generates) the data of `spec` and its shared initial centroids.
+    /// Loads (or generates) the data of `spec` and its shared k-means++
+    /// initial centroids.
     pub fn load(
         cache: &DataCache,
         spec: &BlobSpec,
         max_iter: usize,
         threads: usize,
     ) -> Result<(Self, CacheOutcome)> {
+        Self::load_with(cache, spec, Start::KMeansPlusPlus, max_iter, threads)
+    }
+
+    /// [`ScenarioRun::load`] with initial centroids chosen by `start`.
+    pub fn load_with(
+        cache: &DataCache,
+        spec: &BlobSpec,
+        start: Start,
+        max_iter: usize,
+        threads: usize,
+    ) -> Result<(Self, CacheOutcome)> {
         let (blobs, outcome) = cache.load_or_generate(spec)?;
-        let init = cache.initial_centroids(&blobs, INIT_SEED)?;
+        let init = cache.initial_centroids(&blobs, start, INIT_SEED)?;
         let run = ScenarioRun {
             spec: *spec,
+            start,
             problem: Problem {
                 x: Arc::new(blobs.x),
                 init: Arc::new(init),

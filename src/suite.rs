@@ -4,11 +4,13 @@
 //! Ids are `{family}/{n}x{d}/k{k}/{impl}`; the group id is the id less its
 //! contender. A new family is one entry of [`FAMILIES`].
 
+use std::time::Duration;
+
 use crate::contenders::{Entry, REGISTRY};
-use crate::data::{BlobSpec, Scenario};
+use crate::data::{BlobSpec, Scenario, Start};
 
 /// A family of scenarios: its id prefix, its scenarios (with their data
-/// settings) and the contenders that run in it.
+/// settings), how they start, the threads and the contenders that run in it.
 pub struct Family {
     /// The id prefix.
     pub id: &'static str,
@@ -16,6 +18,13 @@ pub struct Family {
     pub about: &'static str,
     /// Its scenarios, in run order.
     pub scenarios: fn() -> Vec<BlobSpec>,
+    /// How the shared initial centroids are chosen.
+    pub start: Start,
+    /// Threads for every contender; `None`: the run's (`KMEANS_BENCH_THREADS`).
+    pub threads: Option<usize>,
+    /// The longest one fit may take: a contender whose warm-up fit takes
+    /// longer is recorded as skipped, with the time of that fit.
+    pub fit_budget: Option<Duration>,
     /// Whether a contender runs in it.
     pub runs: fn(&Entry) -> bool,
 }
@@ -33,15 +42,43 @@ pub static FAMILIES: &[Family] = &[
         id: "kmeans",
         about: "the study's sweep: unit-spread blobs, n in 1e3..1e6, d in 2..100, k in 2..30",
         scenarios: sweep,
+        start: Start::KMeansPlusPlus,
+        threads: None,
+        fit_budget: None,
         runs: |_| true,
     },
     Family {
         id: "kmeans-overlap",
         about: "overlapping blobs (spread 1.5 sqrt(d)) at n = 100000 that need tens of iterations",
         scenarios: overlapping,
+        start: Start::KMeansPlusPlus,
+        threads: None,
+        fit_budget: None,
+        runs: |_| true,
+    },
+    Family {
+        id: "kmeans-t1",
+        about:
+            "one thread, on sweep scenarios from small to large, few to many features and clusters",
+        scenarios: one_thread,
+        start: Start::KMeansPlusPlus,
+        threads: Some(1),
+        fit_budget: None,
+        runs: |_| true,
+    },
+    Family {
+        id: "kmeans-vq",
+        about: "vector quantisation: k = 256 and 1024, overlapping blobs, random rows as the start",
+        scenarios: quantisation,
+        start: Start::RandomRows,
+        threads: None,
+        fit_budget: Some(Duration::from_secs(VQ_FIT_BUDGET_SECONDS)),
         runs: |_| true,
     },
 ];
+
+/// The longest one fit of the vector-quantisation family may take.
+pub const VQ_FIT_BUDGET_SECONDS: u64 = 60;
 
 /// The sweep family's id, which the report's headline figures are drawn from.
 pub const SWEEP: &str = "kmeans";
@@ -74,6 +111,43 @@ fn overlapping() -> Vec<BlobSpec> {
     all
 }
 
+/// The one-thread family: the sweep's blobs (so data and starts are shared
+/// with it) at 10000 x 10, k = 8 (small, 2 iterations), 100000 x 2, k = 30
+/// (few features, many clusters, 239 iterations), 100000 x 50, k = 8 (many
+/// features) and 100000 x 100, k = 30 (many of both, 84 iterations).
+fn one_thread() -> Vec<BlobSpec> {
+    [
+        (10_000, 10, 8),
+        (100_000, 2, 30),
+        (100_000, 50, 8),
+        (100_000, 100, 30),
+    ]
+    .into_iter()
+    .map(|(n, d, k)| BlobSpec::new(Scenario { n, d, k }))
+    .collect()
+}
+
+/// The spread of the vector-quantisation blobs: `0.5 sqrt(d)`, so that many
+/// centres overlap and a fit takes tens of iterations.
+pub fn quantisation_std(d: usize) -> f64 {
+    0.5 * (d as f64).sqrt()
+}
+
+/// The vector-quantisation family: a small scenario (CI's), then n = 100000
+/// with d = 32 and 128, k = 256 and 1024.
+fn quantisation() -> Vec<BlobSpec> {
+    [
+        (20_000, 32, 256),
+        (100_000, 32, 256),
+        (100_000, 32, 1024),
+        (100_000, 128, 256),
+        (100_000, 128, 1024),
+    ]
+    .into_iter()
+    .map(|(n, d, k)| BlobSpec::new(Scenario { n, d, k }).with_std(quantisation_std(d)))
+    .collect()
+}
+
 /// The family called `id`.
 pub fn family(id: &str) -> Option<&'static Family> {
     FAMILIES.iter().find(|f| f.id == id)
@@ -103,14 +177,25 @@ mod tests {
     use std::collections::BTreeSet;
 
     #[test]
-    fn the_matrix_is_the_sweep_plus_the_overlapping_family() {
+    fn the_matrix_is_the_sweep_plus_its_families() {
         let all = scenarios();
-        let sweep: Vec<_> = all.iter().filter(|(f, _)| f.id == SWEEP).collect();
-        let overlap: Vec<_> = all
-            .iter()
-            .filter(|(f, _)| f.id == "kmeans-overlap")
-            .collect();
-        assert_eq!((sweep.len(), overlap.len(), all.len()), (48, 12, 60));
+        let of = |id: &str| -> Vec<_> { all.iter().filter(|(f, _)| f.id == id).collect() };
+        let (sweep, overlap) = (of(SWEEP), of("kmeans-overlap"));
+        let (t1, vq) = (of("kmeans-t1"), of("kmeans-vq"));
+        assert_eq!(
+            (sweep.len(), overlap.len(), t1.len(), vq.len(), all.len()),
+            (48, 12, 4, 5, 69)
+        );
+        // One thread shares the sweep's data; quantisation starts from rows.
+        for (family, spec) in &t1 {
+            assert_eq!(family.threads, Some(1));
+            assert!(sweep.iter().any(|(_, s)| s == spec));
+        }
+        for (family, spec) in &vq {
+            assert_eq!(family.start, Start::RandomRows);
+            assert!(spec.scenario.k >= 256);
+            assert_eq!(spec.std, quantisation_std(spec.scenario.d));
+        }
         let shapes: BTreeSet<(usize, usize, usize)> = sweep
             .iter()
             .map(|(_, s)| (s.scenario.n, s.scenario.d, s.scenario.k))
@@ -131,7 +216,8 @@ mod tests {
 
     #[test]
     fn ids_follow_the_scheme_and_are_unique() {
-        let pattern = regex::Regex::new(r"^kmeans(-overlap)?/\d+x\d+/k\d+/[a-z-]+$").unwrap();
+        let pattern =
+            regex::Regex::new(r"^kmeans(-overlap|-t1|-vq)?/\d+x\d+/k\d+/[a-z-]+$").unwrap();
         let ids: Vec<String> = scenarios()
             .into_iter()
             .flat_map(|(family, spec)| {
@@ -140,10 +226,12 @@ mod tests {
                     .map(move |e| bench_id(family.id, spec.scenario, e.name))
             })
             .collect();
-        assert_eq!(ids.len(), 60 * REGISTRY.len());
+        assert_eq!(ids.len(), 69 * REGISTRY.len());
         assert!(ids.iter().all(|id| pattern.is_match(id)), "{ids:?}");
         assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), ids.len());
         assert!(ids.contains(&"kmeans/100000x50/k8/rust".to_string()));
         assert!(ids.contains(&"kmeans-overlap/100000x2/k30/sklearn".to_string()));
+        assert!(ids.contains(&"kmeans-t1/100000x100/k30/faiss".to_string()));
+        assert!(ids.contains(&"kmeans-vq/100000x128/k1024/sklearnex".to_string()));
     }
 }

@@ -13,19 +13,23 @@ const CONTENDERS: [&str; 5] = ["rust", "linfa", "numpy", "sklearn", "sklearn-elk
 
 fn fixture(dir: &Path, contenders: &[&str]) {
     let mut all = Vec::new();
-    for (family, ns, std) in [
-        ("kmeans", vec![1000, 10000, 100000], 1.0),
-        ("kmeans-overlap", vec![100000], 3.0),
+    for (family, ns, ks, std) in [
+        ("kmeans", vec![1000, 10000, 100000], vec![2, 30], 1.0),
+        ("kmeans-overlap", vec![100000], vec![2, 30], 3.0),
+        ("kmeans-t1", vec![10000], vec![2, 30], 1.0),
+        ("kmeans-vq", vec![100000], vec![256, 1024], 2.0),
     ] {
         for &n in &ns {
             for d in [2, 50] {
-                for k in [2, 30] {
+                for &k in &ks {
                     let mut scenario_records: Vec<Record> = contenders
                         .iter()
                         .enumerate()
                         .map(|(i, name)| {
                             let mut r = Record::new(family, Scenario { n, d, k }, std, name, 2);
-                            let seconds = 1e-7 * (n * d * k) as f64 * (i + 1) as f64;
+                            // One thread: 1.8 times the time of two.
+                            let slower = if family == "kmeans-t1" { 1.8 } else { 1.0 };
+                            let seconds = 1e-7 * (n * d * k) as f64 * (i + 1) as f64 * slower;
                             r.sample_seconds = vec![seconds, seconds * 1.1, seconds * 0.9];
                             r.n_iter = Some(2 + i);
                             // sklearn-elkan lands far off on one scenario: a failed check.
@@ -39,6 +43,7 @@ fn fixture(dir: &Path, contenders: &[&str]) {
                                 r.memory.alloc_peak_bytes = Some((n * 4) as u64);
                             }
                             r.memory.resident_peak_bytes = Some((n * d * 8) as u64);
+                            r.memory.process_peak_bytes = Some((n * d * 8) as u64);
                             r.environment
                                 .insert("machine.cpu".into(), "Test CPU".into());
                             r
@@ -103,12 +108,17 @@ fn every_chart_is_written_with_every_contender_and_only_existing_files_are_linke
         "overlap-time-per-iteration.svg",
         "speedup-rust-over-numpy.svg",
         "speedup-linfa-over-python-peer.svg",
+        "scaling.svg",
+        "vq-fit-time.svg",
     ] {
         assert!(
             names.iter().any(|n| n == expected),
             "{expected} missing from {names:?}"
         );
     }
+    // One thread took 1.8 times the sweep's time in the fixture: every cell.
+    let scaling = std::fs::read_to_string(dir.path().join("charts/scaling.svg")).unwrap();
+    assert!(scaling.contains("1.80x"), "the scaling chart's cells");
     for chart in &output.charts {
         let svg = std::fs::read_to_string(chart).unwrap();
         assert!(svg.starts_with("<svg"), "{}", chart.display());
@@ -118,6 +128,8 @@ fn every_chart_is_written_with_every_contender_and_only_existing_files_are_linke
             "time-per-iteration.svg",
             "overlap-fit-time.svg",
             "memory-heatmap.svg",
+            "vq-fit-time.svg",
+            "scaling.svg",
         ]
         .contains(&name.as_ref())
         {

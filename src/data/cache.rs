@@ -44,6 +44,19 @@ pub struct CachedBlobs {
     pub path: PathBuf,
 }
 
+/// How a scenario's shared initial centroids are chosen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Start {
+    /// Greedy k-means++ (scikit-learn's), the study's start.
+    #[default]
+    KMeansPlusPlus,
+    /// k distinct rows drawn at random (seeded), as faiss starts: greedy
+    /// k-means++ costs k (2 + ln k) passes over the data, which at the k of
+    /// vector quantisation (hundreds to thousands) takes longer than the
+    /// fits it starts.
+    RandomRows,
+}
+
 /// What a sidecar records about its file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Sidecar {
@@ -99,8 +112,24 @@ impl DataCache {
 
     /// Where the initial centroids of `spec` for k-means++ seed `seed` are stored.
     pub fn init_path(&self, spec: &BlobSpec, seed: u64) -> PathBuf {
-        self.dir
-            .join(format!("{}.init-s{seed}.npy", Self::stem(spec)))
+        self.start_path(spec, Start::KMeansPlusPlus, seed)
+    }
+
+    /// Where the initial centroids of `spec` chosen by `start` with `seed`
+    /// are stored, and what their sidecar calls them.
+    fn start_content(start: Start, seed: u64) -> String {
+        match start {
+            Start::KMeansPlusPlus => format!("init-s{seed}"),
+            Start::RandomRows => format!("init-rows-s{seed}"),
+        }
+    }
+
+    fn start_path(&self, spec: &BlobSpec, start: Start, seed: u64) -> PathBuf {
+        self.dir.join(format!(
+            "{}.{}.npy",
+            Self::stem(spec),
+            Self::start_content(start, seed)
+        ))
     }
 
     fn sidecar_path(path: &Path) -> PathBuf {
@@ -161,12 +190,17 @@ impl DataCache {
         })
     }
 
-    /// Greedy k-means++ centroids for a cached dataset, seeded: read from the
-    /// cache, or computed and stored beside the data. Every contender starts
-    /// from these.
-    pub fn initial_centroids(&self, blobs: &CachedBlobs, seed: u64) -> Result<Array2<f64>> {
-        let path = self.init_path(&blobs.spec, seed);
-        let content = format!("init-s{seed}");
+    /// Initial centroids for a cached dataset, chosen by `start` with
+    /// `seed`: read from the cache, or computed and stored beside the data.
+    /// Every contender starts from these.
+    pub fn initial_centroids(
+        &self,
+        blobs: &CachedBlobs,
+        start: Start,
+        seed: u64,
+    ) -> Result<Array2<f64>> {
+        let path = self.start_path(&blobs.spec, start, seed);
+        let content = Self::start_content(start, seed);
         let k = blobs.spec.scenario.k;
         if let Ok((init, checksum)) = read_f64_with_checksum(&path) {
             let valid = self.verify(&blobs.spec, &content, &path, checksum).is_ok()
@@ -176,9 +210,19 @@ impl DataCache {
                 return Ok(init);
             }
         }
-        let x = blobs.x.as_standard_layout();
-        let flat = x.as_slice().expect("standard layout is contiguous");
-        let init = kmeans_plusplus(flat, blobs.x.ncols(), k, seed);
+        let init = match start {
+            Start::KMeansPlusPlus => {
+                let x = blobs.x.as_standard_layout();
+                let flat = x.as_slice().expect("standard layout is contiguous");
+                kmeans_plusplus(flat, blobs.x.ncols(), k, seed)
+            }
+            Start::RandomRows => {
+                use rand::SeedableRng;
+                let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+                let rows = rand::seq::index::sample(&mut rng, blobs.x.nrows(), k);
+                blobs.x.select(ndarray::Axis(0), &rows.into_vec())
+            }
+        };
         self.store(&blobs.spec, &content, &path, &init)?;
         Ok(init)
     }
@@ -387,14 +431,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = DataCache::new(dir.path());
         let (blobs, _) = cache.load_or_generate(&spec()).unwrap();
-        let first = cache.initial_centroids(&blobs, 3).unwrap();
+        let first = cache
+            .initial_centroids(&blobs, Start::KMeansPlusPlus, 3)
+            .unwrap();
         assert_eq!(first.dim(), (4, 3));
         let path = cache.init_path(&blobs.spec, 3);
         assert!(path.exists());
-        assert_eq!(cache.initial_centroids(&blobs, 3).unwrap(), first);
+        assert_eq!(
+            cache
+                .initial_centroids(&blobs, Start::KMeansPlusPlus, 3)
+                .unwrap(),
+            first
+        );
         std::fs::write(&path, b"garbage").unwrap();
-        assert_eq!(cache.initial_centroids(&blobs, 3).unwrap(), first);
-        assert_ne!(cache.initial_centroids(&blobs, 4).unwrap(), first);
+        assert_eq!(
+            cache
+                .initial_centroids(&blobs, Start::KMeansPlusPlus, 3)
+                .unwrap(),
+            first
+        );
+        assert_ne!(
+            cache
+                .initial_centroids(&blobs, Start::KMeansPlusPlus, 4)
+                .unwrap(),
+            first
+        );
     }
 
     #[test]
@@ -430,5 +491,36 @@ mod tests {
         let other = dir.path().join("mine.npy");
         std::fs::copy(&blobs.path, &other).unwrap();
         assert_eq!(DataCache::sidecar_mismatch(&other), None);
+    }
+
+    #[test]
+    fn random_rows_are_distinct_rows_of_the_data_and_cached_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DataCache::new(dir.path());
+        let (blobs, _) = cache.load_or_generate(&spec()).unwrap();
+        let rows = cache
+            .initial_centroids(&blobs, Start::RandomRows, 0)
+            .unwrap();
+        let k = blobs.spec.scenario.k;
+        assert_eq!(rows.nrows(), k);
+        for row in rows.rows() {
+            assert!(blobs.x.rows().into_iter().any(|x| x == row));
+        }
+        let mut distinct: Vec<String> = rows.rows().into_iter().map(|r| format!("{r}")).collect();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), k);
+        assert_eq!(
+            cache
+                .initial_centroids(&blobs, Start::RandomRows, 0)
+                .unwrap(),
+            rows
+        );
+        assert_ne!(
+            cache
+                .initial_centroids(&blobs, Start::KMeansPlusPlus, 0)
+                .unwrap(),
+            rows
+        );
     }
 }

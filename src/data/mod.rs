@@ -9,7 +9,7 @@ mod npy;
 mod samples;
 
 pub use self::blobs::{generate_blobs, BlobSpec, Blobs, GENERATOR_VERSION};
-pub use self::cache::{CacheOutcome, CachedBlobs, DataCache};
+pub use self::cache::{CacheOutcome, CachedBlobs, DataCache, Start};
 pub use self::csv::{read_csv, write_csv};
 pub use self::npy::{read_npy, write_atomic_bytes, write_npy_atomic};
 pub use self::samples::{read_samples, Samples};

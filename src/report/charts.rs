@@ -10,6 +10,7 @@ use super::summary::Comparator;
 use crate::contenders::{names, position};
 use crate::error::{Error, Result};
 use crate::results::{Record, Status};
+use crate::suite::SWEEP;
 
 /// Where a chart belongs on the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +19,8 @@ pub enum Section {
     Speedup,
     Memory,
     Overlap,
+    Scaling,
+    Quantisation,
 }
 
 /// A chart written to disk.
@@ -317,7 +320,7 @@ fn panels_by(
 /// Draws every chart the results allow; returns what was written.
 pub fn draw_all(dir: &Path, records: &[Record], warnings: &mut Vec<String>) -> Result<Vec<Chart>> {
     let mut charts = Vec::new();
-    let sweep = ok(records, "kmeans");
+    let sweep = ok(records, SWEEP);
     let add = |charts: &mut Vec<Chart>, name: &str, title: &str, section: Section| {
         charts.push(Chart {
             path: dir.join(name),
@@ -424,7 +427,79 @@ pub fn draw_all(dir: &Path, records: &[Record], warnings: &mut Vec<String>) -> R
             &mut charts,
         )?;
     }
+
+    let one_thread = ok(records, "kmeans-t1");
+    if !one_thread.is_empty() {
+        let title = "Speed-up from one thread to all (median fit time at one thread over the sweep's at its thread count)";
+        let heat = scaling_heat(&one_thread, &ok(records, SWEEP));
+        heat_panels(
+            &dir.join("scaling.svg"),
+            title,
+            &[heat],
+            &speedup_colour,
+            &|v| format!("{v:.2}x"),
+        )?;
+        add(&mut charts, "scaling.svg", title, Section::Scaling);
+    }
+
+    let quantisation = ok(records, "kmeans-vq");
+    if !quantisation.is_empty() {
+        time_charts(
+            dir,
+            &quantisation,
+            &TimeAxes {
+                file_prefix: "vq-",
+                title_suffix: " (vector quantisation)",
+                x_desc: "clusters k",
+                against: "clusters",
+                group: &|r| (r.scenario.n, r.scenario.d),
+                caption: &|(n, d)| format!("n = {}, d = {d}", format_count(n as f64)),
+                x: &|r| r.scenario.k as f64,
+                section: Section::Quantisation,
+            },
+            &mut charts,
+        )?;
+    }
     Ok(charts)
+}
+
+/// One panel: a row per contender, a column per one-thread scenario, each
+/// cell its sweep time over its one-thread time (the speed-up threads give).
+fn scaling_heat(one_thread: &[Record], sweep: &[Record]) -> Heat {
+    let scenarios: BTreeSet<crate::data::Scenario> =
+        one_thread.iter().map(|r| r.scenario).collect();
+    let names = contenders_in(one_thread);
+    let median = |records: &[Record], name: &str, s: crate::data::Scenario| {
+        records
+            .iter()
+            .find(|r| r.contender == name && r.scenario == s)?
+            .median_seconds()
+    };
+    let cells = names
+        .iter()
+        .map(|name| {
+            scenarios
+                .iter()
+                .map(|&s| Some(median(one_thread, name, s)? / median(sweep, name, s)?))
+                .collect()
+        })
+        .collect();
+    let threads: BTreeSet<usize> = sweep.iter().map(|r| r.threads).collect();
+    Heat {
+        caption: format!(
+            "1 thread against {}",
+            threads
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        row_desc: "contender".into(),
+        col_desc: "scenario".into(),
+        row_labels: names,
+        col_labels: scenarios.iter().map(|s| s.id()).collect(),
+        cells,
+    }
 }
 
 /// How a family's time charts are laid out.

@@ -46,6 +46,8 @@ pub fn page(dir: &Path, records: &[Record], charts: &[Chart], warnings: &[String
         (Section::Speedup, "Speed-ups"),
         (Section::Memory, "Peak memory"),
         (Section::Overlap, "Overlapping blobs (tens of iterations)"),
+        (Section::Scaling, "One thread against all"),
+        (Section::Quantisation, "Vector quantisation (large k)"),
     ] {
         let in_section: Vec<&Chart> = charts.iter().filter(|c| c.section == section).collect();
         if in_section.is_empty() {
