@@ -121,7 +121,7 @@ fn main() {
                     ScenarioRun::load_with(&cache, &spec, family.start, DEFAULT_MAX_ITER, threads)
                         .map_err(|e| e.to_string())?;
                 eprintln!("{group_id}: data {outcome:?}");
-                Ok(run)
+                Ok(run.with_dtype(family.dtype))
             })
         };
         let mut records = Vec::new();

@@ -3,19 +3,20 @@
 //! table, or one JSON object per contender per line with `--json`.
 //!
 //! `cargo run --release --example compare -- --n N --d D --k K [--family F]
-//! [--std S] [--threads T] [--impls a,b] [--runs R] [--json]`
+//! [--dtype f32|f64] [--std S] [--threads T] [--impls a,b] [--runs R] [--json]`
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use pythonvsrust_kmeans::alloc::CountingAllocator;
 use pythonvsrust_kmeans::cli::{exit_with, thread_count, ScenarioArgs};
+use pythonvsrust_kmeans::contenders::{self, Dtype};
 use pythonvsrust_kmeans::data::{BlobSpec, CacheOutcome, DataCache};
+use pythonvsrust_kmeans::isolated;
 use pythonvsrust_kmeans::kmeans::DEFAULT_MAX_ITER;
 use pythonvsrust_kmeans::protocol::{check_inertia, run_once, ScenarioRun};
 use pythonvsrust_kmeans::results::{Check, Record, Status};
 use pythonvsrust_kmeans::suite;
-use pythonvsrust_kmeans::{contenders, isolated};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator;
@@ -38,6 +39,9 @@ struct Args {
     /// scenarios, else 1).
     #[arg(long)]
     std: Option<f64>,
+    /// The float type the data is handed over in (default: the family's).
+    #[arg(long, value_enum)]
+    dtype: Option<DtypeArg>,
     /// Timed fits per contender, after one warm-up.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
     runs: u16,
@@ -47,6 +51,12 @@ struct Args {
     /// One JSON object per contender per line instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DtypeArg {
+    F32,
+    F64,
 }
 
 fn main() -> ExitCode {
@@ -97,6 +107,11 @@ fn main() -> ExitCode {
         let cache = DataCache::project();
         let (run, outcome) =
             ScenarioRun::load_with(&cache, &spec, family.start, args.max_iter, threads)?;
+        let run = run.with_dtype(match args.dtype {
+            Some(DtypeArg::F32) => Dtype::F32,
+            Some(DtypeArg::F64) => Dtype::F64,
+            None => family.dtype,
+        });
         if let CacheOutcome::Regenerated { reason } = outcome {
             eprintln!("regenerated the cached data ({reason})");
         }
@@ -153,6 +168,7 @@ fn json_line(r: &Record) -> serde_json::Value {
         "alloc_peak_bytes": r.memory.alloc_peak_bytes,
         "traced_peak_bytes": r.memory.traced_peak_bytes,
         "threads": r.threads,
+        "dtype": r.environment.get("data.dtype"),
         "status": r.status,
         "reason": r.reason,
     })

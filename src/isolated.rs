@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::contenders::Dtype;
 use crate::data::{BlobSpec, DataCache, Start};
 use crate::protocol::ScenarioRun;
 
@@ -32,6 +33,7 @@ struct Request {
     data_dir: PathBuf,
     spec: BlobSpec,
     start: Start,
+    dtype: Dtype,
     contender: String,
     max_iter: usize,
     threads: usize,
@@ -93,6 +95,7 @@ fn measure_here(request: &str) -> Result<IsolatedPeak, String> {
         request.threads,
     )
     .map_err(|e| e.to_string())?;
+    let run = run.with_dtype(request.dtype);
     let mut contender = crate::contenders::create(&request.contender).map_err(|u| u.reason)?;
     let problem = run
         .problem_for(&request.contender)
@@ -137,6 +140,7 @@ pub fn measure(
         data_dir: data_dir.to_path_buf(),
         spec: run.spec,
         start: run.start,
+        dtype: run.problem.dtype(),
         contender: contender.to_string(),
         max_iter: run.problem.max_iter,
         threads: run.problem.threads,

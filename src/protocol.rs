@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use ndarray::{Array1, ArrayView2};
 
-use crate::contenders::{Contender, FitOutput, Problem, Rule, Runtime};
+use crate::contenders::{Contender, Dtype, FitOutput, Problem, Rule, Runtime};
 use crate::data::{BlobSpec, CacheOutcome, DataCache, Start};
 use crate::error::Result;
 use crate::quality::{adjusted_rand_index, assign_and_inertia, sampled_silhouette};
@@ -67,11 +67,23 @@ impl ScenarioRun {
                 max_iter,
                 threads,
                 fixed_iterations: None,
+                x32: None,
             },
             true_labels: Arc::new(blobs.labels),
             exact_iterations: OnceLock::new(),
         };
         Ok((run, outcome))
+    }
+
+    /// The same scenario with its data handed over as `dtype`: for float32,
+    /// the data cast once (the initial centroids are cast by each contender;
+    /// inertia stays recomputed in f64 on the f64 data).
+    pub fn with_dtype(mut self, dtype: Dtype) -> Self {
+        self.problem.x32 = match dtype {
+            Dtype::F32 => Some(Arc::new(self.problem.x.mapv(|v| v as f32))),
+            Dtype::F64 => None,
+        };
+        self
     }
 
     /// The problem as contender `name` gets it: with the exact iteration
@@ -175,7 +187,7 @@ pub fn check_inertia(records: &mut [crate::results::Record]) {
     for r in records.iter_mut() {
         if let Some(inertia) = r.inertia {
             let gap = crate::quality::relative_gap(inertia, reference);
-            let tolerance = crate::contenders::inertia_tolerance(&r.contender);
+            let tolerance = crate::suite::inertia_tolerance(&r.family, &r.contender);
             r.rel_inertia_diff = Some(gap);
             r.inertia_tolerance = Some(tolerance);
             r.inertia_check = Some(if gap <= tolerance {
@@ -228,6 +240,9 @@ impl<'a> Trial<'a> {
     /// any environment the caller adds.
     pub fn start(run: &'a ScenarioRun, mut record: crate::results::Record) -> Self {
         use crate::results::Status;
+        record
+            .environment
+            .insert("data.dtype".into(), run.problem.dtype().name().into());
         let contender = match crate::contenders::create(&record.contender) {
             Ok(mut contender) => {
                 let name = record.contender.clone();

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::contenders::{Entry, REGISTRY};
+use crate::contenders::{Dtype, Entry, REGISTRY};
 use crate::data::{BlobSpec, Scenario, Start};
 
 /// A family of scenarios: its id prefix, its scenarios (with their data
@@ -22,6 +22,8 @@ pub struct Family {
     pub start: Start,
     /// Threads for every contender; `None`: the run's (`KMEANS_BENCH_THREADS`).
     pub threads: Option<usize>,
+    /// The float type the data is handed over in.
+    pub dtype: Dtype,
     /// The longest one fit may take: a contender whose warm-up fit takes
     /// longer is recorded as skipped, with the time of that fit.
     pub fit_budget: Option<Duration>,
@@ -44,6 +46,7 @@ pub static FAMILIES: &[Family] = &[
         scenarios: sweep,
         start: Start::KMeansPlusPlus,
         threads: None,
+        dtype: Dtype::F64,
         fit_budget: None,
         runs: |_| true,
     },
@@ -53,6 +56,7 @@ pub static FAMILIES: &[Family] = &[
         scenarios: overlapping,
         start: Start::KMeansPlusPlus,
         threads: None,
+        dtype: Dtype::F64,
         fit_budget: None,
         runs: |_| true,
     },
@@ -63,8 +67,19 @@ pub static FAMILIES: &[Family] = &[
         scenarios: one_thread,
         start: Start::KMeansPlusPlus,
         threads: Some(1),
+        dtype: Dtype::F64,
         fit_budget: None,
         runs: |_| true,
+    },
+    Family {
+        id: "kmeans-f32",
+        about: "float32 data (the sweep's blobs cast once) for every contender that computes in it",
+        scenarios: float32,
+        start: Start::KMeansPlusPlus,
+        threads: None,
+        dtype: Dtype::F32,
+        fit_budget: None,
+        runs: |e| e.dtypes.contains(&Dtype::F32),
     },
     Family {
         id: "kmeans-vq",
@@ -72,6 +87,7 @@ pub static FAMILIES: &[Family] = &[
         scenarios: quantisation,
         start: Start::RandomRows,
         threads: None,
+        dtype: Dtype::F64,
         fit_budget: Some(Duration::from_secs(VQ_FIT_BUDGET_SECONDS)),
         runs: |_| true,
     },
@@ -125,6 +141,38 @@ fn one_thread() -> Vec<BlobSpec> {
     .into_iter()
     .map(|(n, d, k)| BlobSpec::new(Scenario { n, d, k }))
     .collect()
+}
+
+/// The float32 family: the sweep's blobs and starts, cast, at 10000 x 10,
+/// k = 8, 100000 x 2, k = 30, 100000 x 50, k = 8, 100000 x 100, k = 30 and
+/// 1000000 x 100, k = 30 (where reading the data bounds a fit).
+fn float32() -> Vec<BlobSpec> {
+    [
+        (10_000, 10, 8),
+        (100_000, 2, 30),
+        (100_000, 50, 8),
+        (100_000, 100, 30),
+        (1_000_000, 100, 30),
+    ]
+    .into_iter()
+    .map(|(n, d, k)| BlobSpec::new(Scenario { n, d, k }))
+    .collect()
+}
+
+/// The relative inertia tolerance of exact-Lloyd contenders on float32
+/// data: sums of squares rounded to float32's 24 bits differ between
+/// implementations that sum in different orders, and a label that flips on
+/// such a tie sends a fit down a nearby path.
+pub const F32_INERTIA_TOLERANCE: f64 = 1e-4;
+
+/// The inertia tolerance of `contender` in family `family`: its rule's, or
+/// float32's where the family hands over float32 and that is looser.
+pub fn inertia_tolerance(family: &str, contender: &str) -> f64 {
+    let rule = crate::contenders::inertia_tolerance(contender);
+    match self::family(family).map(|f| f.dtype) {
+        Some(Dtype::F32) => rule.max(F32_INERTIA_TOLERANCE),
+        _ => rule,
+    }
 }
 
 /// The spread of the vector-quantisation blobs: `0.5 sqrt(d)`, so that many
@@ -181,10 +229,15 @@ mod tests {
         let all = scenarios();
         let of = |id: &str| -> Vec<_> { all.iter().filter(|(f, _)| f.id == id).collect() };
         let (sweep, overlap) = (of(SWEEP), of("kmeans-overlap"));
-        let (t1, vq) = (of("kmeans-t1"), of("kmeans-vq"));
+        let (t1, vq, f32) = (of("kmeans-t1"), of("kmeans-vq"), of("kmeans-f32"));
+        assert_eq!(f32.len(), 5);
+        for (family, spec) in &f32 {
+            assert_eq!(family.dtype, Dtype::F32);
+            assert!(sweep.iter().any(|(_, s)| s == spec));
+        }
         assert_eq!(
             (sweep.len(), overlap.len(), t1.len(), vq.len(), all.len()),
-            (48, 12, 4, 5, 69)
+            (48, 12, 4, 5, 74)
         );
         // One thread shares the sweep's data; quantisation starts from rows.
         for (family, spec) in &t1 {
@@ -217,7 +270,7 @@ mod tests {
     #[test]
     fn ids_follow_the_scheme_and_are_unique() {
         let pattern =
-            regex::Regex::new(r"^kmeans(-overlap|-t1|-vq)?/\d+x\d+/k\d+/[a-z-]+$").unwrap();
+            regex::Regex::new(r"^kmeans(-overlap|-t1|-vq|-f32)?/\d+x\d+/k\d+/[a-z-]+$").unwrap();
         let ids: Vec<String> = scenarios()
             .into_iter()
             .flat_map(|(family, spec)| {
@@ -226,7 +279,7 @@ mod tests {
                     .map(move |e| bench_id(family.id, spec.scenario, e.name))
             })
             .collect();
-        assert_eq!(ids.len(), 69 * REGISTRY.len());
+        assert_eq!(ids.len(), 74 * REGISTRY.len());
         assert!(ids.iter().all(|id| pattern.is_match(id)), "{ids:?}");
         assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), ids.len());
         assert!(ids.contains(&"kmeans/100000x50/k8/rust".to_string()));

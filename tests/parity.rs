@@ -184,6 +184,7 @@ fn a_far_initial_centroid_gives_scikit_learns_fit() {
             max_iter: 300,
             threads: 2,
             fixed_iterations: None,
+            x32: None,
         };
         let fit = |name: &str| {
             let mut contender = create(name).unwrap_or_else(|u| panic!("{name}: {}", u.reason));
@@ -201,5 +202,27 @@ fn a_far_initial_centroid_gives_scikit_learns_fit() {
         let (_, b) = assign_and_inertia(x.view(), theirs.centroids.view());
         let gap = relative_gap(a, b).abs();
         assert!(gap <= 1e-12, "inertia gap {gap:e} at {far:e}");
+    }
+}
+
+#[test]
+fn on_float32_data_every_contender_stays_within_its_float32_tolerance() {
+    use pythonvsrust_kmeans::contenders::Dtype;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = DataCache::new(dir.path());
+    let run = scenario(4000, 8, 6, 2.0, &cache).with_dtype(Dtype::F32);
+    let x = run.problem.x.view();
+    let ours = fit("rust", &run);
+    let (_, reference) = assign_and_inertia(x, ours.centroids.view());
+    for entry in REGISTRY.iter().filter(|e| e.dtypes.contains(&Dtype::F32)) {
+        let out = fit(entry.name, &run);
+        let (_, inertia) = assign_and_inertia(x, out.centroids.view());
+        let gap = relative_gap(inertia, reference).abs();
+        let tolerance = pythonvsrust_kmeans::suite::inertia_tolerance("kmeans-f32", entry.name);
+        eprintln!(
+            "{}: float32 gap {gap:e} (tolerance {tolerance:e})",
+            entry.name
+        );
+        assert!(gap <= tolerance, "{}: gap {gap:e}", entry.name);
     }
 }

@@ -17,6 +17,7 @@ fn fixture(dir: &Path, contenders: &[&str]) {
         ("kmeans", vec![1000, 10000, 100000], vec![2, 30], 1.0),
         ("kmeans-overlap", vec![100000], vec![2, 30], 3.0),
         ("kmeans-t1", vec![10000], vec![2, 30], 1.0),
+        ("kmeans-f32", vec![10000], vec![2, 30], 1.0),
         ("kmeans-vq", vec![100000], vec![256, 1024], 2.0),
     ] {
         for &n in &ns {
@@ -28,7 +29,11 @@ fn fixture(dir: &Path, contenders: &[&str]) {
                         .map(|(i, name)| {
                             let mut r = Record::new(family, Scenario { n, d, k }, std, name, 2);
                             // One thread: 1.8 times the time of two.
-                            let slower = if family == "kmeans-t1" { 1.8 } else { 1.0 };
+                            let slower = match family {
+                                "kmeans-t1" => 1.8,
+                                "kmeans-f32" => 0.5,
+                                _ => 1.0,
+                            };
                             let seconds = 1e-7 * (n * d * k) as f64 * (i + 1) as f64 * slower;
                             r.sample_seconds = vec![seconds, seconds * 1.1, seconds * 0.9];
                             r.n_iter = Some(2 + i);
@@ -109,6 +114,7 @@ fn every_chart_is_written_with_every_contender_and_only_existing_files_are_linke
         "speedup-rust-over-numpy.svg",
         "speedup-linfa-over-python-peer.svg",
         "scaling.svg",
+        "float32.svg",
         "vq-fit-time.svg",
     ] {
         assert!(
@@ -119,6 +125,9 @@ fn every_chart_is_written_with_every_contender_and_only_existing_files_are_linke
     // One thread took 1.8 times the sweep's time in the fixture: every cell.
     let scaling = std::fs::read_to_string(dir.path().join("charts/scaling.svg")).unwrap();
     assert!(scaling.contains("1.80x"), "the scaling chart's cells");
+    // Float32 took half the time: a 2x speed-up.
+    let float32 = std::fs::read_to_string(dir.path().join("charts/float32.svg")).unwrap();
+    assert!(float32.contains("2.00x"), "the float32 chart's cells");
     for chart in &output.charts {
         let svg = std::fs::read_to_string(chart).unwrap();
         assert!(svg.starts_with("<svg"), "{}", chart.display());

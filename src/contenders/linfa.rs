@@ -18,7 +18,7 @@ use linfa::traits::Fit;
 use linfa::DatasetBase;
 use linfa_clustering::{KMeans, KMeansInit};
 use linfa_nn::distance::{Distance, L2Dist};
-use ndarray::{ArrayView, Dimension};
+use ndarray::{Array2, ArrayView, ArrayView2, Dimension};
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -33,7 +33,8 @@ pub(super) const RULE: Rule = Rule::Different {
     note: "moves each centroid to the mean of its members and its old position (m_k-means) and stops on a centroid shift below the smallest positive tolerance it accepts",
 };
 
-/// linfa's tolerance: the smallest it accepts (it must be > 0).
+/// linfa's tolerance: the smallest it accepts (it must be > 0), in the
+/// data's float type (this is the f64 one, for the record).
 const TOLERANCE: f64 = f64::MIN_POSITIVE;
 
 /// L2 distance that counts the calls on whole centroid matrices (one per
@@ -43,26 +44,47 @@ struct CountingL2 {
     matrix_calls: Arc<AtomicUsize>,
 }
 
-impl Distance<f64> for CountingL2 {
+impl<F: linfa::Float> Distance<F> for CountingL2 {
     #[inline]
-    fn distance<D: Dimension>(&self, a: ArrayView<f64, D>, b: ArrayView<f64, D>) -> f64 {
+    fn distance<D: Dimension>(&self, a: ArrayView<F, D>, b: ArrayView<F, D>) -> F {
         if a.ndim() == 2 {
             self.matrix_calls.fetch_add(1, Ordering::Relaxed);
         }
         L2Dist.distance(a, b)
     }
     #[inline]
-    fn rdistance<D: Dimension>(&self, a: ArrayView<f64, D>, b: ArrayView<f64, D>) -> f64 {
+    fn rdistance<D: Dimension>(&self, a: ArrayView<F, D>, b: ArrayView<F, D>) -> F {
         L2Dist.rdistance(a, b)
     }
     #[inline]
-    fn rdist_to_dist(&self, rdist: f64) -> f64 {
+    fn rdist_to_dist(&self, rdist: F) -> F {
         L2Dist.rdist_to_dist(rdist)
     }
     #[inline]
-    fn dist_to_rdist(&self, dist: f64) -> f64 {
+    fn dist_to_rdist(&self, dist: F) -> F {
         L2Dist.dist_to_rdist(dist)
     }
+}
+
+/// One linfa fit of `x` from `init` in `pool`: its centroids and iterations.
+fn fit_in<F: linfa::Float>(
+    x: ArrayView2<F>,
+    init: Array2<F>,
+    problem: &Problem,
+    pool: &rayon::ThreadPool,
+) -> Result<(Array2<F>, usize)> {
+    let distance = CountingL2::default();
+    let calls = distance.matrix_calls.clone();
+    let params = KMeans::params_with(init.nrows(), Xoshiro256PlusPlus::seed_from_u64(0), distance)
+        .n_runs(1)
+        .max_n_iterations(problem.max_iter as u64)
+        .tolerance(F::min_positive_value())
+        .init_method(KMeansInit::Precomputed(init));
+    let dataset = DatasetBase::from(x);
+    let model = pool
+        .install(|| params.fit(&dataset))
+        .map_err(|e| contender_error("linfa", e))?;
+    Ok((model.centroids().clone(), calls.load(Ordering::Relaxed)))
 }
 
 /// linfa's k-means in a rayon pool of the problem's size.
@@ -88,25 +110,22 @@ impl Contender for LinfaKMeans {
             .prepared
             .as_ref()
             .ok_or_else(|| contender_error("linfa", "fit before prepare"))?;
-        let distance = CountingL2::default();
-        let calls = distance.matrix_calls.clone();
-        let params = KMeans::params_with(
-            problem.init.nrows(),
-            Xoshiro256PlusPlus::seed_from_u64(0),
-            distance,
-        )
-        .n_runs(1)
-        .max_n_iterations(problem.max_iter as u64)
-        .tolerance(TOLERANCE)
-        .init_method(KMeansInit::Precomputed(problem.init.as_ref().clone()));
-        let dataset = DatasetBase::from(problem.x.view());
-        let model = pool
-            .install(|| params.fit(&dataset))
-            .map_err(|e| contender_error("linfa", e))?;
+        let (centroids, n_iter) = match &problem.x32 {
+            Some(x32) => {
+                let (c, n) = fit_in(x32.view(), problem.init.mapv(|v| v as f32), problem, pool)?;
+                (c.mapv(f64::from), n)
+            }
+            None => fit_in(
+                problem.x.view(),
+                problem.init.as_ref().clone(),
+                problem,
+                pool,
+            )?,
+        };
         Ok(FitOutput {
-            centroids: model.centroids().clone(),
+            centroids,
             labels: None,
-            n_iter: calls.load(Ordering::Relaxed),
+            n_iter,
             work: None,
         })
     }

@@ -100,11 +100,22 @@ pub enum Role {
     Peer,
 }
 
-/// A float type a contender computes in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A float type data is handed over and computed in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Dtype {
     F32,
+    #[default]
     F64,
+}
+
+impl Dtype {
+    /// NumPy's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "float32",
+            Dtype::F64 => "float64",
+        }
+    }
 }
 
 /// A Python contender's module: `python/{name}.py`, imported on its own the
@@ -229,9 +240,22 @@ pub struct Problem {
     /// The iterations an exact Lloyd fit needs from this start, for
     /// contenders with [`Rule::FixedIterations`] (set by the protocol).
     pub fixed_iterations: Option<usize>,
+    /// The data as float32 (`x` cast once), for a problem in float32: every
+    /// contender is handed this (and the initial centroids cast likewise),
+    /// and computes in float32 where it can.
+    pub x32: Option<Arc<Array2<f32>>>,
 }
 
 impl Problem {
+    /// The float type the data is handed over in.
+    pub fn dtype(&self) -> Dtype {
+        if self.x32.is_some() {
+            Dtype::F32
+        } else {
+            Dtype::F64
+        }
+    }
+
     /// Checks what a library might otherwise assert on (and panic): a
     /// non-empty 2-D problem, `1 <= k <= n`, initial centroids with the
     /// data's feature count, finite values, `max_iter >= 1`, threads >= 1.

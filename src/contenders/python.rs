@@ -10,8 +10,8 @@
 //! the first time a contender needs it, so a missing package makes only the
 //! contenders that import it unavailable, with the reason.
 //!
-//! Data is handed over once per problem as a C-contiguous float64 array,
-//! before any timing; the module's `prepare` does any conversion it needs
+//! Data is handed over once per problem as a C-contiguous array of the
+//! problem's float type, before any timing; the module's `prepare` does any conversion it needs
 //! (faiss's float32) there too.
 
 use std::collections::HashMap;
@@ -19,7 +19,7 @@ use std::ffi::CString;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
-use numpy::{PyArray2, PyReadonlyArray1, PyReadonlyArray2, ToPyArray};
+use numpy::{PyReadonlyArray1, PyReadonlyArray2, ToPyArray};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -193,10 +193,18 @@ impl Contender for PythonKMeans {
             let harness = self.harness.bind(py);
             let pools = harness.call_method1("set_threads", (problem.threads,))?;
             let pools = pools.str()?.to_string();
-            let x = harness
-                .call_method1("as_c_float64", (problem.x.to_pyarray(py),))?
-                .cast_into::<PyArray2<f64>>()?;
-            let init = problem.init.to_pyarray(py);
+            // Handed over once, C-contiguous, in the problem's float type.
+            let (x, init) = match &problem.x32 {
+                Some(x32) => (
+                    x32.to_pyarray(py).into_any(),
+                    problem.init.mapv(|v| v as f32).to_pyarray(py).into_any(),
+                ),
+                None => (
+                    problem.x.to_pyarray(py).into_any(),
+                    problem.init.to_pyarray(py).into_any(),
+                ),
+            };
+            let x = harness.call_method1("as_c", (x, problem.dtype().name()))?;
             let options = PyDict::new(py);
             for (key, value) in self.spec.options {
                 options.set_item(key, value)?;
@@ -240,7 +248,7 @@ impl Contender for PythonKMeans {
             let centers = self
                 .harness
                 .bind(py)
-                .call_method1("as_c_float64", (centers,))
+                .call_method1("as_c", (centers, "float64"))
                 .and_then(|c| Ok(c.extract::<PyReadonlyArray2<f64>>()?))
                 .map_err(|e| self.error(e))?;
             let labels = if labels.is_none() {

@@ -7,10 +7,16 @@ use super::{contender_error, thread_pool, Contender, FitOutput, Problem};
 use crate::error::Result;
 use crate::kmeans::{Init, KMeans, KMeansParams, Pruning};
 
+/// The model, in the float type of the problem's data.
+enum Model {
+    F64(KMeans<f64>),
+    F32(KMeans<f32>),
+}
+
 /// The hand-written k-means, in its own rayon pool.
 pub struct RustKMeans {
     bounds: bool,
-    prepared: Option<(Problem, KMeans<f64>, rayon::ThreadPool)>,
+    prepared: Option<(Problem, Model, rayon::ThreadPool)>,
 }
 
 impl RustKMeans {
@@ -20,6 +26,17 @@ impl RustKMeans {
             bounds,
             prepared: None,
         }
+    }
+
+    fn params<F: crate::kmeans::Float>(&self, problem: &Problem) -> KMeansParams<F> {
+        KMeansParams::new(problem.init.nrows())
+            .init(Init::Given(problem.init.mapv(F::from_f64)))
+            .max_iter(problem.max_iter)
+            .pruning(if self.bounds {
+                Pruning::Auto
+            } else {
+                Pruning::Never
+            })
     }
 }
 
@@ -33,15 +50,10 @@ impl Contender for RustKMeans {
     }
 
     fn prepare(&mut self, problem: &Problem) -> Result<()> {
-        let model = KMeansParams::new(problem.init.nrows())
-            .init(Init::Given(problem.init.as_ref().clone()))
-            .max_iter(problem.max_iter)
-            .pruning(if self.bounds {
-                Pruning::Auto
-            } else {
-                Pruning::Never
-            })
-            .check()?;
+        let model = match problem.x32 {
+            Some(_) => Model::F32(self.params::<f32>(problem).check()?),
+            None => Model::F64(self.params::<f64>(problem).check()?),
+        };
         self.prepared = Some((problem.clone(), model, thread_pool(problem.threads)?));
         Ok(())
     }
@@ -51,12 +63,32 @@ impl Contender for RustKMeans {
             .prepared
             .as_ref()
             .ok_or_else(|| contender_error(self.name(), "fit before prepare"))?;
-        let fit = pool.install(|| model.fit(problem.x.view()))?;
+        let (centroids, labels, n_iter, work) = match (model, &problem.x32) {
+            (Model::F32(model), Some(x32)) => {
+                let fit = pool.install(|| model.fit(x32.view()))?;
+                (
+                    fit.centroids.mapv(f64::from),
+                    fit.labels,
+                    fit.n_iter,
+                    fit.work,
+                )
+            }
+            (Model::F64(model), _) => {
+                let fit = pool.install(|| model.fit(problem.x.view()))?;
+                (fit.centroids, fit.labels, fit.n_iter, fit.work)
+            }
+            (Model::F32(_), None) => {
+                return Err(contender_error(
+                    self.name(),
+                    "float32 model without float32 data",
+                ))
+            }
+        };
         Ok(FitOutput {
-            centroids: fit.centroids,
-            labels: Some(fit.labels),
-            n_iter: fit.n_iter,
-            work: Some(fit.work.per_pass),
+            centroids,
+            labels: Some(labels),
+            n_iter,
+            work: Some(work.per_pass),
         })
     }
 

@@ -20,6 +20,7 @@ pub enum Section {
     Memory,
     Overlap,
     Scaling,
+    Float32,
     Quantisation,
 }
 
@@ -431,7 +432,12 @@ pub fn draw_all(dir: &Path, records: &[Record], warnings: &mut Vec<String>) -> R
     let one_thread = ok(records, "kmeans-t1");
     if !one_thread.is_empty() {
         let title = "Speed-up from one thread to all (median fit time at one thread over the sweep's at its thread count)";
-        let heat = scaling_heat(&one_thread, &ok(records, SWEEP));
+        let heat = against_sweep(
+            &one_thread,
+            &ok(records, SWEEP),
+            "1 thread against",
+            |one, all| one / all,
+        );
         heat_panels(
             &dir.join("scaling.svg"),
             title,
@@ -440,6 +446,22 @@ pub fn draw_all(dir: &Path, records: &[Record], warnings: &mut Vec<String>) -> R
             &|v| format!("{v:.2}x"),
         )?;
         add(&mut charts, "scaling.svg", title, Section::Scaling);
+    }
+
+    let float32 = ok(records, "kmeans-f32");
+    if !float32.is_empty() {
+        let title = "Float32 against float64: median fit time on f64 data over the same fit on the data cast to f32";
+        let heat = against_sweep(&float32, &ok(records, SWEEP), "f32, threads", |f32, f64| {
+            f64 / f32
+        });
+        heat_panels(
+            &dir.join("float32.svg"),
+            title,
+            &[heat],
+            &speedup_colour,
+            &|v| format!("{v:.2}x"),
+        )?;
+        add(&mut charts, "float32.svg", title, Section::Float32);
     }
 
     let quantisation = ok(records, "kmeans-vq");
@@ -463,12 +485,17 @@ pub fn draw_all(dir: &Path, records: &[Record], warnings: &mut Vec<String>) -> R
     Ok(charts)
 }
 
-/// One panel: a row per contender, a column per one-thread scenario, each
-/// cell its sweep time over its one-thread time (the speed-up threads give).
-fn scaling_heat(one_thread: &[Record], sweep: &[Record]) -> Heat {
-    let scenarios: BTreeSet<crate::data::Scenario> =
-        one_thread.iter().map(|r| r.scenario).collect();
-    let names = contenders_in(one_thread);
+/// One panel: a row per contender, a column per scenario of a family that
+/// reruns sweep scenarios another way, each cell `ratio(family median,
+/// sweep median)`.
+fn against_sweep(
+    family: &[Record],
+    sweep: &[Record],
+    caption: &str,
+    ratio: fn(f64, f64) -> f64,
+) -> Heat {
+    let scenarios: BTreeSet<crate::data::Scenario> = family.iter().map(|r| r.scenario).collect();
+    let names = contenders_in(family);
     let median = |records: &[Record], name: &str, s: crate::data::Scenario| {
         records
             .iter()
@@ -480,14 +507,14 @@ fn scaling_heat(one_thread: &[Record], sweep: &[Record]) -> Heat {
         .map(|name| {
             scenarios
                 .iter()
-                .map(|&s| Some(median(one_thread, name, s)? / median(sweep, name, s)?))
+                .map(|&s| Some(ratio(median(family, name, s)?, median(sweep, name, s)?)))
                 .collect()
         })
         .collect();
     let threads: BTreeSet<usize> = sweep.iter().map(|r| r.threads).collect();
     Heat {
         caption: format!(
-            "1 thread against {}",
+            "{caption} {}",
             threads
                 .iter()
                 .map(|t| t.to_string())

@@ -47,6 +47,7 @@ pub fn page(dir: &Path, records: &[Record], charts: &[Chart], warnings: &[String
         (Section::Memory, "Peak memory"),
         (Section::Overlap, "Overlapping blobs (tens of iterations)"),
         (Section::Scaling, "One thread against all"),
+        (Section::Float32, "Float32 data"),
         (Section::Quantisation, "Vector quantisation (large k)"),
     ] {
         let in_section: Vec<&Chart> = charts.iter().filter(|c| c.section == section).collect();

@@ -44,7 +44,7 @@ def prepare(X, init, max_iter, threads, fixed_iterations):
     state = (x32, init32, n, d, k, int(fixed_iterations))
     splits = sum(int(s["nsplit"]) for s in _train(state).iteration_stats)
     facts = {
-        "dtype": "float32 (converted once, outside timing)",
+        "dtype": "float32" if X.dtype == np.float32 else "float32 (converted once, outside timing)",
         "omp_threads": str(faiss.omp_get_max_threads()),
         "stopping_rule": f"at most {fixed_iterations} iterations (exact Lloyd's count here), or when its float32 objective is unchanged",
         "empty_cluster_splits": str(splits),

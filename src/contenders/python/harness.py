@@ -94,9 +94,9 @@ def environment(module=None):
     return facts
 
 
-def as_c_float64(x):
-    """The array as NumPy's C-contiguous float64 (no copy when it already is)."""
-    return np.ascontiguousarray(x, dtype=np.float64)
+def as_c(x, dtype):
+    """The array as NumPy's C-contiguous ``dtype`` (no copy when it already is)."""
+    return np.ascontiguousarray(x, dtype=dtype)
 
 
 def traced_peak(fn, *args):
