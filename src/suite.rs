@@ -132,31 +132,31 @@ fn overlapping() -> Vec<BlobSpec> {
 /// (few features, many clusters, 239 iterations), 100000 x 50, k = 8 (many
 /// features) and 100000 x 100, k = 30 (many of both, 84 iterations).
 fn one_thread() -> Vec<BlobSpec> {
-    [
-        (10_000, 10, 8),
-        (100_000, 2, 30),
-        (100_000, 50, 8),
-        (100_000, 100, 30),
-    ]
-    .into_iter()
-    .map(|(n, d, k)| BlobSpec::new(Scenario { n, d, k }))
-    .collect()
+    blobs(
+        &[
+            (10_000, 10, 8),
+            (100_000, 2, 30),
+            (100_000, 50, 8),
+            (100_000, 100, 30),
+        ],
+        |_| 1.0,
+    )
 }
 
 /// The float32 family: the sweep's blobs and starts, cast, at 10000 x 10,
 /// k = 8, 100000 x 2, k = 30, 100000 x 50, k = 8, 100000 x 100, k = 30 and
 /// 1000000 x 100, k = 30 (where reading the data bounds a fit).
 fn float32() -> Vec<BlobSpec> {
-    [
-        (10_000, 10, 8),
-        (100_000, 2, 30),
-        (100_000, 50, 8),
-        (100_000, 100, 30),
-        (1_000_000, 100, 30),
-    ]
-    .into_iter()
-    .map(|(n, d, k)| BlobSpec::new(Scenario { n, d, k }))
-    .collect()
+    blobs(
+        &[
+            (10_000, 10, 8),
+            (100_000, 2, 30),
+            (100_000, 50, 8),
+            (100_000, 100, 30),
+            (1_000_000, 100, 30),
+        ],
+        |_| 1.0,
+    )
 }
 
 /// The relative inertia tolerance of exact-Lloyd contenders on float32
@@ -184,16 +184,24 @@ pub fn quantisation_std(d: usize) -> f64 {
 /// The vector-quantisation family: a small scenario (CI's), then n = 100000
 /// with d = 32 and 128, k = 256 and 1024.
 fn quantisation() -> Vec<BlobSpec> {
-    [
-        (20_000, 32, 256),
-        (100_000, 32, 256),
-        (100_000, 32, 1024),
-        (100_000, 128, 256),
-        (100_000, 128, 1024),
-    ]
-    .into_iter()
-    .map(|(n, d, k)| BlobSpec::new(Scenario { n, d, k }).with_std(quantisation_std(d)))
-    .collect()
+    blobs(
+        &[
+            (20_000, 32, 256),
+            (100_000, 32, 256),
+            (100_000, 32, 1024),
+            (100_000, 128, 256),
+            (100_000, 128, 1024),
+        ],
+        quantisation_std,
+    )
+}
+
+/// Blobs of these `(n, d, k)` shapes, spread `std(d)`.
+fn blobs(shapes: &[(usize, usize, usize)], std: fn(usize) -> f64) -> Vec<BlobSpec> {
+    shapes
+        .iter()
+        .map(|&(n, d, k)| BlobSpec::new(Scenario { n, d, k }).with_std(std(d)))
+        .collect()
 }
 
 /// The family called `id`.

@@ -11,12 +11,8 @@ const MIN_CHUNK_ROWS: usize = 512;
 
 /// The most chunks a pass of a fit is split into. Each chunk costs a task,
 /// its partial sums and its buffers, whatever its rows, which shows where
-/// the bounds leave little work a row (100000x2, k = 30: about 0.2 ms a
-/// step with 2 threads). Against 256 chunks, in alternating runs of whole
-/// fits (2 threads, the fastest of each run): 100000x2, 100000x100 and
-/// 1000000x100 with k = 30 took 5-15% less time, 100000x50 with k = 8
-/// 1-3% less, and data of fewer than 32768 rows is split as before.
-/// Sixty-four still gives each of a few threads many chunks to balance.
+/// the bounds leave little work a row; sixty-four still gives each of a few
+/// threads many chunks to balance (measurements in `docs/tuning.md`).
 const MAX_CHUNKS: usize = 64;
 
 /// The most chunks k-means++ splits the rows into (see

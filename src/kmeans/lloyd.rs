@@ -458,11 +458,10 @@ fn proved_rows<F: Float>(
 /// Asks for row `i` of the block after `block` (`d` features a row: the
 /// rows that follow it in memory) into the second-level cache. Computing
 /// on a block while the next streams in hides the arithmetic behind the
-/// read: whole fits of 1000000x100, k = 30 (one pass over X) took 21%
-/// less time than reading each block before computing on it, which left
-/// memory idle while the block was computed (alternating runs). Asking
-/// into the first-level cache was slower, and two blocks ahead no better.
-/// Asking for lines past the data is harmless: a prefetch never faults.
+/// read, where reading each block first left memory idle during the
+/// arithmetic (the second-level cache and one block ahead measured best:
+/// `docs/tuning.md`). Asking for lines past the data is harmless: a
+/// prefetch never faults.
 #[inline(always)]
 fn prefetch_next_block<F>(block: &[F], i: usize, d: usize) {
     #[cfg(target_arch = "x86_64")]
