@@ -1,15 +1,17 @@
-//! The benchmark suite: every scenario, every contender.
+//! The benchmark suite: every family's scenarios, every contender that runs
+//! in it.
 //!
-//! Ids are `kmeans/{n}x{d}/k{k}/{impl}` (unit-spread blobs, the study's
-//! sweep) and `kmeans-overlap/{n}x{d}/k{k}/{impl}` (overlapping blobs that
-//! need tens of iterations). One Criterion group per scenario, one function
-//! per contender, so Criterion draws a comparison per scenario.
+//! Ids are `{family}/{n}x{d}/k{k}/{impl}`, built from the family table
+//! (`suite::FAMILIES`) and the contender registry (`contenders::REGISTRY`).
+//! One Criterion group per scenario, one function per contender, so
+//! Criterion draws a comparison per scenario.
 //!
-//! Per bench, outside timing: the scenario's cached data and shared initial
-//! centroids are loaded once, the contender is prepared and warmed up with
-//! one fit. Every timed fit is recorded by us (`iter_custom`); then one more,
-//! untimed fit measures memory, and the inertia of the contender's centroids
-//! is recomputed and checked against the scenario's best. Records go to
+//! Each bench is one [`Trial`] of the protocol, started the first time
+//! Criterion runs it (filtered-out and listed benches create nothing): the
+//! scenario's cached data and shared initial centroids are loaded once, the
+//! contender prepared and warmed up; every timed fit is recorded by us
+//! (`iter_custom`); then the untimed memory fit, quality and the check, and
+//! one fit in a fresh process for the peak RSS (`isolated`). Records go to
 //! `target-reports/results.jsonl` and `target-reports/csv/`, and the report
 //! is redrawn at the end.
 //!
