@@ -177,7 +177,9 @@ fn heat_panels(
     text: &dyn Fn(f64) -> String,
 ) -> Result<()> {
     let cols = panels.len().max(1);
-    let root = SVGBackend::new(path, (360 * cols as u32, 330)).into_drawing_area();
+    // Wide enough for the title at 20 px (about 10 px a character).
+    let width = (360 * cols as u32).max(10 * title.chars().count() as u32 + 40);
+    let root = SVGBackend::new(path, (width, 330)).into_drawing_area();
     root.fill(&WHITE).map_err(report_error)?;
     let root = root
         .titled(title, ("sans-serif", 20))

@@ -96,7 +96,7 @@ fn rule_notes() -> String {
                 }
                 _ => return None,
             };
-            Some(format!("<b>{}</b> {}", escape(e.name), escape(&note)))
+            Some(format!("<b>{}</b>: {}", escape(e.name), escape(&note)))
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -107,7 +107,7 @@ fn protocol(h: &mut String, records: &[Record]) {
     let threads: Vec<String> = threads.iter().map(|t| t.to_string()).collect();
     let _ = write!(
         h,
-        "<p>Every contender got <b>the same data</b> (seeded Gaussian blobs, f64, C order), <b>the same initial centroids</b> (greedy k-means++, seed 0, cached beside the data), <b>the same stopping rule</b> (at most 300 iterations, stop when no label changes) and <b>the same threads</b> ({}; the Rust rayon pools and NumPy's and scikit-learn's OpenMP/BLAS pools through threadpoolctl). Only <code>fit</code> is timed: data is loaded and handed over, modules imported and one warm-up fit run before timing. Figures are medians of the timed fits; minimum and maximum are in the tables and CSV files. Inertia is recomputed by us from each contender's centroids.</p>\n<p class=\"note\">Where a peer cannot follow the protocol it is measured, not hidden: {}. scikit-learn copies and centres the data inside <code>fit</code>, which is part of its timed cost. Exact-Lloyd contenders are checked against the best exact inertia of the scenario at {:.0e}; the others are kept out of that reference and checked at their own tolerance (in the tables).</p>\n",
+        "<p>Every contender got <b>the same data</b> (seeded Gaussian blobs, C order; f64, or cast once to f32 in the float32 family), <b>the same initial centroids</b> (greedy k-means++, seed 0, cached beside the data; in the vector-quantisation family k random rows, as k-means++ at such k costs more than the fits), <b>the same stopping rule</b> (at most 300 iterations, stop when no label changes) and <b>the same threads</b> ({}; the Rust rayon pools and NumPy's and scikit-learn's OpenMP/BLAS pools through threadpoolctl). Only <code>fit</code> is timed: data is loaded and handed over, modules imported and one warm-up fit run before timing. Figures are medians of the timed fits; minimum and maximum are in the tables and CSV files. Inertia is recomputed by us from each contender's centroids.</p>\n<p class=\"note\">Where a peer cannot follow the protocol it is measured, not hidden: {}. scikit-learn copies and centres the data inside <code>fit</code>, which is part of its timed cost. Exact-Lloyd contenders are checked against the best exact inertia of the scenario at {:.0e}; the others are kept out of that reference and checked at their own tolerance (in the tables).</p>\n",
         threads.join(", "),
         rule_notes(),
         crate::contenders::EXACT_INERTIA_TOLERANCE
