@@ -158,6 +158,19 @@ pub fn measure(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Failed(format!("cannot start the measuring process: {e}")))?;
+    // Drained while the child runs, so that a chatty library cannot fill a
+    // pipe and stall it.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
     let started = Instant::now();
     let status = loop {
         match child.try_wait() {
@@ -174,14 +187,8 @@ pub fn measure(
             Err(e) => return Err(Failed(format!("the measuring process: {e}"))),
         }
     };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_string(&mut stdout);
-    }
-    if let Some(mut err) = child.stderr.take() {
-        let _ = err.read_to_string(&mut stderr);
-    }
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
     if !status.success() {
         let said = stderr
             .lines()
