@@ -136,13 +136,6 @@ pub fn measure_memory(contender: &mut dyn Contender) -> Result<(FitOutput, Memor
     ))
 }
 
-/// Runs `fit` once and times it.
-pub fn timed_fit(contender: &mut dyn Contender) -> Result<(FitOutput, Duration)> {
-    let start = Instant::now();
-    let fit = contender.fit()?;
-    Ok((fit, start.elapsed()))
-}
-
 /// Quality of a fit, recomputed from its centroids.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Quality {
@@ -371,7 +364,7 @@ pub fn run_once(
 }
 
 /// The message of a caught panic.
-pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<String>()
         .cloned()
