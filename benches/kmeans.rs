@@ -19,64 +19,40 @@
 //! full), `KMEANS_BENCH_THREADS` (default every core).
 
 use std::cell::{OnceCell, RefCell};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, Criterion, SamplingMode};
+use criterion::{AxisScale, BenchmarkGroup, Criterion, PlotConfiguration, SamplingMode};
 use pythonvsrust_kmeans::alloc::CountingAllocator;
 use pythonvsrust_kmeans::data::DataCache;
 use pythonvsrust_kmeans::isolated::{self, IsolatedPeak};
 use pythonvsrust_kmeans::kmeans::DEFAULT_MAX_ITER;
 use pythonvsrust_kmeans::protocol::{check_inertia, ScenarioRun, Trial};
-use pythonvsrust_kmeans::report::write_report;
-use pythonvsrust_kmeans::results::{append_records, report_dir, Check, Record, Status};
+use pythonvsrust_kmeans::report::{write_report, RunSummary};
+use pythonvsrust_kmeans::results::{
+    append_records, report_dir, start_fresh, Check, Record, Status,
+};
+use pythonvsrust_kmeans::run::{clock, BenchArgs, Estimates, Preset, Progress, RunInfo};
 use pythonvsrust_kmeans::suite;
 use pythonvsrust_kmeans::{environment, floor};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Preset {
-    /// Ten samples, short windows: every contender and check runs (CI).
-    Quick,
-    /// Ten samples, longer windows: the numbers of the report.
-    Full,
-}
-
-impl Preset {
-    fn from_env() -> Self {
-        match std::env::var("KMEANS_BENCH_PRESET").as_deref() {
-            Ok("quick") => Preset::Quick,
-            Ok("full") | Err(_) => Preset::Full,
-            Ok(other) => {
-                eprintln!("warning: unknown KMEANS_BENCH_PRESET '{other}', using full");
-                Preset::Full
-            }
-        }
-    }
-
-    /// Sample size and windows. Ten samples (Criterion's least) keep the
-    /// million-row scenarios within minutes; flat sampling (the same number
-    /// of fits per sample) suits fits of milliseconds and up; fewer bootstrap
-    /// resamples than Criterion's 100,000 keep its analysis from dominating
-    /// short benches.
-    fn configure(self, group: &mut BenchmarkGroup<WallTime>) {
-        group.sample_size(SAMPLES).sampling_mode(SamplingMode::Flat);
-        match self {
-            Preset::Quick => {
-                group
-                    .warm_up_time(Duration::from_millis(20))
-                    .measurement_time(Duration::from_millis(100));
-            }
-            Preset::Full => {
-                group
-                    .warm_up_time(Duration::from_millis(500))
-                    .measurement_time(Duration::from_secs(3));
-            }
-        }
-    }
+/// Sample size and windows. Ten samples (Criterion's least) keep the
+/// million-row scenarios within minutes; flat sampling (the same number of
+/// fits per sample) suits fits of milliseconds and up; the summary violin is
+/// logarithmic, as contenders differ by orders of magnitude.
+fn configure(preset: Preset, group: &mut BenchmarkGroup<WallTime>) {
+    let (warm_up, measurement) = preset.windows();
+    group
+        .sample_size(SAMPLES)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(warm_up)
+        .measurement_time(measurement)
+        .plot_config(PlotConfiguration::default().summary_scale(AxisScale::Logarithmic));
 }
 
 /// Samples per bench: Criterion's least, which keeps the million-row
@@ -93,21 +69,71 @@ fn main() {
     if let Some(code) = pythonvsrust_kmeans::isolated::serve_if_child() {
         std::process::exit(i32::from(code != std::process::ExitCode::SUCCESS));
     }
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// The whole suite: select, estimate, bench, record, summarise, redraw.
+fn run() -> Result<(), String> {
     pythonvsrust_kmeans::cli::load_dotenv();
-    let preset = Preset::from_env();
-    let threads = match pythonvsrust_kmeans::cli::thread_count(None) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(1);
-        }
-    };
+    let args = BenchArgs::parse(std::env::args().skip(1))?;
+    let (preset, warning) = Preset::from_env();
+    if let Some(w) = warning {
+        eprintln!("warning: {w}");
+    }
+    let threads = pythonvsrust_kmeans::cli::thread_count(None).map_err(|e| e.to_string())?;
+    let selected: Vec<String> = suite::scenarios()
+        .into_iter()
+        .flat_map(|(family, spec)| {
+            family
+                .contenders()
+                .map(move |e| suite::bench_id(family.id, spec.scenario, e.name))
+        })
+        .filter(|id| args.filter.matches(id))
+        .collect();
+    if selected.is_empty() {
+        return Err(format!(
+            "no bench matches '{}' (ids are {{family}}/{{n}}x{{d}}/k{{k}}/{{impl}}, e.g. kmeans/1000x2/k2/rust; `cargo bench -- --list` lists them)",
+            args.filter_text.as_deref().unwrap_or("")
+        ));
+    }
     let mut criterion = Criterion::default().configure_from_args();
+    if args.list {
+        // Criterion lists each id it is shown and runs nothing.
+        for (family, spec) in suite::scenarios() {
+            let mut group = criterion.benchmark_group(suite::group_id(family.id, spec.scenario));
+            for entry in family.contenders() {
+                group.bench_function(entry.name, |b| b.iter(|| ()));
+            }
+            group.finish();
+        }
+        return Ok(());
+    }
     let cache = DataCache::project();
     let out_dir = report_dir();
+    let run = RunInfo::start(preset, args.save_baseline.clone());
+    if std::env::var("KMEANS_FRESH").is_ok_and(|v| v == "1") {
+        if let Some(archive) = start_fresh(&out_dir, &run.id).map_err(|e| e.to_string())? {
+            eprintln!("KMEANS_FRESH: earlier results moved to {}", archive.display());
+        }
+    }
+    eprintln!("run {}", run.id);
+    let floors = measure_floors(threads);
+    let mut progress = {
+        let estimates = Estimates::load(&out_dir, &reference_dir(), preset);
+        let floor_map: BTreeMap<String, String> = floors.iter().cloned().collect();
+        Progress::new(
+            selected
+                .iter()
+                .map(|id| estimates.seconds(id, preset, &floor_map))
+                .collect(),
+        )
+    };
+    eprintln!("{}", progress.opening());
     let started = Instant::now();
-    let mut recorded = 0;
-    let floors: OnceCell<Vec<(String, String)>> = OnceCell::new();
+    let mut run_records: Vec<Record> = Vec::new();
 
     for (family, spec) in suite::scenarios() {
         let group_id = suite::group_id(family.id, spec.scenario);
@@ -128,24 +154,27 @@ fn main() {
         };
         let mut records = Vec::new();
         let mut group = criterion.benchmark_group(&group_id);
-        preset.configure(&mut group);
+        configure(preset, &mut group);
         for entry in family.contenders() {
             let name = entry.name;
+            let id = suite::bench_id(family.id, spec.scenario, name);
+            let position = selected.iter().position(|s| *s == id);
+            if let Some(i) = position {
+                eprintln!("{}", progress.before(i, &id));
+            }
+            let bench_started = Instant::now();
             let slot: Slot = RefCell::new(None);
             group.bench_function(name, |b| {
                 let mut slot = slot.borrow_mut();
                 let trial = slot.get_or_insert_with(|| {
                     let mut record = Record::new(family.id, spec.scenario, spec.std, name, threads);
+                    record.run_id = Some(run.id.clone());
+                    record.saved_baseline = run.saved_baseline.clone();
                     record.environment = environment::machine();
                     record
                         .environment
-                        .insert("bench.preset".into(), format!("{preset:?}").to_lowercase());
-                    record.environment.extend(
-                        floors
-                            .get_or_init(|| measure_floors(threads))
-                            .iter()
-                            .cloned(),
-                    );
+                        .insert("bench.preset".into(), run.preset.clone());
+                    record.environment.extend(floors.iter().cloned());
                     let run = match load() {
                         Ok(run) => run,
                         Err(reason) => {
@@ -186,7 +215,7 @@ fn main() {
                     Err(_) => Duration::from_nanos(1),
                 });
             });
-            match slot.into_inner() {
+            let record = match slot.into_inner() {
                 Some(Ok((trial, first))) => {
                     let run = trial.run();
                     let mut record = trial.finish(SAMPLES);
@@ -199,10 +228,18 @@ fn main() {
                             record.reason.as_deref().unwrap_or("")
                         );
                     }
-                    records.push(record);
+                    Some(record)
                 }
-                Some(Err(record)) => records.push(*record),
-                None => {}
+                Some(Err(record)) => Some(*record),
+                None => None,
+            };
+            if let Some(mut record) = record {
+                let seconds = bench_started.elapsed().as_secs_f64();
+                record.wall_seconds = Some(seconds);
+                if let Some(i) = position {
+                    progress.after(i, seconds);
+                }
+                records.push(record);
             }
         }
         group.finish();
@@ -220,21 +257,39 @@ fn main() {
                 );
             }
         }
-        if let Err(e) = append_records(&out_dir, &records) {
-            eprintln!("error: cannot write results: {e}");
-            std::process::exit(1);
-        }
-        recorded += records.len();
+        append_records(&out_dir, &records)
+            .map_err(|e| format!("cannot write results: {e}"))?;
+        run_records.extend(records);
     }
     criterion.final_summary();
-    if recorded > 0 {
-        eprintln!(
-            "{recorded} record(s) in {} after {:.0} s",
-            out_dir.join("results.jsonl").display(),
-            started.elapsed().as_secs_f64()
-        );
-        redraw_report(&out_dir);
+    if run_records.is_empty() {
+        return Ok(());
     }
+    eprintln!(
+        "{} record(s) in {} after {}",
+        run_records.len(),
+        out_dir.join("results.jsonl").display(),
+        clock(started.elapsed().as_secs_f64())
+    );
+    let summary = RunSummary::new(
+        &run.id,
+        &run.preset,
+        threads,
+        started.elapsed().as_secs_f64(),
+        &run_records,
+    );
+    eprintln!("\n{}", summary.console());
+    match summary.write(&out_dir) {
+        Ok(()) => eprintln!("summary: {}", out_dir.join("summary.md").display()),
+        Err(e) => eprintln!("error: cannot write the summary: {e}"),
+    }
+    redraw_report(&out_dir);
+    Ok(())
+}
+
+/// The reference report's folder, whose records estimate a first run.
+fn reference_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target-reports/reference")
 }
 
 /// The machine's floors in a pool of `threads`: FMA peaks (f64 and f32) and read bandwidth

@@ -21,6 +21,7 @@ pub mod protocol;
 pub mod quality;
 pub mod report;
 pub mod results;
+pub mod run;
 pub mod suite;
 
 pub use error::{Error, Result};

@@ -7,6 +7,7 @@
 
 mod charts;
 mod html;
+mod run_summary;
 mod summary;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use crate::data::Scenario;
 use crate::error::{Error, Result};
 use crate::results::{latest_per_contender, read_records, results_path, Record};
 
+pub use run_summary::{format_seconds, RunSummary};
 pub use summary::{summarise, ContenderSummary};
 
 /// What a report run wrote.

@@ -98,10 +98,55 @@ pub fn append_records(dir: &Path, new: &[Record]) -> Result<()> {
     Ok(())
 }
 
+/// Starts a new results file in `dir` (`KMEANS_FRESH=1`): under the
+/// writers' lock, `results.jsonl` and `csv/` move to `archive/{stamp}/`,
+/// kept whole, so the next records begin a file of their own. Returns the
+/// archive folder, `None` when there was nothing to move.
+pub fn start_fresh(dir: &Path, stamp: &str) -> Result<Option<std::path::PathBuf>> {
+    let path = results_path(dir);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let lock_path = dir.join("results.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+    let archive = dir.join("archive").join(stamp);
+    crate::data::create_folder(&archive)?;
+    let moved = archive.join("results.jsonl");
+    std::fs::rename(&path, &moved).map_err(|e| Error::io(&path, e))?;
+    let csv = dir.join("csv");
+    if csv.is_dir() {
+        let to = archive.join("csv");
+        std::fs::rename(&csv, &to).map_err(|e| Error::io(&csv, e))?;
+    }
+    Ok(Some(archive))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::results::record::tests::record;
+
+    #[test]
+    fn a_fresh_start_archives_the_old_results_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(start_fresh(dir.path(), "run-0").unwrap(), None);
+        append_records(dir.path(), &[record("rust", &[0.2])]).unwrap();
+        let archive = start_fresh(dir.path(), "run-1").unwrap().unwrap();
+        assert!(!results_path(dir.path()).exists());
+        assert!(!dir.path().join("csv").exists());
+        assert_eq!(read_records(&results_path(&archive)).unwrap().0.len(), 1);
+        assert!(archive.join("csv").is_dir());
+        append_records(dir.path(), &[record("numpy", &[1.0])]).unwrap();
+        let (records, _) = read_records(&results_path(dir.path())).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].contender, "numpy");
+    }
 
     #[test]
     fn a_torn_last_line_is_reported_not_fatal() {

@@ -12,7 +12,7 @@ mod jsonl;
 mod record;
 
 pub use self::csv::{csv_path, write_csv, CSV_HEADER};
-pub use self::jsonl::{append_records, read_records};
+pub use self::jsonl::{append_records, read_records, start_fresh};
 pub use self::record::{latest_per_contender, Check, MemoryFigures, Passes, Record, Status};
 
 /// The results folder: `$KMEANS_REPORT_DIR`, else `target-reports/` in the crate.

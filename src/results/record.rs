@@ -168,6 +168,17 @@ pub struct Record {
     pub environment: BTreeMap<String, String>,
     /// Seconds since the Unix epoch when recorded.
     pub recorded_at: u64,
+    /// The run that made it (start time, preset, revision: see
+    /// [`crate::run::RunInfo`]); absent in records of early runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// The name Criterion saved that run under (`--save-baseline NAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_baseline: Option<String>,
+    /// Wall-clock seconds of the whole bench: set-up, Criterion's windows
+    /// and the untimed fits (what the next run's progress estimates use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_seconds: Option<f64>,
 }
 
 impl Record {
@@ -201,6 +212,9 @@ impl Record {
             recorded_at: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            run_id: None,
+            saved_baseline: None,
+            wall_seconds: None,
         }
     }
 
