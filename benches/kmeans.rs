@@ -15,8 +15,14 @@
 //! `target-reports/results.jsonl` and `target-reports/csv/`, and the report
 //! is redrawn at the end.
 //!
+//! Around the benches, for the person waiting: the selected benches are
+//! counted and their time estimated before the first (`run`), each is
+//! announced as `[i/N]`, and the run ends with a summary per scenario
+//! (`summary.md`, `summary.json`). Every record carries the run's id.
+//!
 //! Knobs (environment or `.env`): `KMEANS_BENCH_PRESET=quick|full` (default
-//! full), `KMEANS_BENCH_THREADS` (default every core).
+//! full), `KMEANS_BENCH_THREADS` (default every core), `KMEANS_FRESH=1` (start
+//! a new results file, the old one archived).
 
 use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeMap;
@@ -116,7 +122,10 @@ fn run() -> Result<(), String> {
     let run = RunInfo::start(preset, args.save_baseline.clone());
     if std::env::var("KMEANS_FRESH").is_ok_and(|v| v == "1") {
         if let Some(archive) = start_fresh(&out_dir, &run.id).map_err(|e| e.to_string())? {
-            eprintln!("KMEANS_FRESH: earlier results moved to {}", archive.display());
+            eprintln!(
+                "KMEANS_FRESH: earlier results moved to {}",
+                archive.display()
+            );
         }
     }
     eprintln!("run {}", run.id);
@@ -257,8 +266,7 @@ fn run() -> Result<(), String> {
                 );
             }
         }
-        append_records(&out_dir, &records)
-            .map_err(|e| format!("cannot write results: {e}"))?;
+        append_records(&out_dir, &records).map_err(|e| format!("cannot write results: {e}"))?;
         run_records.extend(records);
     }
     criterion.final_summary();

@@ -113,6 +113,8 @@ fn cluster<F: Float + WritableElement>(args: &Args, x: Array2<F>) -> anyhow::Res
         "dtype": F::NAME,
         "threads": threads,
         "seconds": seconds,
+        "init_seconds": fit.seeding_seconds,
+        "fit_seconds": (seconds - fit.seeding_seconds).max(0.0),
         "passes": fit.work.passes(),
         "distances_per_pass": fit.work.column(|p| p.distances),
         "f32_distances_per_pass": fit.work.column(|p| p.f32_distances),

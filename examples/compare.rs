@@ -15,6 +15,7 @@ use pythonvsrust_kmeans::data::{BlobSpec, CacheOutcome, DataCache};
 use pythonvsrust_kmeans::isolated;
 use pythonvsrust_kmeans::kmeans::DEFAULT_MAX_ITER;
 use pythonvsrust_kmeans::protocol::{check_inertia, run_once, ScenarioRun};
+use pythonvsrust_kmeans::report::format_seconds;
 use pythonvsrust_kmeans::results::{Check, Record, Status};
 use pythonvsrust_kmeans::suite;
 
@@ -152,6 +153,9 @@ fn json_line(r: &Record) -> serde_json::Value {
     serde_json::json!({
         "impl": r.contender,
         "seconds": r.median_seconds(),
+        "min_seconds": r.min_seconds(),
+        "max_seconds": r.max_seconds(),
+        "runs": r.sample_seconds.len(),
         "n_iter": r.n_iter,
         "seconds_per_iter": r.seconds_per_iter(),
         "passes": r.work().map(|w| w.0),
@@ -186,10 +190,11 @@ fn print_table(spec: &BlobSpec, threads: usize, records: &[Record]) {
         spec.scenario, spec.std
     );
     println!(
-        "{:<14} {:>8} {:>10} {:>6} {:>11} {:>15} {:>12} {:>6} {:>7} {:>10} {:>10} {:>12} {:>9}",
+        "{:<14} {:>8} {:>10} {:>19} {:>6} {:>11} {:>15} {:>12} {:>6} {:>7} {:>10} {:>10} {:>12} {:>9}",
         "impl",
         "status",
-        "seconds",
+        "median",
+        "min - max",
         "iter",
         "ms/iter",
         "passes/GFLOP",
@@ -208,10 +213,17 @@ fn print_table(spec: &BlobSpec, threads: usize, records: &[Record]) {
             Status::Failed => "failed",
         };
         println!(
-            "{:<14} {:>8} {:>10} {:>6} {:>11} {:>15} {:>12} {:>6} {:>7} {:>10} {:>10} {:>12} {:>9}",
+            "{:<14} {:>8} {:>10} {:>19} {:>6} {:>11} {:>15} {:>12} {:>6} {:>7} {:>10} {:>10} {:>12} {:>9}",
             r.contender,
             status,
-            r.median_seconds().map_or("-".into(), |s| format!("{s:.4}")),
+            r.median_seconds().map_or("-".into(), format_seconds),
+            r.min_seconds()
+                .zip(r.max_seconds())
+                .map_or("-".into(), |(lo, hi)| format!(
+                    "{} - {}",
+                    format_seconds(lo),
+                    format_seconds(hi)
+                )),
             r.n_iter.map_or("-".into(), |n| n.to_string()),
             r.seconds_per_iter()
                 .map_or("-".into(), |s| format!("{:.3}", s * 1e3)),

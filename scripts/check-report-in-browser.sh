@@ -7,9 +7,15 @@
 set -euo pipefail
 
 page="$(realpath "${1:?usage: check-report-in-browser.sh INDEX.html}")"
-if ! command -v chromium >/dev/null 2>&1; then
+browser=""
+for candidate in chromium chromium-browser google-chrome; do
+    if command -v "$candidate" >/dev/null 2>&1; then browser="$candidate"; break; fi
+done
+if [ -z "$browser" ]; then
     echo "installing chromium" >&2
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    ($sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium) >/dev/null
+    browser=chromium
 fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"; rm -f "$probe"' EXIT
@@ -19,10 +25,12 @@ probe="$(dirname "$page")/.browser-check.html"
 sed 's|</body>|<script>addEventListener("load", () => { const imgs = [...document.images]; document.body.dataset.images = imgs.length; document.body.dataset.broken = imgs.filter(i => !i.complete \|\| i.naturalWidth === 0).map(i => i.getAttribute("src")).join(" "); });</script></body>|' "$page" > "$probe"
 flags=(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking
        --disable-component-update --disable-sync --user-data-dir="$work/profile" --virtual-time-budget=10000)
-dom="$(chromium "${flags[@]}" --dump-dom "file://$probe" 2>/dev/null)"
+dom="$("$browser" "${flags[@]}" --dump-dom "file://$probe" 2>/dev/null)"
 images="$(grep -o 'data-images="[0-9]*"' <<<"$dom" | grep -o '[0-9]*' || true)"
 broken="$(grep -o 'data-broken="[^"]*"' <<<"$dom" | sed 's/data-broken="\(.*\)"/\1/' || true)"
-chromium "${flags[@]}" --window-size=1300,2000 --screenshot="$work/page.png" "file://$page" >/dev/null 2>&1
+"$browser" "${flags[@]}" --window-size=1400,2400 --screenshot="$work/page.png" "file://$page" >/dev/null 2>&1
+# SCREENSHOT=path keeps the picture, for a look at the page.
+if [ -n "${SCREENSHOT:-}" ]; then cp "$work/page.png" "$SCREENSHOT"; fi
 size=$(stat -c %s "$work/page.png" 2>/dev/null || echo 0)
 if [ -z "$images" ] || [ "$images" -eq 0 ]; then
     echo "browser check: the page did not render any image" >&2; exit 1

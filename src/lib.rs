@@ -19,6 +19,7 @@ pub mod kmeans;
 pub mod memory;
 pub mod protocol;
 pub mod quality;
+pub mod regressions;
 pub mod report;
 pub mod results;
 pub mod run;

@@ -102,8 +102,8 @@ fn git_revision() -> Option<String> {
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
     let rev = git(&["rev-parse", "--short=10", "HEAD"])?;
-    let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
-        .is_some_and(|s| !s.is_empty());
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
     Some(if dirty { format!("{rev}+dirty") } else { rev })
 }
 
@@ -199,7 +199,12 @@ impl BenchArgs {
                 }
                 f if f.starts_with('-') => {}
                 _ if filter_text.is_none() => filter_text = Some(arg),
-                _ => return Err(format!("more than one filter: '{}' and '{arg}'", filter_text.unwrap_or_default())),
+                _ => {
+                    return Err(format!(
+                        "more than one filter: '{}' and '{arg}'",
+                        filter_text.unwrap_or_default()
+                    ))
+                }
             }
         }
         let filter = match (&filter_text, exact, ignored) {
@@ -246,7 +251,10 @@ impl Estimates {
                     .get("bench.preset")
                     .is_none_or(|p| p == preset.name());
                 if same_preset && r.status == crate::results::Status::Ok {
-                    earlier.insert(crate::suite::bench_id(&r.family, r.scenario, &r.contender), r);
+                    earlier.insert(
+                        crate::suite::bench_id(&r.family, r.scenario, &r.contender),
+                        r,
+                    );
                 }
             }
         }
@@ -287,12 +295,14 @@ impl Estimates {
 /// either side lacks them).
 fn floor_scale(then: &BTreeMap<String, String>, now: &BTreeMap<String, String>) -> f64 {
     let ratio = |key: &str| {
-        let get = |m: &BTreeMap<String, String>| {
-            m.get(key)?.parse::<f64>().ok().filter(|v| *v > 0.0)
-        };
+        let get =
+            |m: &BTreeMap<String, String>| m.get(key)?.parse::<f64>().ok().filter(|v| *v > 0.0);
         Some(get(then)? / get(now)?)
     };
-    match (ratio("floor.fma_peak_flops"), ratio("floor.read_bytes_per_second")) {
+    match (
+        ratio("floor.fma_peak_flops"),
+        ratio("floor.read_bytes_per_second"),
+    ) {
         (Some(a), Some(b)) => (a * b).sqrt().clamp(0.1, 10.0),
         _ => 1.0,
     }
@@ -418,13 +428,19 @@ mod tests {
         assert!(a.filter.matches("kmeans/1000x2/k2/rust"));
         assert!(!a.filter.matches("kmeans/1000x2/k2/rust-plain"));
         assert!(matches!(parse(&[]).unwrap().filter, Filter::All));
-        assert!(matches!(parse(&["--ignored"]).unwrap().filter, Filter::Nothing));
+        assert!(matches!(
+            parse(&["--ignored"]).unwrap().filter,
+            Filter::Nothing
+        ));
     }
 
     #[test]
     fn an_invalid_filter_is_one_line() {
         let e = parse(&["kmeans/(100"]).unwrap_err();
-        assert!(e.contains("kmeans/(100") && e.contains("not a valid regular expression"), "{e}");
+        assert!(
+            e.contains("kmeans/(100") && e.contains("not a valid regular expression"),
+            "{e}"
+        );
         assert_eq!(e.lines().count(), 1, "{e}");
     }
 
@@ -445,8 +461,10 @@ mod tests {
         let mut r = Record::new("kmeans", scenario, 1.0, "rust", 2);
         r.sample_seconds = vec![1.0, 1.0, 1.0];
         r.environment.insert("bench.preset".into(), "full".into());
-        r.environment.insert("floor.fma_peak_flops".into(), "4e10".into());
-        r.environment.insert("floor.read_bytes_per_second".into(), "4e10".into());
+        r.environment
+            .insert("floor.fma_peak_flops".into(), "4e10".into());
+        r.environment
+            .insert("floor.read_bytes_per_second".into(), "4e10".into());
         crate::results::append_records(dir.path(), &[r]).unwrap();
         let none = tempfile::tempdir().unwrap();
         let estimates = Estimates::load(none.path(), dir.path(), Preset::Full);
@@ -457,8 +475,14 @@ mod tests {
         // A machine half as fast on both counts: twice the fit time.
         floors.insert("floor.fma_peak_flops".into(), "2e10".into());
         floors.insert("floor.read_bytes_per_second".into(), "2e10".into());
-        assert_eq!(estimates.seconds(id, Preset::Full, &floors), Some(0.5 + 30.0));
-        assert_eq!(estimates.seconds("kmeans/1000x2/k2/numpy", Preset::Full, &floors), None);
+        assert_eq!(
+            estimates.seconds(id, Preset::Full, &floors),
+            Some(0.5 + 30.0)
+        );
+        assert_eq!(
+            estimates.seconds("kmeans/1000x2/k2/numpy", Preset::Full, &floors),
+            None
+        );
         // Quick-preset records do not estimate a full run.
         let quick = Estimates::load(none.path(), dir.path(), Preset::Quick);
         assert_eq!(quick.seconds(id, Preset::Quick, &floors), None);
@@ -467,12 +491,21 @@ mod tests {
     #[test]
     fn progress_lines_count_and_correct_their_estimate() {
         let mut p = Progress::new(vec![Some(10.0), None, Some(30.0)]);
-        assert!(p.opening().contains("3 bench(es) selected, estimated 0:40 for the 2"));
+        assert!(p
+            .opening()
+            .contains("3 bench(es) selected, estimated 0:40 for the 2"));
         let line = p.before(0, "kmeans/1000x2/k2/rust");
-        assert!(line.starts_with("[1/3] kmeans/1000x2/k2/rust  ~10 s  (elapsed 0:00, ~0:40 left)"), "{line}");
+        assert!(
+            line.starts_with("[1/3] kmeans/1000x2/k2/rust  ~10 s  (elapsed 0:00, ~0:40 left)"),
+            "{line}"
+        );
         // The first bench took twice its estimate: what is left doubles.
         p.after(0, 20.0);
-        assert!(p.before(1, "x").ends_with("~1:00 left)"), "{}", p.before(1, "x"));
+        assert!(
+            p.before(1, "x").ends_with("~1:00 left)"),
+            "{}",
+            p.before(1, "x")
+        );
         assert!(p.before(1, "x").contains("~?"));
         assert_eq!(clock(3909.0), "1:05:09");
     }

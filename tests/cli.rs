@@ -88,9 +88,15 @@ fn generate_then_cluster_prints_the_documented_json() {
         "n_features",
         "k",
         "seconds",
+        "init_seconds",
+        "fit_seconds",
     ] {
         assert!(report.get(key).is_some(), "missing {key}: {report}");
     }
+    // Seeding and iterations apart: both within the whole.
+    let part = |key: &str| report[key].as_f64().unwrap();
+    assert!(part("init_seconds") > 0.0, "k-means++ ran: {report}");
+    assert!(part("init_seconds") + part("fit_seconds") <= part("seconds") * (1.0 + 1e-9));
     assert_eq!(report["n_samples"], 2000);
     assert_eq!(report["n_features"], 3);
     let centroids = pythonvsrust_kmeans::data::read_npy::<f64>(&out).unwrap();
@@ -321,7 +327,7 @@ fn compare_measures_each_fit_in_a_fresh_process() {
             "--impls",
             "rust,numpy",
             "--runs",
-            "1",
+            "3",
             "--json",
         ],
         dir.path(),
@@ -341,6 +347,10 @@ fn compare_measures_each_fit_in_a_fresh_process() {
         if row["status"] == "skipped" {
             continue;
         }
+        // Three timed fits: their median between their least and most.
+        assert_eq!(row["runs"], 3, "{row}");
+        let time = |key: &str| row[key].as_f64().unwrap();
+        assert!(time("min_seconds") <= time("seconds") && time("seconds") <= time("max_seconds"));
         let peak = row["process_peak_bytes"]
             .as_u64()
             .unwrap_or_else(|| panic!("{row}"));
@@ -359,4 +369,45 @@ fn compare_measures_each_fit_in_a_fresh_process() {
         .output()
         .unwrap();
     assert_clean_error(&output, "bad request");
+}
+
+#[test]
+fn report_merges_a_run_measured_apart_once() {
+    use pythonvsrust_kmeans::data::Scenario;
+    use pythonvsrust_kmeans::results::{append_records, read_records, results_path, Record};
+    let (main, part) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let record = |contender: &str| {
+        let mut r = Record::new(
+            "kmeans",
+            Scenario::new(1000, 2, 2).unwrap(),
+            1.0,
+            contender,
+            2,
+        );
+        r.sample_seconds = vec![0.001, 0.002];
+        r.run_id = Some("20261203T000000Z-full".into());
+        r.recorded_at = 1_764_720_000;
+        r
+    };
+    append_records(main.path(), &[record("rust")]).unwrap();
+    append_records(part.path(), &[record("numpy"), record("rust")]).unwrap();
+    for _ in 0..2 {
+        let output = run(
+            "report",
+            &[
+                "--dir",
+                main.path().to_str().unwrap(),
+                "--merge",
+                part.path().to_str().unwrap(),
+            ],
+            main.path(),
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let (records, _) = read_records(&results_path(main.path())).unwrap();
+    assert_eq!(records.len(), 2, "numpy added once, rust not twice");
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use pythonvsrust_kmeans::data::Scenario;
 use pythonvsrust_kmeans::protocol::check_inertia;
-use pythonvsrust_kmeans::report::write_report;
+use pythonvsrust_kmeans::report::{write_report, write_report_with};
 use pythonvsrust_kmeans::results::{append_records, Record, Status};
 
 const CONTENDERS: [&str; 5] = ["rust", "linfa", "numpy", "sklearn", "sklearn-elkan"];
@@ -112,8 +112,9 @@ fn every_chart_is_written_with_every_contender_and_only_existing_files_are_linke
         "overlap-fit-time.svg",
         "overlap-time-per-iteration.svg",
         "speedup-rust-over-numpy.svg",
-        "speedup-linfa-over-python-peer.svg",
+        "speedup-rust-over-python-peer.svg",
         "scaling.svg",
+        "silhouette.svg",
         "float32.svg",
         "vq-fit-time.svg",
     ] {
@@ -155,12 +156,33 @@ fn every_chart_is_written_with_every_contender_and_only_existing_files_are_linke
         }
     }
     let html = std::fs::read_to_string(&output.index).unwrap();
+    // Speed-up heatmaps for ours only.
+    assert!(
+        !names.iter().any(|n| n.starts_with("speedup-linfa")),
+        "{names:?}"
+    );
     for reference in references(&html) {
-        assert!(
-            dir.path().join(&reference).exists(),
-            "the page links {reference}, which does not exist"
-        );
+        match reference.strip_prefix('#') {
+            Some(anchor) => assert!(
+                html.contains(&format!("id=\"{anchor}\"")),
+                "the contents link #{anchor}, which no heading carries"
+            ),
+            None => assert!(
+                dir.path().join(&reference).exists(),
+                "the page links {reference}, which does not exist"
+            ),
+        }
     }
+    // Times carry their unit; none reads 0.0000.
+    assert!(!html.contains("0.0000<"), "a time without its unit");
+    assert!(
+        html.contains(" ms<") || html.contains(" us<"),
+        "times in their unit"
+    );
+    // Every run and how much of the suite it covers.
+    assert!(html.contains("Runs covered") && html.contains("untagged"));
+    assert!(html.contains(" of 48</td>"), "sweep coverage");
+    assert!(html.contains("<details>"), "long lists collapsed");
     // The failed check is flagged in the quality table and the summary.
     assert!(html.contains("FAILED"));
     assert!(html.contains("class=\"fail\""));
@@ -198,4 +220,57 @@ fn missing_or_unreadable_results_give_a_clear_error() {
     std::fs::write(dir.path().join("results.jsonl"), "not json\n").unwrap();
     let err = write_report(dir.path()).unwrap_err().to_string();
     assert!(err.contains("no readable record"), "{err}");
+}
+
+#[test]
+fn quick_runs_stay_out_of_a_full_report_and_a_baseline_is_compared() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path(), &CONTENDERS);
+    let baseline = tempfile::tempdir().unwrap();
+    fixture(baseline.path(), &CONTENDERS);
+    // A later quick run of one scenario, its times halved.
+    let mut quick = Record::new(
+        "kmeans",
+        Scenario {
+            n: 1000,
+            d: 2,
+            k: 2,
+        },
+        1.0,
+        "rust",
+        2,
+    );
+    quick.sample_seconds = vec![1e-9];
+    quick.run_id = Some("20261203T120000Z-quick-abc".into());
+    quick
+        .environment
+        .insert("bench.preset".into(), "quick".into());
+    append_records(dir.path(), &[quick]).unwrap();
+    let output =
+        write_report_with(dir.path(), Some(&baseline.path().join("results.jsonl"))).unwrap();
+    assert!(
+        output
+            .warnings
+            .iter()
+            .any(|w| w.contains("1 record(s) of quick-preset runs left out")),
+        "{:?}",
+        output.warnings
+    );
+    let html = std::fs::read_to_string(&output.index).unwrap();
+    assert!(
+        !html.contains("20261203T120000Z-quick-abc"),
+        "the quick run is not drawn"
+    );
+    // The same results against themselves: all within noise, ratios unchanged.
+    let line = output.comparison.unwrap();
+    assert!(
+        line.contains("0 faster and 0 slower beyond noise"),
+        "{line}"
+    );
+    assert!(html.contains("id=\"comparison\"") && html.contains("within noise"));
+    // A baseline that is not there is a clear error.
+    let err = write_report_with(dir.path(), Some(Path::new("/nonexistent/reference")))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no baseline results"), "{err}");
 }

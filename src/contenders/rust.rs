@@ -100,6 +100,10 @@ impl Contender for RustKMeans {
         vec![
             ("rust.version".into(), env!("CARGO_PKG_VERSION").into()),
             ("rust.bounds".into(), self.bounds.to_string()),
+            (
+                "rust.kernel".into(),
+                crate::kmeans::kernel_name().to_string(),
+            ),
             ("rust.threads".into(), threads.to_string()),
             (
                 "rust.stopping_rule".into(),

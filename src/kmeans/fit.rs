@@ -28,6 +28,9 @@ pub struct KMeansFit<F> {
     /// What the fit computed, pass by pass (not part of the result: a fit
     /// with bounds does less work for the same answer).
     pub work: Work,
+    /// Wall-clock seconds of the k-means++ seeding within the fit (0 with
+    /// given centroids), so callers can tell seeding from iterations.
+    pub seeding_seconds: f64,
 }
 
 impl<F: PartialEq> PartialEq for KMeansFit<F> {
@@ -217,6 +220,7 @@ impl<F: Float> KMeans<F> {
         let flat = x_contiguous
             .as_slice()
             .expect("standard layout is contiguous");
+        let seeding = std::time::Instant::now();
         let mut centroids = match self.init() {
             Init::Given(init) => {
                 let init = pulled_in.as_ref().map_or(init.view(), |(c, _)| c.view());
@@ -236,6 +240,10 @@ impl<F: Float> KMeans<F> {
                 }
                 kmeans_plusplus(flat, d, k, self.seed())
             }
+        };
+        let seeding_seconds = match self.init() {
+            Init::Given(_) => 0.0,
+            Init::KMeansPlusPlus => seeding.elapsed().as_secs_f64(),
         };
         let row_norm_max = |max_abs: f64| {
             (d as f64).sqrt() * scale.map_or(max_abs, |s| s.apply(max_abs)) * (1.0 + 1e-6)
@@ -410,6 +418,7 @@ impl<F: Float> KMeans<F> {
             n_iter,
             converged,
             work: std::mem::take(work),
+            seeding_seconds,
         })))
     }
 }

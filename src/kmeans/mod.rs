@@ -82,6 +82,17 @@ mod screen;
 mod simd;
 mod validate;
 
+/// The instruction set the kernels run in on this machine (`avx512`,
+/// `avx2` or `portable`): results are the same bits on each, but the work
+/// the bounds save may differ, so work is compared per kernel.
+pub fn kernel_name() -> &'static str {
+    match kernel::Isa::detect() {
+        kernel::Isa::Avx512 => "avx512",
+        kernel::Isa::Avx2 => "avx2",
+        kernel::Isa::Portable => "portable",
+    }
+}
+
 pub use error::KMeansError;
 pub use fit::{KMeansFit, Pass, Work};
 pub use float::Float;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use plotters::prelude::*;
 
 use super::summary::Comparator;
-use crate::contenders::{names, position};
+use crate::contenders::{names, position, Role};
 use crate::error::{Error, Result};
 use crate::results::{Record, Status};
 use crate::suite::SWEEP;
@@ -22,6 +22,7 @@ pub enum Section {
     Scaling,
     Float32,
     Quantisation,
+    Quality,
 }
 
 /// A chart written to disk.
@@ -81,7 +82,8 @@ fn log_range(values: impl Iterator<Item = f64>) -> Option<std::ops::Range<f64>> 
     (lo.is_finite() && hi > 0.0).then(|| lo / 1.6..hi * 1.6)
 }
 
-/// A grid of log-log line panels with a legend in each.
+/// A grid of log-log line panels under one legend strip (so no legend
+/// covers data); `y_format` labels the y axis with its unit.
 fn line_panels(
     path: &Path,
     title: &str,
@@ -89,14 +91,40 @@ fn line_panels(
     cols: usize,
     x_desc: &str,
     y_desc: &str,
+    y_format: &dyn Fn(f64) -> String,
 ) -> Result<()> {
+    const LEGEND: u32 = 30;
     let rows = panels.len().div_ceil(cols);
-    let size = (380 * cols as u32, 300 * rows as u32 + 40);
+    let size = (380 * cols as u32, 300 * rows as u32 + 40 + LEGEND);
     let root = SVGBackend::new(path, size).into_drawing_area();
     root.fill(&WHITE).map_err(report_error)?;
     let root = root
         .titled(title, ("sans-serif", 22))
         .map_err(report_error)?;
+    let (legend, root) = root.split_vertically(LEGEND);
+    let mut seen: Vec<(&str, RGBColor)> = Vec::new();
+    for s in panels.iter().flat_map(|p| &p.series) {
+        if !seen.iter().any(|(name, _)| *name == s.name) {
+            seen.push((s.name.as_str(), s.colour));
+        }
+    }
+    let mut x = 20i32;
+    for (name, c) in seen {
+        legend
+            .draw(&PathElement::new(
+                vec![(x, 15), (x + 18, 15)],
+                c.stroke_width(3),
+            ))
+            .map_err(report_error)?;
+        legend
+            .draw(&Text::new(
+                name.to_string(),
+                (x + 24, 8),
+                ("sans-serif", 13).into_font(),
+            ))
+            .map_err(report_error)?;
+        x += 40 + 7 * name.chars().count() as i32;
+    }
     let areas = root.split_evenly((rows, cols));
     for (panel, area) in panels.iter().zip(areas.iter()) {
         let xs = log_range(
@@ -129,7 +157,7 @@ fn line_panels(
             .y_labels(6)
             .light_line_style(WHITE.mix(0.0))
             .x_label_formatter(&|v| format_count(*v))
-            .y_label_formatter(&|v| format!("{v:.0e}"))
+            .y_label_formatter(&|v| y_format(*v))
             .label_style(("sans-serif", 11))
             .draw()
             .map_err(report_error)?;
@@ -137,23 +165,11 @@ fn line_panels(
             let c = s.colour;
             chart
                 .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
-                .map_err(report_error)?
-                .label(&s.name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
-                });
+                .map_err(report_error)?;
             chart
                 .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
                 .map_err(report_error)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font(("sans-serif", 11))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(report_error)?;
     }
     root.present().map_err(report_error)
 }
@@ -177,9 +193,16 @@ fn heat_panels(
     text: &dyn Fn(f64) -> String,
 ) -> Result<()> {
     let cols = panels.len().max(1);
-    // Wide enough for the title at 20 px (about 10 px a character).
-    let width = (360 * cols as u32).max(10 * title.chars().count() as u32 + 40);
-    let root = SVGBackend::new(path, (width, 330)).into_drawing_area();
+    // Wide enough for the title at 20 px (about 10 px a character) and for
+    // every panel's columns; tall enough for its rows.
+    let columns: u32 = panels
+        .iter()
+        .map(|p| (72 * p.col_labels.len() as u32 + 110).max(360))
+        .sum();
+    let rows = panels.iter().map(|p| p.row_labels.len()).max().unwrap_or(1) as u32;
+    let width = columns.max(10 * title.chars().count() as u32 + 40);
+    let height = (34 * rows + 130).max(330);
+    let root = SVGBackend::new(path, (width, height)).into_drawing_area();
     root.fill(&WHITE).map_err(report_error)?;
     let root = root
         .titled(title, ("sans-serif", 20))
@@ -360,7 +383,10 @@ pub fn draw_all(dir: &Path, records: &[Record], warnings: &mut Vec<String>) -> R
                 ));
                 continue;
             }
-            for name in contenders_in(&sweep).into_iter().filter(|n| n != baseline) {
+            for name in contenders_in(&sweep)
+                .into_iter()
+                .filter(|n| crate::contenders::entry(n).is_some_and(|e| e.role == Role::Ours))
+            {
                 let heats = speedup_heats(&sweep, &name, comparator);
                 let file = format!("speedup-{name}-over-{}.svg", comparator.slug());
                 let title = format!(
@@ -387,7 +413,8 @@ pub fn draw_all(dir: &Path, records: &[Record], warnings: &mut Vec<String>) -> R
             &memory,
             3,
             "samples n",
-            "bytes above baseline",
+            "bytes above the fit's start",
+            &format_bytes,
         )?;
         add(&mut charts, "memory.svg", &title, Section::Memory);
 
@@ -484,7 +511,69 @@ pub fn draw_all(dir: &Path, records: &[Record], warnings: &mut Vec<String>) -> R
             &mut charts,
         )?;
     }
+    if let Some(heat) = silhouettes(&sweep) {
+        let title = "Silhouette of each contender's labels (fixed-seed subsample of 1000 samples)";
+        heat_panels(
+            &dir.join("silhouette.svg"),
+            title,
+            &[heat],
+            &|v| speedup_colour(10f64.powf(2.0 * v)),
+            &|v| format!("{v:.2}"),
+        )?;
+        add(&mut charts, "silhouette.svg", title, Section::Quality);
+    }
     Ok(charts)
+}
+
+/// A contender per row, a sweep scenario per column, at the sweep's
+/// n = 100000 (or its largest n), each cell the silhouette.
+fn silhouettes(sweep: &[Record]) -> Option<Heat> {
+    let scored: Vec<&Record> = sweep.iter().filter(|r| r.silhouette.is_some()).collect();
+    let ns: BTreeSet<usize> = scored.iter().map(|r| r.scenario.n).collect();
+    let n = if ns.contains(&100_000) {
+        100_000
+    } else {
+        *ns.last()?
+    };
+    let scenarios: BTreeSet<(usize, usize)> = scored
+        .iter()
+        .filter(|r| r.scenario.n == n)
+        .map(|r| (r.scenario.d, r.scenario.k))
+        .collect();
+    let names: Vec<String> = contenders_in(sweep)
+        .into_iter()
+        .filter(|name| scored.iter().any(|r| r.contender == *name))
+        .collect();
+    let cells = names
+        .iter()
+        .map(|name| {
+            scenarios
+                .iter()
+                .map(|&(d, k)| {
+                    scored
+                        .iter()
+                        .find(|r| {
+                            r.contender == *name
+                                && r.scenario.n == n
+                                && r.scenario.d == d
+                                && r.scenario.k == k
+                        })?
+                        .silhouette
+                })
+                .collect()
+        })
+        .collect();
+    Some(Heat {
+        caption: format!("n = {}", format_count(n as f64)),
+        row_desc: "contender".into(),
+        col_desc: "features d, clusters k".into(),
+        row_labels: names,
+        col_labels: scenarios
+            .iter()
+            .map(|(d, k)| format!("d{d} k{k}"))
+            .collect(),
+        cells,
+    })
 }
 
 /// One panel: a row per contender, a column per scenario of a family that
@@ -554,13 +643,13 @@ fn time_charts(
     charts: &mut Vec<Chart>,
 ) -> Result<()> {
     let measures: [(&str, &str, &str, Measure<f64>); 2] = [
-        ("fit-time", "Fit time (median)", "seconds", |r| {
+        ("fit-time", "Fit time (median)", "fit time", |r| {
             r.median_seconds()
         }),
         (
             "time-per-iteration",
             "Time per iteration (median fit time / iterations)",
-            "seconds per iteration",
+            "time per iteration",
             |r| r.seconds_per_iter(),
         ),
     ];
@@ -568,7 +657,15 @@ fn time_charts(
         let panels = panels_by(records, axes.group, axes.caption, axes.x, value);
         let name = format!("{}{file}.svg", axes.file_prefix);
         let title = format!("{what} against {}{}", axes.against, axes.title_suffix);
-        line_panels(&dir.join(&name), &title, &panels, 3, axes.x_desc, y_desc)?;
+        line_panels(
+            &dir.join(&name),
+            &title,
+            &panels,
+            3,
+            axes.x_desc,
+            y_desc,
+            &super::run_summary::format_seconds,
+        )?;
         charts.push(Chart {
             path: dir.join(name),
             title,

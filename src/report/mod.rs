@@ -2,12 +2,15 @@
 //! stored results only. It never runs a benchmark.
 //!
 //! `write_report(dir)` reads `dir/results.jsonl`, keeps the latest record of
-//! each contender in each scenario, and writes `dir/index.html` with its
-//! charts beside it under `dir/charts/`.
+//! each contender in each scenario (of full-preset runs when there are any),
+//! and writes `dir/index.html` with its charts beside it under
+//! `dir/charts/`; `write_report_with` adds a comparison with earlier results.
 
 mod charts;
+mod comparison;
 mod html;
 mod run_summary;
+mod runs;
 mod summary;
 
 use std::collections::BTreeMap;
@@ -29,6 +32,8 @@ pub struct ReportOutput {
     pub charts: Vec<PathBuf>,
     /// Problems with the stored results that did not stop the report.
     pub warnings: Vec<String>,
+    /// The comparison with a baseline, in a sentence, when one was asked for.
+    pub comparison: Option<String>,
 }
 
 /// The latest record of each contender in each (family, scenario).
@@ -48,6 +53,12 @@ pub(crate) fn latest(records: &[Record]) -> Vec<Record> {
 
 /// Draws the report in `dir` from `dir/results.jsonl`.
 pub fn write_report(dir: &Path) -> Result<ReportOutput> {
+    write_report_with(dir, None)
+}
+
+/// Draws the report, with a comparison against the results at `baseline`
+/// (a results file, or a folder holding `results.jsonl`) when given.
+pub fn write_report_with(dir: &Path, baseline: Option<&Path>) -> Result<ReportOutput> {
     let path = results_path(dir);
     if !path.exists() {
         return Err(Error::Report(format!(
@@ -62,16 +73,31 @@ pub fn write_report(dir: &Path) -> Result<ReportOutput> {
             path.display()
         )));
     }
+    let (records, left_out) = runs::one_preset(records);
+    if left_out > 0 {
+        warnings.push(format!(
+            "{left_out} record(s) of quick-preset runs left out: this report shows full-preset runs only"
+        ));
+    }
     let latest = latest(&records);
+    let comparison = match baseline {
+        Some(path) => Some(comparison::Comparison::new(
+            path,
+            &comparison::load(path)?,
+            &latest,
+        )),
+        None => None,
+    };
     let chart_dir = dir.join("charts");
     crate::data::create_folder(&chart_dir)?;
     let drawn = charts::draw_all(&chart_dir, &latest, &mut warnings)?;
     let index = dir.join("index.html");
-    let page = html::page(dir, &latest, &drawn, &warnings);
+    let page = html::page(dir, &latest, &drawn, &warnings, comparison.as_ref());
     crate::data::write_atomic_bytes(&index, page.as_bytes())?;
     Ok(ReportOutput {
         index,
         charts: drawn.into_iter().map(|c| c.path).collect(),
         warnings,
+        comparison: comparison.map(|c| c.headline()),
     })
 }

@@ -91,8 +91,16 @@ fn speedup(records: &[Record], ours: &Record, runtime: Runtime) -> Option<(f64, 
 }
 
 fn geomean(values: impl Iterator<Item = f64>) -> Option<(f64, usize)> {
-    let logs: Vec<f64> = values.filter(|v| v.is_finite() && *v > 0.0).map(f64::ln).collect();
-    (!logs.is_empty()).then(|| ((logs.iter().sum::<f64>() / logs.len() as f64).exp(), logs.len()))
+    let logs: Vec<f64> = values
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .map(f64::ln)
+        .collect();
+    (!logs.is_empty()).then(|| {
+        (
+            (logs.iter().sum::<f64>() / logs.len() as f64).exp(),
+            logs.len(),
+        )
+    })
 }
 
 impl RunSummary {
@@ -165,10 +173,14 @@ impl RunSummary {
             elapsed_seconds,
             records: records.len(),
             geomean_over_python_peer: geomean(
-                scenarios.iter().filter_map(|s| Some(s.over_python_peer.as_ref()?.0)),
+                scenarios
+                    .iter()
+                    .filter_map(|s| Some(s.over_python_peer.as_ref()?.0)),
             ),
             geomean_over_rust_peer: geomean(
-                scenarios.iter().filter_map(|s| Some(s.over_rust_peer.as_ref()?.0)),
+                scenarios
+                    .iter()
+                    .filter_map(|s| Some(s.over_rust_peer.as_ref()?.0)),
             ),
             scenarios,
         }
@@ -194,7 +206,9 @@ impl RunSummary {
                         .map_or_else(|| "-".into(), format_seconds)
                 };
                 let peer = |p: &Option<(f64, String)>| match p {
-                    Some((ratio, name)) => (format!("{name} {}", time(name)), format!("{ratio:.1}x")),
+                    Some((ratio, name)) => {
+                        (format!("{name} {}", time(name)), format!("{ratio:.1}x"))
+                    }
                     None => ("-".into(), "-".into()),
                 };
                 let (py, py_ratio) = peer(&s.over_python_peer);
@@ -205,7 +219,15 @@ impl RunSummary {
                 } else {
                     format!("FAILED: {}", s.failures.join(", "))
                 };
-                [s.scenario.clone(), time(ours), py, py_ratio, rs, rs_ratio, checks]
+                [
+                    s.scenario.clone(),
+                    time(ours),
+                    py,
+                    py_ratio,
+                    rs,
+                    rs_ratio,
+                    checks,
+                ]
             })
             .collect()
     }
@@ -224,7 +246,9 @@ impl RunSummary {
     fn headline(&self) -> String {
         let mean = |m: Option<(f64, usize)>, what: &str| {
             m.map_or_else(String::new, |(v, n)| {
-                format!("; ours {v:.1}x faster than the fastest {what} peer (geometric mean of {n})")
+                format!(
+                    "; ours {v:.1}x faster than the fastest {what} peer (geometric mean of {n})"
+                )
             })
         };
         format!(
@@ -250,7 +274,10 @@ impl RunSummary {
                 *w = (*w).max(cell.chars().count());
             }
         }
-        let mut out = format!("summary of run {} ({} preset, {} threads)\n", self.run_id, self.preset, self.threads);
+        let mut out = format!(
+            "summary of run {} ({} preset, {} threads)\n",
+            self.run_id, self.preset, self.threads
+        );
         let line = |cells: Vec<&str>, out: &mut String| {
             for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
                 if i == 0 || i == 6 {
@@ -291,12 +318,21 @@ impl RunSummary {
             .iter()
             .flat_map(|s| {
                 s.contenders.iter().filter_map(move |c| {
-                    Some(format!("- {}/{}: {}", s.scenario, c.contender, c.reason.as_ref()?))
+                    Some(format!(
+                        "- {}/{}: {}",
+                        s.scenario,
+                        c.contender,
+                        c.reason.as_ref()?
+                    ))
                 })
             })
             .collect();
         if !reasons.is_empty() {
-            let _ = write!(out, "\nSkipped, failed or flagged:\n\n{}\n", reasons.join("\n"));
+            let _ = write!(
+                out,
+                "\nSkipped, failed or flagged:\n\n{}\n",
+                reasons.join("\n")
+            );
         }
         out
     }
@@ -341,7 +377,13 @@ mod tests {
     use crate::data::Scenario;
 
     fn record(contender: &str, seconds: f64, check: Check) -> Record {
-        let mut r = Record::new("kmeans", Scenario::new(1000, 2, 2).unwrap(), 1.0, contender, 2);
+        let mut r = Record::new(
+            "kmeans",
+            Scenario::new(1000, 2, 2).unwrap(),
+            1.0,
+            contender,
+            2,
+        );
         r.sample_seconds = vec![seconds, seconds * 2.0, seconds / 2.0];
         r.inertia_check = Some(check);
         r
@@ -362,18 +404,32 @@ mod tests {
         assert_eq!(line.over_python_peer, Some((5.0, "sklearnex".into())));
         assert_eq!(line.over_rust_peer, Some((4.0, "linfa".into())));
         assert_eq!(line.failures, vec!["faiss".to_string()]);
-        assert_eq!(s.geomean_over_python_peer, Some((5.0, 1)));
+        let (mean, count) = s.geomean_over_python_peer.unwrap();
+        assert!(
+            (mean - 5.0).abs() < 1e-12 && count == 1,
+            "{mean} over {count}"
+        );
         let text = s.console();
-        assert!(text.contains("sklearnex 5.00 ms") && text.contains("5.0x"), "{text}");
-        assert!(text.contains("FAILED: faiss") && text.contains("1 FAILED"), "{text}");
+        assert!(
+            text.contains("sklearnex 5.00 ms") && text.contains("5.0x"),
+            "{text}"
+        );
+        assert!(
+            text.contains("FAILED: faiss") && text.contains("1 FAILED"),
+            "{text}"
+        );
         assert!(text.contains("1:05"), "{text}");
         let md = s.markdown();
-        assert!(md.starts_with("# Run run-1") && md.contains("| kmeans/1000x2/k2 | 1.00 ms |"), "{md}");
+        assert!(
+            md.starts_with("# Run run-1") && md.contains("| kmeans/1000x2/k2 | 1.00 ms |"),
+            "{md}"
+        );
         assert!(md.contains("kmeans/1000x2/k2/faiss: inertia"), "{md}");
         let dir = tempfile::tempdir().unwrap();
         s.write(dir.path()).unwrap();
         let json: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
+            serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap())
+                .unwrap();
         assert_eq!(json["run_id"], "run-1");
         assert_eq!(json["scenarios"][0]["over_python_peer"][0], 5.0);
     }

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The performance regression check: runs the CI subset of benches (quick
+# preset) and checks it against benches/baseline/regressions.json: our work
+# exactly, our speed-ups over rust-plain and scikit-learn in the same run,
+# our time over the machine's floor.
+#
+#   bash scripts/regressions.sh                   # check (exit 1 on a regression)
+#   bash scripts/regressions.sh --write-baseline  # remake the baseline: every kernel
+#
+# The subset covers d <= 4 (rows in lanes, with and without bounds), bounds
+# with the first step's guesses (d = 50, k = 8) and the f32 screen (k = 30).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+filter='^kmeans/(1000x2/k2|100000x2/k30|10000x50/k8|10000x50/k30)/(rust|rust-plain|sklearn)$'
+baseline=benches/baseline/regressions.json
+out="$PWD/target/regressions"
+
+bench() { # folder, then the environment to run in
+    local folder="$1"; shift
+    rm -rf "$folder"
+    env "$@" KMEANS_BENCH_PRESET=quick KMEANS_REPORT_DIR="$folder" \
+        cargo bench --locked --bench kmeans -- "$filter" > "$folder.log" 2>&1 \
+        || { tail -30 "$folder.log" >&2; exit 1; }
+}
+
+mkdir -p target
+if [ "${1:-}" = "--write-baseline" ]; then
+    rm -f "$baseline"
+    mkdir -p "$(dirname "$baseline")"
+    for kernel in portable avx2 native; do
+        bench "$out-$kernel" KMEANS_KERNEL="$([ "$kernel" = native ] || echo "$kernel")"
+        cargo run --release --locked --example regressions -- \
+            --results "$out-$kernel" --baseline "$baseline" --write-baseline
+    done
+    # The run the baseline's ratios and floors come from, for the tests.
+    cp "$out-native/results.jsonl" benches/baseline/results.jsonl
+    exit 0
+fi
+bench "$out"
+cargo run --release --locked --example regressions -- --results "$out" --baseline "$baseline"
