@@ -133,11 +133,20 @@ fn time_over_floor(r: &Record) -> Option<f64> {
 }
 
 impl Baseline {
-    /// A baseline from a run's records: our work on its kernel (merged with
-    /// `self`'s entries of other kernels and benches), ratios with minimum
-    /// `margin` times the measured one, floors with ceiling `headroom`
-    /// times the measured one.
-    pub fn update(mut self, records: &[Record], margin: f64, headroom: f64) -> Baseline {
+    /// Adds a run's records: our work on its kernel (replacing that
+    /// kernel's entry, keeping the others); unless `work_only`, ratios and
+    /// floors, each merged with an entry already there as the least ratio
+    /// and the greatest time / floor of the runs given (a baseline is made
+    /// from several runs, so one lucky run does not set the bar), with the
+    /// minimum `margin` times the ratio and the ceiling `headroom` times
+    /// the figure.
+    pub fn update(
+        mut self,
+        records: &[Record],
+        margin: f64,
+        headroom: f64,
+        work_only: bool,
+    ) -> Baseline {
         let by_bench = latest(records);
         for (bench, r) in by_bench.iter().filter(|(_, r)| r.contender == OURS) {
             if let Some(entry) = work_entry(bench, r) {
@@ -145,11 +154,19 @@ impl Baseline {
                     .retain(|w| !(w.bench == entry.bench && w.kernel == entry.kernel));
                 self.work.push(entry);
             }
+            if work_only {
+                continue;
+            }
             let scenario = r.scenario_id();
             for over in RATIO_OVER {
-                if let Some(measured) = ratio(&by_bench, r, over) {
-                    self.ratios
-                        .retain(|e| !(e.scenario == scenario && e.over == over));
+                if let Some(now) = ratio(&by_bench, r, over) {
+                    let same = |e: &RatioEntry| e.scenario == scenario && e.over == over;
+                    let measured = self
+                        .ratios
+                        .iter()
+                        .find(|e| same(e))
+                        .map_or(now, |e| e.measured.min(now));
+                    self.ratios.retain(|e| !same(e));
                     self.ratios.push(RatioEntry {
                         scenario: scenario.clone(),
                         over: over.to_string(),
@@ -158,7 +175,12 @@ impl Baseline {
                     });
                 }
             }
-            if let Some(measured) = time_over_floor(r) {
+            if let Some(now) = time_over_floor(r) {
+                let measured = self
+                    .floors
+                    .iter()
+                    .find(|f| f.bench == *bench)
+                    .map_or(now, |f| f.measured.max(now));
                 self.floors.retain(|f| f.bench != *bench);
                 self.floors.push(FloorEntry {
                     bench: bench.clone(),
@@ -375,7 +397,7 @@ mod tests {
 
     #[test]
     fn a_run_passes_against_its_own_baseline_and_fails_when_doctored() {
-        let baseline = Baseline::default().update(&run(), 0.6, 2.5);
+        let baseline = Baseline::default().update(&run(), 0.6, 2.5, false);
         assert_eq!(baseline.work.len(), 1);
         assert_eq!(baseline.ratios.len(), 2);
         assert_eq!(baseline.floors.len(), 1);
@@ -433,16 +455,29 @@ mod tests {
     }
 
     #[test]
-    fn updating_keeps_other_kernels_and_replaces_its_own() {
-        let first = Baseline::default().update(&run(), 0.6, 2.5);
+    fn updating_keeps_other_kernels_and_the_least_ratio_of_the_runs() {
+        let first = Baseline::default().update(&run(), 0.6, 2.5, false);
         let mut avx2 = run();
         avx2[0]
             .environment
             .insert("rust.kernel".into(), "avx2".into());
-        let both = first.clone().update(&avx2, 0.6, 2.5);
+        // A run on another kernel, for its work only: ratios untouched.
+        avx2[0].sample_seconds = vec![0.002; 5];
+        let both = first.clone().update(&avx2, 0.6, 2.5, true);
         assert_eq!(both.work.len(), 2);
-        let again = both.clone().update(&avx2, 0.6, 2.5);
-        assert_eq!(again.work.len(), 2);
-        assert_eq!(again.ratios.len(), 2);
+        assert_eq!(both.ratios, first.ratios);
+        // A second run of the same kernel where ours was slower: its lower
+        // ratios and higher time / floor set the bar.
+        let mut slower = run();
+        slower[0].sample_seconds = vec![0.002; 5];
+        let merged = first.clone().update(&slower, 0.6, 2.5, false);
+        assert_eq!(merged.work.len(), 1);
+        let plain = merged
+            .ratios
+            .iter()
+            .find(|e| e.over == "rust-plain")
+            .unwrap();
+        assert!((plain.measured - 1.5).abs() < 1e-12 && (plain.minimum - 0.9).abs() < 1e-12);
+        assert!((merged.floors[0].measured - 2.0 * first.floors[0].measured).abs() < 1e-9);
     }
 }

@@ -156,6 +156,11 @@ fn every_chart_is_written_with_every_contender_and_only_existing_files_are_linke
         }
     }
     let html = std::fs::read_to_string(&output.index).unwrap();
+    // A chart of an earlier report that this one does not draw is removed.
+    let stale = dir.path().join("charts/speedup-linfa-over-numpy.svg");
+    std::fs::write(&stale, "<svg/>").unwrap();
+    write_report(dir.path()).unwrap();
+    assert!(!stale.exists(), "a stale chart stays beside the page");
     // Speed-up heatmaps for ours only.
     assert!(
         !names.iter().any(|n| n.starts_with("speedup-linfa")),

@@ -578,27 +578,40 @@ fn silhouettes(sweep: &[Record]) -> Option<Heat> {
 
 /// One panel: a row per contender, a column per scenario of a family that
 /// reruns sweep scenarios another way, each cell `ratio(family median,
-/// sweep median)`.
-fn against_sweep(
-    family: &[Record],
-    sweep: &[Record],
+/// sweep median)`, empty where the two were measured on different machines.
+fn against_sweep<'a>(
+    family: &'a [Record],
+    sweep: &'a [Record],
     caption: &str,
     ratio: fn(f64, f64) -> f64,
 ) -> Heat {
     let scenarios: BTreeSet<crate::data::Scenario> = family.iter().map(|r| r.scenario).collect();
     let names = contenders_in(family);
-    let median = |records: &[Record], name: &str, s: crate::data::Scenario| {
+    let find = |records: &'a [Record], name: &str, s: crate::data::Scenario| {
         records
             .iter()
-            .find(|r| r.contender == name && r.scenario == s)?
-            .median_seconds()
+            .find(|r| r.contender == name && r.scenario == s)
+    };
+    // Two times are compared only when measured on the same kind of
+    // machine: a reference measured in parts may hold runs of two.
+    let machine = |r: &Record| {
+        (
+            r.environment.get("machine.cpu").cloned(),
+            r.environment.get("machine.simd").cloned(),
+        )
     };
     let cells = names
         .iter()
         .map(|name| {
             scenarios
                 .iter()
-                .map(|&s| Some(ratio(median(family, name, s)?, median(sweep, name, s)?)))
+                .map(|&s| {
+                    let (a, b) = (find(family, name, s)?, find(sweep, name, s)?);
+                    if machine(a) != machine(b) {
+                        return None;
+                    }
+                    Some(ratio(a.median_seconds()?, b.median_seconds()?))
+                })
                 .collect()
         })
         .collect();

@@ -203,6 +203,14 @@ impl Comparison {
             self.only_now
         );
         if !self.ratios.is_empty() {
+            // A long list of unchanged ratios would bury the page: folded
+            // beyond a screenful.
+            let open = if self.ratios.len() <= 12 { " open" } else { "" };
+            let _ = write!(
+                h,
+                "<details{open}><summary>Our speed-up over the fastest Python peer per scenario, then and now ({} scenarios)</summary>",
+                self.ratios.len()
+            );
             h.push_str("<table><tr><th class=\"l\">scenario</th><th>ours over the fastest Python peer: baseline</th><th>now</th><th>change</th></tr>\n");
             for r in &self.ratios {
                 let _ = writeln!(
@@ -214,7 +222,7 @@ impl Comparison {
                     (r.now / r.before - 1.0) * 100.0
                 );
             }
-            h.push_str("</table>\n");
+            h.push_str("</table></details>\n");
         }
         h.push_str("<details><summary>Every bench in both runs</summary><table><tr><th class=\"l\">scenario</th><th class=\"l\">contender</th><th>baseline median (min-max)</th><th>now median (min-max)</th><th>change</th><th class=\"l\">verdict</th></tr>\n");
         let range = |t: (f64, f64, f64)| {

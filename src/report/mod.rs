@@ -91,6 +91,7 @@ pub fn write_report_with(dir: &Path, baseline: Option<&Path>) -> Result<ReportOu
     let chart_dir = dir.join("charts");
     crate::data::create_folder(&chart_dir)?;
     let drawn = charts::draw_all(&chart_dir, &latest, &mut warnings)?;
+    remove_stale_charts(&chart_dir, &drawn, &mut warnings);
     let index = dir.join("index.html");
     let page = html::page(dir, &latest, &drawn, &warnings, comparison.as_ref());
     crate::data::write_atomic_bytes(&index, page.as_bytes())?;
@@ -100,4 +101,26 @@ pub fn write_report_with(dir: &Path, baseline: Option<&Path>) -> Result<ReportOu
         warnings,
         comparison: comparison.map(|c| c.headline()),
     })
+}
+
+/// Removes the SVGs in `chart_dir` this report did not draw (charts of an
+/// earlier report whose data or layout has changed), so the folder holds
+/// only what the page shows.
+fn remove_stale_charts(chart_dir: &Path, drawn: &[charts::Chart], warnings: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(chart_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let stale =
+            path.extension().is_some_and(|e| e == "svg") && !drawn.iter().any(|c| c.path == path);
+        if stale {
+            if let Err(e) = std::fs::remove_file(&path) {
+                warnings.push(format!(
+                    "cannot remove the stale chart {}: {e}",
+                    path.display()
+                ));
+            }
+        }
+    }
 }

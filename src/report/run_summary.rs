@@ -213,12 +213,20 @@ impl RunSummary {
                 };
                 let (py, py_ratio) = peer(&s.over_python_peer);
                 let (rs, rs_ratio) = peer(&s.over_rust_peer);
-                let checks = if s.failures.is_empty() {
+                let skipped = s
+                    .contenders
+                    .iter()
+                    .filter(|c| c.status == Status::Skipped)
+                    .count();
+                let mut checks = if s.failures.is_empty() {
                     let ran = s.contenders.iter().filter(|c| c.check.is_some()).count();
                     format!("{ran} passed")
                 } else {
                     format!("FAILED: {}", s.failures.join(", "))
                 };
+                if skipped > 0 {
+                    checks.push_str(&format!(", {skipped} skipped"));
+                }
                 [
                     s.scenario.clone(),
                     time(ours),
