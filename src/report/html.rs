@@ -105,35 +105,14 @@ pub fn page(
             _ => {}
         }
         for chart in in_section {
-            let name = chart
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let _ = writeln!(
-                h,
-                "<figure><img src=\"charts/{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>",
-                escape(&name),
-                escape(&chart.title),
-                escape(&chart.title)
-            );
+            figure(&mut h, chart);
         }
     }
     h.push_str("<h2 id=\"quality\">Quality (silhouette)</h2>\n");
     match charts.iter().find(|c| c.section == Section::Quality) {
         Some(chart) => {
-            let name = chart
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let _ = writeln!(
-                h,
-                "<p>Mean silhouette on a fixed-seed subsample of 1000 samples, from each contender's labels (1 is compact, well-separated clusters; near 0, overlapping ones). Exact-Lloyd contenders from the same start agree; a differing cell marks another path.</p>\n<figure><img src=\"charts/{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>",
-                escape(&name),
-                escape(&chart.title),
-                escape(&chart.title)
-            );
+            h.push_str("<p>Mean silhouette on a fixed-seed subsample of 1000 samples, from each contender's labels (1 is compact, well-separated clusters; near 0, overlapping ones). Exact-Lloyd contenders from the same start agree; a differing cell marks another path.</p>\n");
+            figure(&mut h, chart);
         }
         None => h.push_str("<p>No silhouette recorded.</p>\n"),
     }
@@ -142,6 +121,22 @@ pub fn page(
     links(&mut h, dir, records);
     h.push_str("</body></html>\n");
     h
+}
+
+/// A chart as a figure, its title as caption and alternative text.
+fn figure(h: &mut String, chart: &Chart) {
+    let name = chart
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let _ = writeln!(
+        h,
+        "<figure><img src=\"charts/{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>",
+        escape(&name),
+        escape(&chart.title),
+        escape(&chart.title)
+    );
 }
 
 /// The runs the page draws from and how much of the suite they cover.

@@ -38,6 +38,20 @@ pub fn read_records(path: &Path) -> Result<(Vec<Record>, Vec<String>)> {
     Ok((records, warnings))
 }
 
+/// Takes the writers' exclusive lock on `dir/results.lock`, held until the
+/// returned file is dropped.
+fn lock_results(dir: &Path) -> Result<std::fs::File> {
+    let lock_path = dir.join("results.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+    Ok(lock)
+}
+
 /// Appends records to `results.jsonl` in `dir`, then updates the CSV of each
 /// scenario they touch.
 ///
@@ -50,14 +64,7 @@ pub fn append_records(dir: &Path, new: &[Record]) -> Result<()> {
     use std::io::{Read, Seek, SeekFrom, Write};
     crate::data::create_folder(dir)?;
     let path = results_path(dir);
-    let lock_path = dir.join("results.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| Error::io(&lock_path, e))?;
-    lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+    let _lock = lock_results(dir)?;
     let mut text = String::new();
     for record in new {
         let line = serde_json::to_string(record).map_err(|error| Error::Results {
@@ -107,14 +114,7 @@ pub fn start_fresh(dir: &Path, stamp: &str) -> Result<Option<std::path::PathBuf>
     if !path.exists() {
         return Ok(None);
     }
-    let lock_path = dir.join("results.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| Error::io(&lock_path, e))?;
-    lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+    let _lock = lock_results(dir)?;
     let archive = dir.join("archive").join(stamp);
     crate::data::create_folder(&archive)?;
     let moved = archive.join("results.jsonl");
