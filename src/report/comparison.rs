@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::html::escape;
 use super::run_summary::format_seconds;
-use super::summary::Comparator;
+use super::summary::{geometric_mean, Comparator};
 use crate::contenders::{Role, REGISTRY};
 use crate::error::{Error, Result};
 use crate::results::{read_records, results_path, Check, Record, Status};
@@ -104,14 +104,6 @@ fn ratios(records: &[Record]) -> Vec<(String, f64)> {
         .collect()
 }
 
-fn geomean(values: impl Iterator<Item = f64>) -> Option<f64> {
-    let logs: Vec<f64> = values
-        .filter(|v| *v > 0.0 && v.is_finite())
-        .map(f64::ln)
-        .collect();
-    (!logs.is_empty()).then(|| (logs.iter().sum::<f64>() / logs.len() as f64).exp())
-}
-
 impl Comparison {
     /// Compares `now` with `before` (both the latest record per contender
     /// and scenario).
@@ -182,8 +174,8 @@ impl Comparison {
             self.count(Verdict::Noise)
         );
         if let (Some(b), Some(n)) = (
-            geomean(self.ratios.iter().map(|r| r.before)),
-            geomean(self.ratios.iter().map(|r| r.now)),
+            geometric_mean(self.ratios.iter().map(|r| r.before)).map(|(m, _)| m),
+            geometric_mean(self.ratios.iter().map(|r| r.now)).map(|(m, _)| m),
         ) {
             let _ = write!(
                 line,

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::summary::geometric_mean;
 use crate::contenders::{self, Role, Runtime};
 use crate::error::Result;
 use crate::results::{Check, Record, Status};
@@ -90,19 +91,6 @@ fn speedup(records: &[Record], ours: &Record, runtime: Runtime) -> Option<(f64, 
         .map(|(peer, name)| (peer / mine, name))
 }
 
-fn geomean(values: impl Iterator<Item = f64>) -> Option<(f64, usize)> {
-    let logs: Vec<f64> = values
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .map(f64::ln)
-        .collect();
-    (!logs.is_empty()).then(|| {
-        (
-            (logs.iter().sum::<f64>() / logs.len() as f64).exp(),
-            logs.len(),
-        )
-    })
-}
-
 impl RunSummary {
     /// The summary of `records` (one run's, in run order).
     pub fn new(
@@ -172,12 +160,12 @@ impl RunSummary {
             machine,
             elapsed_seconds,
             records: records.len(),
-            geomean_over_python_peer: geomean(
+            geomean_over_python_peer: geometric_mean(
                 scenarios
                     .iter()
                     .filter_map(|s| Some(s.over_python_peer.as_ref()?.0)),
             ),
-            geomean_over_rust_peer: geomean(
+            geomean_over_rust_peer: geometric_mean(
                 scenarios
                     .iter()
                     .filter_map(|s| Some(s.over_rust_peer.as_ref()?.0)),

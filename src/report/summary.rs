@@ -92,15 +92,26 @@ fn geometric_mean_speedup(
     name: &str,
     comparator: Comparator,
 ) -> Option<(f64, usize)> {
-    let ratios: Vec<f64> = records
-        .iter()
-        .filter(|r| r.family == SWEEP && r.contender == name && r.status == Status::Ok)
-        .filter_map(|r| Some(comparator.seconds(records, r)? / r.median_seconds()?))
+    geometric_mean(
+        records
+            .iter()
+            .filter(|r| r.family == SWEEP && r.contender == name && r.status == Status::Ok)
+            .filter_map(|r| Some(comparator.seconds(records, r)? / r.median_seconds()?)),
+    )
+}
+
+/// The geometric mean of the positive, finite values, with how many there
+/// were (`None` without one): the mean of ratios, so 2x and 0.5x cancel.
+pub(super) fn geometric_mean(values: impl Iterator<Item = f64>) -> Option<(f64, usize)> {
+    let logs: Vec<f64> = values
         .filter(|v| v.is_finite() && *v > 0.0)
+        .map(f64::ln)
         .collect();
-    (!ratios.is_empty()).then(|| {
-        let mean_log = ratios.iter().map(|v| v.ln()).sum::<f64>() / ratios.len() as f64;
-        (mean_log.exp(), ratios.len())
+    (!logs.is_empty()).then(|| {
+        (
+            (logs.iter().sum::<f64>() / logs.len() as f64).exp(),
+            logs.len(),
+        )
     })
 }
 
