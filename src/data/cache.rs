@@ -211,11 +211,7 @@ impl DataCache {
             }
         }
         let init = match start {
-            Start::KMeansPlusPlus => {
-                let x = blobs.x.as_standard_layout();
-                let flat = x.as_slice().expect("standard layout is contiguous");
-                kmeans_plusplus(flat, blobs.x.ncols(), k, seed)
-            }
+            Start::KMeansPlusPlus => kmeans_plusplus(blobs.x.view(), k, seed),
             Start::RandomRows => {
                 use rand::SeedableRng;
                 let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);

@@ -1,5 +1,5 @@
 //! A fixed partition of the rows into chunks, so that results do not depend on
-//! the thread count.
+//! the thread count, and of chunks into blocks of [`BLOCK_ROWS`].
 //!
 //! Floating-point sums depend on their order. Every parallel pass splits the
 //! rows at the same boundaries (a function of `n_samples` only), computes one
@@ -34,6 +34,25 @@ pub fn seeding_chunk_rows(n_samples: usize) -> usize {
 
 fn rows_for(n_samples: usize, max_chunks: usize) -> usize {
     n_samples.div_ceil(max_chunks).max(MIN_CHUNK_ROWS)
+}
+
+/// Rows a step takes at a time within a chunk (a block): assigned, then
+/// added to their sums while in the first-level cache. One bit each in a
+/// `u64` marks which of a block's rows are settled.
+pub const BLOCK_ROWS: usize = 64;
+
+/// The rows among the first `n` of a block whose bit in `settled` is
+/// clear, in order.
+pub fn unsettled(settled: u64, n: usize) -> impl Iterator<Item = usize> {
+    let rows = if n >= 64 { u64::MAX } else { (1 << n) - 1 };
+    let mut left = !settled & rows;
+    std::iter::from_fn(move || {
+        (left != 0).then(|| {
+            let i = left.trailing_zeros() as usize;
+            left &= left - 1;
+            i
+        })
+    })
 }
 
 #[cfg(test)]

@@ -8,18 +8,20 @@
 //! the nearest distances also yields the per-chunk potentials that the next
 //! draw searches, so no prefix sum over all rows is ever stored.
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 
 use super::chunks::seeding_chunk_rows;
 use super::float::Float;
-use super::kernel::squared_distance;
+use super::simd::squared_distance;
 
-/// Chooses `k` initial centroids from the rows of `x` (`(n, d)` row-major).
-pub fn kmeans_plusplus<F: Float>(x: &[F], d: usize, k: usize, seed: u64) -> Array2<F> {
-    let n = x.len() / d;
+/// Chooses `k` initial centroids from the rows of `x`, `(n, d)`.
+pub fn kmeans_plusplus<F: Float>(x: ArrayView2<F>, k: usize, seed: u64) -> Array2<F> {
+    let (n, d) = x.dim();
+    let x = x.as_standard_layout();
+    let x = x.as_slice().expect("standard layout is contiguous");
     let rows = seeding_chunk_rows(n);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let n_trials = 2 + (k as f64).ln().floor() as usize;
@@ -150,7 +152,8 @@ mod tests {
                 x.extend_from_slice(&[centre + i as f64 * 1e-3, -centre]);
             }
         }
-        let centroids = kmeans_plusplus(&x, 2, 3, 7);
+        let x = Array2::from_shape_vec((x.len() / 2, 2), x).unwrap();
+        let centroids = kmeans_plusplus(x.view(), 3, 7);
         let mut groups: Vec<i64> = centroids
             .rows()
             .into_iter()
@@ -165,9 +168,10 @@ mod tests {
         let x: Vec<f64> = (0..2000)
             .map(|i| ((i * 7919) % 1000) as f64 / 10.0)
             .collect();
-        let a = kmeans_plusplus(&x, 4, 5, 42);
-        let b = kmeans_plusplus(&x, 4, 5, 42);
-        let c = kmeans_plusplus(&x, 4, 5, 43);
+        let x = Array2::from_shape_vec((x.len() / 4, 4), x).unwrap();
+        let a = kmeans_plusplus(x.view(), 5, 42);
+        let b = kmeans_plusplus(x.view(), 5, 42);
+        let c = kmeans_plusplus(x.view(), 5, 43);
         assert_eq!(a, b);
         assert_ne!(a, c);
     }

@@ -27,22 +27,33 @@
 //! out for any row to choose are first moved in, which changes nothing.
 //!
 //! # The files, bottom up
-//! - `error`, `float`, `params`, `validate`: the error rules, the float
-//!   trait, the checked builder ([`KMeansParams`] -> [`KMeans`]), the data's
-//!   checks.
-//! - `simd`: the instruction set (AVX-512, AVX2 with FMA, portable) chosen at
-//!   run time, capped by `KMEANS_KERNEL=avx2|portable` for comparisons.
-//! - `kernel`: squared distances of a tile of rows against blocks of
-//!   centroids. Two layouts with the same chain of fused multiply-adds per
-//!   row and centroid, so the same bits: centroids in lanes for most shapes,
-//!   rows in lanes for d <= 4, where reducing across lanes would cost more
-//!   than the multiply-adds.
-//! - `screen`: for `f64` data with at least 16 centroids and 32 features, rows
-//!   are first scored in `f32` (twice the lanes). A proven bound on the gap
-//!   between the `f32` and `f64` scores decides a row when its runner-up is
-//!   clear of it; near ties and magnitudes `f32` cannot hold go through the
-//!   `f64` kernel, so labels are the `f64` kernel's to the bit.
-//!   `KMEANS_SCREEN=off` switches it off.
+//! Each module uses only those above it in this list.
+//! - `error`, `chunks`: the error rules; the fixed row chunks (at most 64,
+//!   depending only on n, merged in order, so results do not depend on
+//!   threads) and their blocks of 64 rows.
+//! - `simd`: everything that depends on the instruction set (AVX-512, AVX2
+//!   with FMA, portable), detected once, capped by
+//!   `KMEANS_KERNEL=avx2|portable` for comparisons, and chosen once per
+//!   chunk: the kernels' vector code and the reference distances. The only
+//!   place with intrinsics.
+//! - `float`, `validate`, `params`: the float trait (sealed: its kernels
+//!   come with it), the data's checks, the checked builder
+//!   ([`KMeansParams`] -> [`KMeans`]).
+//! - `kernel`: squared distances of rows against all centroids, with the
+//!   centroids laid out for the instruction set. Two layouts with the same
+//!   chain of fused multiply-adds per row and centroid, so the same bits:
+//!   centroids in lanes for most shapes, rows in lanes for d <= 4, where
+//!   reducing across lanes would cost more than the multiply-adds.
+//! - `screen`: for `f64` data with at least 16 centroids and 32 features,
+//!   rows are first scored in `f32` (twice the lanes). A proven bound on the
+//!   gap between the `f32` and `f64` scores decides a row when its
+//!   runner-up is clear of it; near ties and magnitudes `f32` cannot hold
+//!   go through the `f64` kernel, so labels are the `f64` kernel's to the
+//!   bit. `KMEANS_SCREEN=off` switches it off.
+//! - `guess`: with bounds and at least 32 features, the first step guesses
+//!   each row's centroid from its first 8 features and keeps the guess only
+//!   where Hamerly's test proves the kernel would pick it; the rest go to
+//!   the kernel. `KMEANS_GUESS=off` switches it off.
 //! - `bounds`: Hamerly's upper and lower bounds per row (`f32`, rounded
 //!   outwards, moved by each centroid's drift with its own slack). A row is
 //!   skipped only when the kernel, rounding error included, would certainly
@@ -52,19 +63,16 @@
 //!   read. Used where scoring a row costs the kernel enough to pay
 //!   (`Pruning::Auto`); suspended, not dropped, while steps keep sending most
 //!   rows to the kernel (overlapping blobs), and set again later.
-//! - `guess`: with bounds and at least 32 features, the first step guesses
-//!   each row's centroid from its first 8 features and keeps the guess only
-//!   where Hamerly's test proves the kernel would pick it; the rest go to
-//!   the kernel. `KMEANS_GUESS=off` switches it off.
-//! - `chunks`, `init`, `lloyd`: the fixed row chunks (at most 64, depending
-//!   only on n, merged in order, so results do not depend on threads),
-//!   k-means++, and one Lloyd step: every row assigned and added to its
-//!   cluster's sum while in cache, the next block prefetched meanwhile.
-//! - `fit`: the loop: bounds, suspension, relocation, the stopping rules,
-//!   scaling, and the inertia (from the last step's per-cluster sums when
-//!   the bounds show no label would change, so a fit that converges in two
-//!   steps reads the data once). [`Work`] counts every pass's distances and
-//!   rows, which the report divides by the machine's floors.
+//! - `init`, `passes`, `step`: k-means++, the passes besides a step (plain
+//!   assignment, inertia, the rows empty clusters take), and one Lloyd step:
+//!   every row assigned and added to its cluster's sum while in cache, the
+//!   next block prefetched meanwhile.
+//! - `suspension`, `fit`: when bounds are suspended and set again; the loop:
+//!   relocation, the stopping rules, scaling, and the inertia (from the last
+//!   step's per-cluster sums when the bounds show no label would change, so
+//!   a fit that converges in two steps reads the data once). [`Work`]
+//!   counts every pass's distances and rows, which the report divides by
+//!   the machine's floors.
 //!
 //! Measured effects of each idea are in `docs/tuning.md`.
 
@@ -76,21 +84,21 @@ mod float;
 mod guess;
 mod init;
 mod kernel;
-mod lloyd;
 mod params;
+mod passes;
 mod screen;
-mod simd;
+pub(crate) mod simd;
+mod step;
+mod suspension;
+#[cfg(test)]
+mod tests;
 mod validate;
 
 /// The instruction set the kernels run in on this machine (`avx512`,
 /// `avx2` or `portable`): results are the same bits on each, but the work
 /// the bounds save may differ, so work is compared per kernel.
 pub fn kernel_name() -> &'static str {
-    match kernel::Isa::detect() {
-        kernel::Isa::Avx512 => "avx512",
-        kernel::Isa::Avx2 => "avx2",
-        kernel::Isa::Portable => "portable",
-    }
+    simd::Isa::detect().name()
 }
 
 pub use error::KMeansError;
@@ -115,7 +123,7 @@ pub fn assign_and_inertia<F: Float>(
     let flat = x.as_slice().expect("standard layout is contiguous");
     let d = x.ncols();
     let mut labels = vec![0; x.nrows()];
-    lloyd::assign(flat, d, centroids, &mut labels);
-    let inertia = lloyd::inertia(flat, d, centroids, &labels);
+    passes::assign(flat, d, centroids, &mut labels);
+    let inertia = passes::inertia(flat, d, centroids, &labels);
     (Array1::from(labels), inertia)
 }

@@ -24,7 +24,7 @@ pub enum Init<F> {
 /// that change cluster instead of summing every row afresh).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Pruning {
-    /// Where they can pay (see [`super::bounds::worthwhile`]: enough work per
+    /// Where they can pay (see `bounds::worthwhile`: enough work per
     /// row, and for few features many rows), suspended while steps send
     /// more than a third of the rows to the kernel, and set again later
     /// (after ever longer waits, should they still not pay).

@@ -26,7 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ndarray::ArrayView2;
 
 use super::float::Float;
-use super::kernel::{Isa, PreparedCentroids};
+use super::kernel::PreparedCentroids;
+use super::simd::{Isa, Kernels, Simd, WithSimd};
 
 /// Rows and centroids above this norm are not screened: `f32` holds their
 /// products with room to spare for any sum of them.
@@ -58,9 +59,8 @@ pub struct Screen {
 /// Whether screening pays for `k` centroids of `d` features: the `f64`
 /// kernel costs `k d` multiply-adds a row and screening saves half of them,
 /// but adds a conversion, a norm and a test per row; with few centroids a
-/// pass waits on memory rather than on multiply-adds. Measured on whole
-/// fits (2 threads): 1000000x100 and 10000x50 with k = 30 gained 15-25%,
-/// 100000x100 with k = 8 lost 10%.
+/// pass waits on memory rather than on multiply-adds (measurements in
+/// `docs/tuning.md`).
 pub fn worthwhile(k: usize, d: usize) -> bool {
     k >= 16 && d >= 32
 }
@@ -92,7 +92,7 @@ impl Screen {
         }
         let single = centroids.mapv(|v| v.as_f64() as f32);
         Some(Screen {
-            prepared: PreparedCentroids::with_isa(single.view(), isa),
+            prepared: PreparedCentroids::new(single.view(), isa),
             centroid_norm_max,
             d,
             undecided: AtomicU64::new(0),
@@ -103,47 +103,24 @@ impl Screen {
     /// single-precision kernel decides, with (when `SCORES`) an upper bound
     /// on the exact kernel's best score and a lower bound on its runner-up
     /// in `scores[2 i]` and `scores[2 i + 1]`; appends the others' indices
-    /// to `undecided`, leaving their entries alone.
-    pub fn screen<F: Float, const SCORES: bool>(
+    /// to `undecided`, leaving their entries alone. Runs in a function of
+    /// `simd`'s own, so that the conversion and the norms vectorise as
+    /// widely as the kernel.
+    pub fn screen<S: Simd, F: Float, const SCORES: bool>(
         &self,
+        simd: S,
         x: &[F],
         out: &mut [u32],
         scores: &mut [F],
         undecided: &mut Vec<usize>,
     ) {
-        match self.prepared.isa() {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Isa::detect` confirmed the features.
-            Isa::Avx512 => unsafe { self.screen_avx512::<F, SCORES>(x, out, scores, undecided) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above.
-            Isa::Avx2 => unsafe { self.screen_avx2::<F, SCORES>(x, out, scores, undecided) },
-            _ => self.screen_rows::<F, SCORES>(x, out, scores, undecided),
-        }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,fma")]
-    unsafe fn screen_avx512<F: Float, const SCORES: bool>(
-        &self,
-        x: &[F],
-        out: &mut [u32],
-        scores: &mut [F],
-        undecided: &mut Vec<usize>,
-    ) {
-        self.screen_rows::<F, SCORES>(x, out, scores, undecided)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn screen_avx2<F: Float, const SCORES: bool>(
-        &self,
-        x: &[F],
-        out: &mut [u32],
-        scores: &mut [F],
-        undecided: &mut Vec<usize>,
-    ) {
-        self.screen_rows::<F, SCORES>(x, out, scores, undecided)
+        simd.run(ScreenRows::<F, SCORES> {
+            screen: self,
+            x,
+            out,
+            scores,
+            undecided,
+        })
     }
 
     /// Rows the screen has left undecided since it was made.
@@ -152,11 +129,11 @@ impl Screen {
     }
 
     /// [`screen`](Self::screen), inlined into one function per
-    /// instruction set (the conversion and the norms vectorise as widely
-    /// as the kernel).
+    /// instruction set.
     #[inline(always)]
-    fn screen_rows<F: Float, const SCORES: bool>(
+    fn screen_rows<S: Simd, F: Float, const SCORES: bool>(
         &self,
+        simd: S,
         x: &[F],
         out: &mut [u32],
         scores: &mut [F],
@@ -175,17 +152,18 @@ impl Screen {
             let m = out.len();
             single.clear();
             single.extend(rows.iter().map(|&v| v.as_f64() as f32));
-            self.prepared.assign_with_scores(
+            self.prepared.assign_with_scores_in(
+                simd,
                 &single,
                 &mut labels[..m],
                 &mut single_scores[..2 * m],
             );
             // One slack for the block, from its largest row norm (one
             // square root instead of one per row).
-            let isa = self.prepared.isa();
+            let kernels = F::kernels(simd);
             let mut squared_max = 0.0f64;
             for row in rows.chunks_exact(d) {
-                squared_max = squared_max.max(F::squared_norm_on(isa, row));
+                squared_max = squared_max.max(kernels.squared_norm(row));
             }
             let slack = self.slack(squared_max);
             for i in 0..m {
@@ -224,6 +202,129 @@ impl Screen {
     }
 }
 
+/// [`Screen::screen`] as one operation.
+struct ScreenRows<'a, F, const SCORES: bool> {
+    screen: &'a Screen,
+    x: &'a [F],
+    out: &'a mut [u32],
+    scores: &'a mut [F],
+    undecided: &'a mut Vec<usize>,
+}
+
+impl<F: Float, const SCORES: bool> WithSimd for ScreenRows<'_, F, SCORES> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, simd: S) {
+        self.screen
+            .screen_rows::<S, F, SCORES>(simd, self.x, self.out, self.scores, self.undecided)
+    }
+}
+
+/// The centroids a step assigns against: the exact kernel's layout, with
+/// the `f32` screen in front where it applies. Labels are the exact
+/// kernel's to the bit either way; scores of rows the screen decided are
+/// bounds (an upper bound on the best, a lower bound on the runner-up)
+/// rather than the kernel's.
+#[derive(Debug)]
+pub struct ScreenedCentroids<F> {
+    exact: PreparedCentroids<F>,
+    screen: Option<Screen>,
+}
+
+impl<F: Float> ScreenedCentroids<F> {
+    /// `(k, d)` centroids for the kernel of `isa`, with the screen where it
+    /// applies.
+    pub fn new(centroids: ArrayView2<F>, isa: Isa) -> Self {
+        ScreenedCentroids {
+            exact: PreparedCentroids::new(centroids, isa),
+            screen: Screen::new(centroids, isa),
+        }
+    }
+
+    /// `(k, d)` centroids for the kernel of `isa`, without the screen.
+    pub fn unscreened(centroids: ArrayView2<F>, isa: Isa) -> Self {
+        ScreenedCentroids {
+            exact: PreparedCentroids::new(centroids, isa),
+            screen: None,
+        }
+    }
+
+    /// Whether rows go through the `f32` screen first.
+    pub fn is_screened(&self) -> bool {
+        self.screen.is_some()
+    }
+
+    /// Rows the screen has sent on to the exact kernel since preparation.
+    pub fn rescored_rows(&self) -> u64 {
+        self.screen.as_ref().map_or(0, |s| s.undecided_rows())
+    }
+
+    /// Writes the nearest centroid of each row of `x` (`(out.len(), d)`,
+    /// row-major) to `out`.
+    #[inline]
+    pub fn assign_in<S: Simd>(&self, simd: S, x: &[F], out: &mut [u32]) {
+        self.assign_rows::<S, false>(simd, x, out, &mut []);
+    }
+
+    /// As [`assign_in`](Self::assign_in), with each row's best and
+    /// runner-up scores (see [`PreparedCentroids::assign_with_scores_in`]),
+    /// or for rows the screen decided, bounds on them.
+    #[inline]
+    pub fn assign_with_scores_in<S: Simd>(
+        &self,
+        simd: S,
+        x: &[F],
+        out: &mut [u32],
+        scores: &mut [F],
+    ) {
+        debug_assert_eq!(scores.len(), 2 * out.len());
+        self.assign_rows::<S, true>(simd, x, out, scores);
+    }
+
+    fn assign_rows<S: Simd, const SCORES: bool>(
+        &self,
+        simd: S,
+        x: &[F],
+        out: &mut [u32],
+        scores: &mut [F],
+    ) {
+        let Some(screen) = &self.screen else {
+            return if SCORES {
+                self.exact.assign_with_scores_in(simd, x, out, scores)
+            } else {
+                self.exact.assign_in(simd, x, out)
+            };
+        };
+        let mut undecided = Vec::new();
+        screen.screen::<S, F, SCORES>(simd, x, out, scores, &mut undecided);
+        if undecided.is_empty() {
+            return;
+        }
+        let d = x.len() / out.len();
+        let mut rows = Vec::with_capacity(undecided.len() * d);
+        for &i in &undecided {
+            rows.extend_from_slice(&x[i * d..(i + 1) * d]);
+        }
+        let mut labels = vec![0; undecided.len()];
+        if SCORES {
+            let mut exact = vec![F::zero(); 2 * undecided.len()];
+            self.exact
+                .assign_with_scores_in(simd, &rows, &mut labels, &mut exact);
+            for (p, &i) in undecided.iter().enumerate() {
+                out[i] = labels[p];
+                scores[2 * i] = exact[2 * p];
+                scores[2 * i + 1] = exact[2 * p + 1];
+            }
+        } else {
+            self.exact.assign_in(simd, &rows, &mut labels);
+            for (p, &i) in undecided.iter().enumerate() {
+                out[i] = labels[p];
+            }
+        }
+    }
+}
+
 /// A norm not below the real one, from a squared norm summed in `f64`
 /// over `d` features.
 fn round_up_norm(squared: f64, d: usize) -> f64 {
@@ -240,6 +341,39 @@ pub(crate) fn switched_off() -> bool {
 mod tests {
     use super::*;
     use ndarray::Array2;
+
+    /// Screens, or assigns through [`ScreenedCentroids`], on one
+    /// instruction set.
+    enum Op<'a> {
+        Screen(&'a Screen, &'a mut Vec<usize>),
+        Assign(&'a ScreenedCentroids<f64>),
+    }
+
+    struct Run<'a> {
+        op: Op<'a>,
+        x: &'a [f64],
+        out: &'a mut [u32],
+        scores: Option<&'a mut [f64]>,
+    }
+
+    impl WithSimd for Run<'_> {
+        type Output = ();
+
+        fn run<S: Simd>(self, simd: S) {
+            match (self.op, self.scores) {
+                (Op::Screen(screen, undecided), Some(scores)) => {
+                    screen.screen::<S, f64, true>(simd, self.x, self.out, scores, undecided)
+                }
+                (Op::Screen(screen, undecided), None) => {
+                    screen.screen::<S, f64, false>(simd, self.x, self.out, &mut [], undecided)
+                }
+                (Op::Assign(c), Some(scores)) => {
+                    c.assign_with_scores_in(simd, self.x, self.out, scores)
+                }
+                (Op::Assign(c), None) => c.assign_in(simd, self.x, self.out),
+            }
+        }
+    }
     use rand::{Rng, SeedableRng};
     use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -258,14 +392,19 @@ mod tests {
     /// undecided (`None`: no screen for these centroids).
     fn screened_rows(x: &Array2<f64>, c: &Array2<f64>, isa: Isa) -> Option<Vec<usize>> {
         let screen = Screen::new(c.view(), isa)?;
-        let exact = PreparedCentroids::with_isa(c.view(), isa);
+        let exact = PreparedCentroids::new(c.view(), isa);
         let n = x.nrows();
         let flat = x.as_slice().unwrap();
         let (mut labels, mut scores) = (vec![0; n], vec![0.0; 2 * n]);
         exact.assign_with_scores(flat, &mut labels, &mut scores);
         let (mut screened, mut bounds) = (vec![u32::MAX; n], vec![f64::NAN; 2 * n]);
         let mut undecided = Vec::new();
-        screen.screen::<f64, true>(flat, &mut screened, &mut bounds, &mut undecided);
+        isa.dispatch(Run {
+            op: Op::Screen(&screen, &mut undecided),
+            x: flat,
+            out: &mut screened,
+            scores: Some(&mut bounds),
+        });
         for i in 0..n {
             if undecided.contains(&i) {
                 assert_eq!(
@@ -336,7 +475,7 @@ mod tests {
                 }
             }
             let undecided = screened_rows(&x, &c, isa).unwrap();
-            let exact = PreparedCentroids::with_isa(c.view(), isa);
+            let exact = PreparedCentroids::new(c.view(), isa);
             let (mut labels, mut scores) = (vec![0; x.nrows()], vec![0.0; 2 * x.nrows()]);
             exact.assign_with_scores(x.as_slice().unwrap(), &mut labels, &mut scores);
             let mut ties = 0;
@@ -402,8 +541,8 @@ mod tests {
         c.row_mut(1).assign(&twin);
         let x = blobs(&mut rng, 301, &c, 4.0);
         let flat = x.as_slice().unwrap();
-        let exact = PreparedCentroids::new(c.view());
-        let screened = PreparedCentroids::screened(c.view());
+        let exact = PreparedCentroids::new(c.view(), Isa::detect());
+        let screened = ScreenedCentroids::new(c.view(), Isa::detect());
         assert_eq!(
             screened.is_screened(),
             Isa::detect() != Isa::Portable && !switched_off()
@@ -411,14 +550,24 @@ mod tests {
         let (mut labels, mut scores) = (vec![0; 301], vec![0.0; 602]);
         exact.assign_with_scores(flat, &mut labels, &mut scores);
         let (mut got, mut bounds) = (vec![0; 301], vec![0.0; 602]);
-        screened.assign_with_scores(flat, &mut got, &mut bounds);
+        Isa::detect().dispatch(Run {
+            op: Op::Assign(&screened),
+            x: flat,
+            out: &mut got,
+            scores: Some(&mut bounds),
+        });
         assert_eq!(got, labels);
         for i in 0..301 {
             assert!(bounds[2 * i] >= scores[2 * i]);
             assert!(bounds[2 * i + 1] <= scores[2 * i + 1]);
         }
         let mut plain = vec![0; 301];
-        screened.assign(flat, &mut plain);
+        Isa::detect().dispatch(Run {
+            op: Op::Assign(&screened),
+            x: flat,
+            out: &mut plain,
+            scores: None,
+        });
         assert_eq!(plain, labels);
     }
 

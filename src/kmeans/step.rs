@@ -1,20 +1,20 @@
-//! The passes over the data: one Lloyd step (assign and accumulate), a plain
-//! assignment, and the exact inertia. Each pass runs in parallel over the
-//! fixed chunks of [`super::chunks`] and merges chunk results in order.
+//! One Lloyd step: every row assigned (through the bounds where there are)
+//! and added to its cluster's sum, a block at a time while in cache. The
+//! step runs in parallel over the fixed chunks of [`super::chunks`], each
+//! chunk in a function compiled for the instruction set, and merges chunk
+//! results in order.
 
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-use super::bounds::{unsettled, Bounds, ChunkBounds, Geometry, Scratch, SUBCHUNK_CAPACITY};
-use super::chunks::chunk_rows;
+use super::bounds::{Bounds, ChunkBounds, Geometry, Scratch};
+use super::chunks::{chunk_rows, unsettled, BLOCK_ROWS};
 use super::float::Float;
 use super::guess::{self, Guess};
-use super::kernel::{squared_distance, Isa, PreparedCentroids};
+use super::passes::relocate_empty_clusters;
+use super::screen::ScreenedCentroids;
+use super::simd::{prefetch_into_l2, Isa, Kernels, Simd, WithSimd};
 use super::validate::scan;
-
-/// Rows assigned at a time before their sums are accumulated (small enough
-/// to stay in the first-level caches for any d of the study).
-const SUBCHUNK_ROWS: usize = SUBCHUNK_CAPACITY;
 
 /// What one Lloyd step produced.
 #[derive(Debug, Clone)]
@@ -143,10 +143,11 @@ pub fn lloyd_step<F: Float>(
     // The f32 screen pays where every row goes through the kernel; the
     // rows bounds leave to it are those near a boundary, which it mostly
     // could not decide.
+    let isa = Isa::detect();
     let prepared = if geometry.as_ref().is_some_and(Geometry::settles_rows) {
-        PreparedCentroids::new(centroids)
+        ScreenedCentroids::unscreened(centroids, isa)
     } else {
-        PreparedCentroids::screened(centroids)
+        ScreenedCentroids::new(centroids, isa)
     };
     // The first assignment with bounds guesses where it can (see
     // [`super::guess`]).
@@ -184,15 +185,10 @@ pub fn lloyd_step<F: Float>(
                 labels: label_chunk,
                 bounds: bound_chunk,
             };
-            match prepared.isa() {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `Isa::detect` confirmed the features.
-                Isa::Avx512 => unsafe { chunk_step_avx512(&context, chunk) },
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: as above.
-                Isa::Avx2 => unsafe { chunk_step_avx2(&context, chunk) },
-                _ => chunk_step(&context, chunk),
-            }
+            isa.dispatch(ChunkStep {
+                context: &context,
+                chunk,
+            })
         })
         .collect();
 
@@ -302,13 +298,13 @@ struct StepContext<'a, F> {
     extras: Extras,
     /// Update the last step's sums with the rows that change cluster.
     incremental: bool,
-    prepared: &'a PreparedCentroids<F>,
+    prepared: &'a ScreenedCentroids<F>,
     /// Guesses for the first assignment with bounds.
     guess: Option<&'a Guess<F>>,
     /// The centroids assigned against, `(k, d)` row-major.
     centroids: &'a [F],
     geometry: Option<&'a Geometry>,
-    /// Read each sub-chunk front to back before the kernel does (see
+    /// Read each block front to back before the kernel does (see
     /// [`stream_in`]).
     stream_in: bool,
 }
@@ -320,13 +316,33 @@ struct Chunk<'a, F> {
     bounds: Option<ChunkBounds<'a>>,
 }
 
+/// One chunk's share of a Lloyd step, as one operation for the chunk's
+/// instruction set.
+struct ChunkStep<'a, F> {
+    context: &'a StepContext<'a, F>,
+    chunk: Chunk<'a, F>,
+}
+
+impl<F: Float> WithSimd for ChunkStep<'_, F> {
+    type Output = ChunkSums<F>;
+
+    #[inline(always)]
+    fn run<S: Simd>(self, simd: S) -> ChunkSums<F> {
+        chunk_step(simd, self.context, self.chunk)
+    }
+}
+
 /// One chunk's share of a Lloyd step: assign its rows (through the bounds
 /// when there are), then add them to their sums, a few rows at a time.
 /// Inlined into one function per instruction set, so that everything
 /// around the kernel (the data check, the bounds, the distances) is
 /// vectorised as widely as the kernel.
 #[inline(always)]
-fn chunk_step<F: Float>(context: &StepContext<'_, F>, mut chunk: Chunk<'_, F>) -> ChunkSums<F> {
+fn chunk_step<S: Simd, F: Float>(
+    simd: S,
+    context: &StepContext<'_, F>,
+    mut chunk: Chunk<'_, F>,
+) -> ChunkSums<F> {
     let d = context.d;
     let extras = context.extras;
     if let (Some(geometry), true, false) = (
@@ -334,21 +350,21 @@ fn chunk_step<F: Float>(context: &StepContext<'_, F>, mut chunk: Chunk<'_, F>) -
         context.incremental,
         extras.check_data || extras.inertia || extras.within,
     ) {
-        return chunk_step_pending(context, geometry, chunk);
+        return chunk_step_pending(simd, context, geometry, chunk);
     }
     let mut part = ChunkSums::new(context);
     let mut scratch = Scratch::default();
-    let mut fresh = [0u32; SUBCHUNK_ROWS];
+    let mut fresh = [0u32; BLOCK_ROWS];
     // Assign a few rows, then add them to their sums while they are
     // still in cache: one pass over X per step.
-    for (s, (x_sub, labels_sub)) in chunk
+    for (s, (x_block, labels_block)) in chunk
         .x
-        .chunks(SUBCHUNK_ROWS * d)
-        .zip(chunk.labels.chunks_mut(SUBCHUNK_ROWS))
+        .chunks(BLOCK_ROWS * d)
+        .zip(chunk.labels.chunks_mut(BLOCK_ROWS))
         .enumerate()
     {
-        let fresh = &mut fresh[..labels_sub.len()];
-        let range = s * SUBCHUNK_ROWS..s * SUBCHUNK_ROWS + fresh.len();
+        let fresh = &mut fresh[..labels_block.len()];
+        let range = s * BLOCK_ROWS..s * BLOCK_ROWS + fresh.len();
         let mut bounds = chunk
             .bounds
             .as_mut()
@@ -356,10 +372,11 @@ fn chunk_step<F: Float>(context: &StepContext<'_, F>, mut chunk: Chunk<'_, F>) -
         let proved = match (context.guess, context.geometry, bounds.as_mut()) {
             (Some(guess), Some(geometry), Some((upper, lower))) if !context.incremental => {
                 proved_rows(
+                    simd,
                     context,
                     (geometry, guess),
                     (&mut part, &mut scratch),
-                    x_sub,
+                    x_block,
                     fresh,
                     (upper, lower),
                 )
@@ -368,10 +385,11 @@ fn chunk_step<F: Float>(context: &StepContext<'_, F>, mut chunk: Chunk<'_, F>) -
         };
         let rest = proved * d;
         let finite = block_step(
+            simd,
             context,
             (&mut part, &mut scratch),
-            &x_sub[rest..],
-            &labels_sub[proved..],
+            &x_block[rest..],
+            &labels_block[proved..],
             &mut fresh[proved..],
             bounds.map(|(upper, lower)| (&mut upper[proved..], &mut lower[proved..])),
         );
@@ -379,7 +397,7 @@ fn chunk_step<F: Float>(context: &StepContext<'_, F>, mut chunk: Chunk<'_, F>) -
             part.finite = false;
             break;
         }
-        for (label, &j) in labels_sub.iter_mut().zip(fresh.iter()) {
+        for (label, &j) in labels_block.iter_mut().zip(fresh.iter()) {
             part.changed += usize::from(*label != j);
             *label = j;
         }
@@ -400,7 +418,8 @@ fn chunk_step<F: Float>(context: &StepContext<'_, F>, mut chunk: Chunk<'_, F>) -
 /// computed (see [`prefetch_next_block`]). Returns how many rows it
 /// assigned; `fresh`, `upper` and `lower` hold theirs.
 #[inline(always)]
-fn proved_rows<F: Float>(
+fn proved_rows<S: Simd, F: Float>(
+    simd: S,
     context: &StepContext<'_, F>,
     (geometry, guess): (&Geometry, &Guess<F>),
     (part, scratch): (&mut ChunkSums<F>, &mut Scratch<F>),
@@ -408,25 +427,25 @@ fn proved_rows<F: Float>(
     fresh: &mut [u32],
     (upper, lower): (&mut [f32], &mut [f32]),
 ) -> usize {
-    if !scratch.record().worth_it() {
+    if !scratch.trial().worth_it() {
         return 0;
     }
-    let (d, isa, extras) = (context.d, context.prepared.isa(), context.extras);
-    let guesses = scratch.guesses(guess, x, fresh.len());
+    let (d, extras, kernels) = (context.d, context.extras, F::kernels(simd));
+    let guesses = scratch.guesses(simd, guess, x, fresh.len());
     let mut proved = 0;
     for (i, (row, &a)) in x.chunks_exact(d).zip(guesses).enumerate() {
         prefetch_next_block(x, i, d);
         let a = a as usize;
         let centroid = &context.centroids[a * d..(a + 1) * d];
         let distance = if extras.check_data {
-            let (distance, max_abs, finite) = F::squared_distance_and_scan_on(isa, row, centroid);
+            let (distance, max_abs, finite) = kernels.squared_distance_and_scan(row, centroid);
             if !finite {
                 break;
             }
             part.max_abs = part.max_abs.max(max_abs);
             distance
         } else {
-            F::squared_distance_on(isa, row, centroid)
+            kernels.squared_distance(row, centroid)
         };
         let Some((up, low)) = geometry.prove(a, distance.as_f64()) else {
             break;
@@ -447,9 +466,9 @@ fn proved_rows<F: Float>(
         }
         proved += 1;
     }
-    let record = scratch.record();
-    record.guessed += proved;
-    record.proved += proved;
+    let trial = scratch.trial();
+    trial.guessed += proved;
+    trial.proved += proved;
     part.exact += proved;
     part.guessed += proved;
     proved
@@ -464,22 +483,8 @@ fn proved_rows<F: Float>(
 /// prefetch never faults.
 #[inline(always)]
 fn prefetch_next_block<F>(block: &[F], i: usize, d: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
-        let row_bytes = d * std::mem::size_of::<F>();
-        let row = block
-            .as_ptr()
-            .wrapping_add(block.len() + i * d)
-            .cast::<i8>();
-        for line in (0..row_bytes).step_by(64) {
-            // SAFETY: a prefetch reads nothing and never faults, whatever
-            // the address.
-            unsafe { _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(line)) };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (block, i, d);
+    let row = block.as_ptr().wrapping_add(block.len() + i * d);
+    prefetch_into_l2(row, d * std::mem::size_of::<F>());
 }
 
 /// Assigns the rows of `x` (at most a block), with `bounds` when the step
@@ -487,7 +492,8 @@ fn prefetch_next_block<F>(block: &[F], i: usize, d: usize) {
 /// (`labels` holds the last step's). `false` when the step checks the
 /// data and these rows are not all finite.
 #[inline(always)]
-fn block_step<F: Float>(
+fn block_step<S: Simd, F: Float>(
+    simd: S,
     context: &StepContext<'_, F>,
     (part, scratch): (&mut ChunkSums<F>, &mut Scratch<F>),
     x: &[F],
@@ -509,6 +515,7 @@ fn block_step<F: Float>(
     match (context.geometry, bounds) {
         (Some(geometry), Some((upper, lower))) => {
             let (active, exact, guessed) = geometry.assign(
+                simd,
                 context.prepared,
                 context.guess,
                 context.centroids,
@@ -529,7 +536,7 @@ fn block_step<F: Float>(
             if context.stream_in && !context.extras.check_data {
                 stream_in(x);
             }
-            context.prepared.assign(x, fresh);
+            context.prepared.assign_in(simd, x, fresh);
             part.active += fresh.len();
         }
     }
@@ -540,17 +547,15 @@ fn block_step<F: Float>(
             }
         }
     } else {
-        context
-            .prepared
-            .add_rows(x, fresh, &mut part.sums, &mut part.counts);
+        F::kernels(simd).add_rows(x, fresh, &mut part.sums, &mut part.counts, d);
     }
     if context.extras.inertia || context.extras.within {
-        let centroids = context.centroids;
+        let (centroids, kernels) = (context.centroids, F::kernels(simd));
         for (i, (row, &j)) in x.chunks_exact(d).zip(fresh.iter()).enumerate() {
             let j = j as usize;
-            let distance = scratch.known_distance(i).unwrap_or_else(|| {
-                F::squared_distance_on(context.prepared.isa(), row, &centroids[j * d..(j + 1) * d])
-            });
+            let distance = scratch
+                .known_distance(i)
+                .unwrap_or_else(|| kernels.squared_distance(row, &centroids[j * d..(j + 1) * d]));
             // In row order, as `inertia` sums.
             part.inertia += distance.as_f64();
             if context.extras.within {
@@ -561,19 +566,17 @@ fn block_step<F: Float>(
     true
 }
 
-/// Reads `x` front to back, dropping what it read, so that the rows are in
-/// cache when the kernel reads them: a linear read lets the hardware
-/// prefetchers stream them in, which the kernel's tiles (eight rows at a
-/// time, feature by feature) do not. Measured on whole fits of
-/// overlapping blobs with k = 8, where every iteration is a full pass of
-/// the `f64` kernel: 100000x50 and 100000x100 (40 and 80 MB) took 15-35%
-/// less time; 100000x10 (8 MB, in the last-level cache) took 20% more,
-/// and 1000000x10 moved within the noise: hence the limits below.
-/// Data streamed in ahead of the kernel has at least this many features
-/// and bytes (beyond the last-level cache of current CPUs).
+/// Data streamed in ahead of the kernel (see [`stream_in`]) has at least
+/// this many features and bytes: beyond the last-level cache of current
+/// CPUs, where the kernel's reads would wait on memory (measurements in
+/// `docs/tuning.md`).
 const STREAM_IN_MIN_FEATURES: usize = 32;
 const STREAM_IN_MIN_BYTES: usize = 32 << 20;
 
+/// Reads `x` front to back, dropping what it read, so that the rows are in
+/// cache when the kernel reads them: a linear read lets the hardware
+/// prefetchers stream them in, which the kernel's tiles (eight rows at a
+/// time, feature by feature) do not.
 #[inline(always)]
 fn stream_in<F: Float>(x: &[F]) {
     let mut lanes = [F::zero(); 8];
@@ -587,12 +590,13 @@ fn stream_in<F: Float>(x: &[F]) {
 }
 
 /// [`chunk_step`] for a step that updates the last step's sums and has no
-/// extras: the bounds settle most rows a sub-chunk at a time, the others are
+/// extras: the bounds settle most rows a block at a time, the others are
 /// gathered from the whole chunk and run through the kernel together, and
 /// only the rows that change cluster are read again, to move their weight
 /// between sums. Rows the bounds settle cost no more than their bounds.
 #[inline(always)]
-fn chunk_step_pending<F: Float>(
+fn chunk_step_pending<S: Simd, F: Float>(
+    simd: S,
     context: &StepContext<'_, F>,
     geometry: &Geometry,
     chunk: Chunk<'_, F>,
@@ -601,31 +605,32 @@ fn chunk_step_pending<F: Float>(
     let mut part = ChunkSums::new(context);
     let (upper, lower) = chunk.bounds.expect("a step with a geometry has bounds");
     let mut pending: Vec<u32> = Vec::with_capacity(chunk.labels.len());
-    for (s, (x_sub, labels_sub)) in chunk
+    for (s, (x_block, labels_block)) in chunk
         .x
-        .chunks(SUBCHUNK_ROWS * d)
-        .zip(chunk.labels.chunks(SUBCHUNK_ROWS))
+        .chunks(BLOCK_ROWS * d)
+        .zip(chunk.labels.chunks(BLOCK_ROWS))
         .enumerate()
     {
-        let first = s * SUBCHUNK_ROWS;
-        let range = first..first + labels_sub.len();
+        let first = s * BLOCK_ROWS;
+        let range = first..first + labels_block.len();
         let (sure, exact) = geometry
             .settle(
+                simd,
                 context.centroids,
-                x_sub,
-                labels_sub,
+                x_block,
+                labels_block,
                 &mut upper[range.clone()],
                 &mut lower[range],
             )
             .unwrap_or((0, 0));
         part.exact += exact;
-        pending.extend(unsettled(sure, labels_sub.len()).map(|i| (first + i) as u32));
+        pending.extend(unsettled(sure, labels_block.len()).map(|i| (first + i) as u32));
     }
-    let mut rows = Vec::with_capacity(SUBCHUNK_ROWS * d);
-    let mut fresh = [0u32; SUBCHUNK_ROWS];
-    let mut fresh_upper = [0f32; SUBCHUNK_ROWS];
-    let mut fresh_lower = [0f32; SUBCHUNK_ROWS];
-    for batch in pending.chunks(SUBCHUNK_ROWS) {
+    let mut rows = Vec::with_capacity(BLOCK_ROWS * d);
+    let mut fresh = [0u32; BLOCK_ROWS];
+    let mut fresh_upper = [0f32; BLOCK_ROWS];
+    let mut fresh_lower = [0f32; BLOCK_ROWS];
+    for batch in pending.chunks(BLOCK_ROWS) {
         let m = batch.len();
         rows.clear();
         for &i in batch {
@@ -633,6 +638,7 @@ fn chunk_step_pending<F: Float>(
             rows.extend_from_slice(&chunk.x[i * d..(i + 1) * d]);
         }
         geometry.rescore(
+            simd,
             context.prepared,
             &rows,
             &mut fresh[..m],
@@ -695,113 +701,4 @@ impl<F: Float> ChunkSums<F> {
         self.moved_counts[old] -= 1;
         self.moved_counts[new] += 1;
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,fma")]
-unsafe fn chunk_step_avx512<F: Float>(
-    context: &StepContext<'_, F>,
-    chunk: Chunk<'_, F>,
-) -> ChunkSums<F> {
-    chunk_step(context, chunk)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn chunk_step_avx2<F: Float>(
-    context: &StepContext<'_, F>,
-    chunk: Chunk<'_, F>,
-) -> ChunkSums<F> {
-    chunk_step(context, chunk)
-}
-
-/// Gives each empty cluster one of the rows farthest from their current
-/// centroids (farthest first, lower row index first among equals), moving the
-/// row's weight out of its old cluster's sum, as scikit-learn does. Returns
-/// whether there was any (the search is a pass over the data).
-fn relocate_empty_clusters<F: Float>(
-    x: &[F],
-    d: usize,
-    old_centroids: ArrayView2<F>,
-    labels: &[u32],
-    sums: &mut [f64],
-    counts: &mut [u64],
-) -> bool {
-    let empty: Vec<usize> = (0..counts.len()).filter(|&j| counts[j] == 0).collect();
-    if empty.is_empty() {
-        return false;
-    }
-    let old_centroids = old_centroids.as_standard_layout();
-    let old = old_centroids
-        .as_slice()
-        .expect("standard layout is contiguous");
-    let distances: Vec<F> = x
-        .par_chunks(d)
-        .zip(labels.par_iter())
-        .map(|(row, &label)| {
-            let j = label as usize;
-            squared_distance(row, &old[j * d..(j + 1) * d])
-        })
-        .collect();
-    let farther = |a: &usize, b: &usize| {
-        distances[*b]
-            .as_f64()
-            .total_cmp(&distances[*a].as_f64())
-            .then(a.cmp(b))
-    };
-    let mut order: Vec<usize> = (0..labels.len()).collect();
-    let n_empty = empty.len();
-    if n_empty < order.len() {
-        order.select_nth_unstable_by(n_empty, farther);
-    }
-    order.truncate(n_empty);
-    order.sort_unstable_by(farther);
-
-    for (&new_cluster, &far) in empty.iter().zip(&order) {
-        let old_cluster = labels[far] as usize;
-        let row = &x[far * d..(far + 1) * d];
-        for (f, &v) in row.iter().enumerate() {
-            sums[old_cluster * d + f] -= v.as_f64();
-            sums[new_cluster * d + f] = v.as_f64();
-        }
-        counts[old_cluster] -= 1;
-        counts[new_cluster] = 1;
-    }
-    true
-}
-
-/// Assigns every row of `x` to its nearest centroid (lowest index on ties).
-pub fn assign<F: Float>(x: &[F], d: usize, centroids: ArrayView2<F>, labels: &mut [u32]) {
-    let prepared = PreparedCentroids::new(centroids);
-    let rows = chunk_rows(labels.len());
-    x.par_chunks(rows * d)
-        .zip(labels.par_chunks_mut(rows))
-        .for_each(|(x_chunk, label_chunk)| prepared.assign(x_chunk, label_chunk));
-}
-
-/// `sum_i ||x_i - c_{labels_i}||^2`, each distance computed from the
-/// difference (no cancellation), summed in `f64` in a fixed order.
-pub fn inertia<F: Float>(x: &[F], d: usize, centroids: ArrayView2<F>, labels: &[u32]) -> f64 {
-    let centroids = centroids.as_standard_layout();
-    let flat = centroids.as_slice().expect("standard layout is contiguous");
-    let rows = chunk_rows(labels.len());
-    let partials: Vec<f64> = x
-        .par_chunks(rows * d)
-        .zip(labels.par_chunks(rows))
-        .map(|(x_chunk, label_chunk)| rows_inertia(x_chunk, d, flat, label_chunk, 0.0))
-        .collect();
-    partials.into_iter().fold(0.0, |total, part| total + part)
-}
-
-/// `start` plus the squared distances of rows to their centroids (`(k, d)`
-/// row-major), added in row order (a chunk summed in pieces gives the same
-/// bits as summed at once).
-fn rows_inertia<F: Float>(x: &[F], d: usize, centroids: &[F], labels: &[u32], start: f64) -> f64 {
-    let isa = Isa::detect();
-    x.chunks_exact(d)
-        .zip(labels)
-        .fold(start, |total, (row, &label)| {
-            let j = label as usize;
-            total + F::squared_distance_on(isa, row, &centroids[j * d..(j + 1) * d]).as_f64()
-        })
 }

@@ -1,483 +1,24 @@
-//! Hamerly's bounds, kept with float slack so that skipping a row never
-//! changes its label: a row is skipped only when the kernel itself, run on
-//! it, would certainly pick the centroid it already has.
-//!
-//! For each row `i` with label `a`, `upper[i]` bounds `||x_i - c_a||` from
-//! above and `lower[i]` bounds `||x_i - c_j||` (every `j != a`) from below,
-//! in real arithmetic. When the centroids move by `drift_j`, the bounds follow
-//! by the triangle inequality: `upper += drift_a`, `lower -= max_{j != a}
-//! drift_j`. Hamerly's second test adds `half_gap_a = min_{j != a} ||c_a -
-//! c_j|| / 2`: every other centroid is at least `2 half_gap_a - upper` away.
-//!
-//! The kernel does not compute true distances: its score `||c||^2 - 2 x.c`
-//! (twice a chain of `d` fused multiply-adds started at `||c||^2 / 2`)
-//! plus `||x||^2` differs from `||x - c||^2` by at most `error = (2d + 8) eps
-//! (||x|| + max ||c||)^2` (with the row's own norm when fresh bounds are set,
-//! the largest row norm when they are tested; the classic bound for a dot product of length
-//! `d`, doubled for the portable kernel's separate multiply and add, with room
-//! for the norms and the last subtraction). When every other centroid is
-//! farther than the assigned one by more than twice that error in squared
-//! distance (`lower^2 - upper^2 > 2 error`), the kernel's score for `a` is
-//! strictly the lowest and the kernel would pick `a`, so the row is skipped.
-//! Otherwise the upper bound is tightened with the row's exact distance and
-//! the test retried; a row that still fails goes back to the kernel, which
-//! also gives it fresh bounds. Every bound is rounded outwards; carrying the
-//! stored `f32` bounds over the drift is done in `f32` arithmetic with its
-//! own slack ([`Geometry::carried`]), sixteen rows to a register.
-//!
-//! Labels are therefore the plain kernel's: a fit with bounds has the same
-//! labels and iterations as one without. Its centroids and inertia agree
-//! to rounding (about 1e-12, relative), because a bounded step of `f64`
-//! data updates the last step's sums with the rows that change cluster
-//! instead of summing every row afresh (`f32` data is summed afresh).
-//!
-//! The bounds can also show that a whole step would change no label
-//! ([`Bounds::labels_hold`]) without reading the data: the fit then ends
-//! there, one pass over X early, its inertia summed from the previous
-//! step's per-cluster sums instead of the data (the same to about 1e-12,
-//! relative, in `f64`).
+//! What one step needs to carry, test, tighten and set Hamerly's bounds
+//! (see the module above), row by row; `simd::carry_over` repeats the
+//! carrying and tightening in vectors, to the same bits.
 
 use ndarray::{Array2, ArrayView2};
-use rayon::prelude::*;
 
-use super::float::Float;
-use super::guess::{Guess, Record};
-use super::kernel::{
-    squared_distance, squared_norm, squared_norms, Isa, Layout, PreparedCentroids,
+use super::super::chunks::{unsettled, BLOCK_ROWS};
+use super::super::float::Float;
+use super::super::guess::Guess;
+use super::super::kernel::squared_norms;
+use super::super::screen::ScreenedCentroids;
+use super::super::simd::{
+    squared_distance, squared_norm, CarryOver, Kernels, Simd, F32_ROUNDING, F32_SPACING_MIN,
+    F32_TINY,
 };
-
-/// One chunk's upper and lower bounds.
-pub type ChunkBounds<'a> = (&'a mut [f32], &'a mut [f32]);
-
-/// Whether bounds can pay for themselves on `n` rows of `d` features and
-/// `k` centroids: when scoring a row costs the kernel at least
-/// [`MIN_ROW_VECTORS`] vector operations. Centroids in lanes costs `d *
-/// ceil(k / lanes)` multiply-adds; rows in lanes costs `k * (d + 3) / lanes`
-/// (per centroid, `d` multiply-adds, a compare, a minimum and a blend), and
-/// there the bounds pay only on many rows. Measured (whole fits, 2 threads,
-/// with and without bounds): faster without at d = 2 with k = 8, at d = 10
-/// with k = 8, and at d = 2 with k = 30 up to 10000 rows; faster with at d =
-/// 2 and 4 with k = 30 from 100000 rows, and at d = 10 to 100 with k = 30.
-pub fn worthwhile<F>(n: usize, d: usize, k: usize) -> bool {
-    let isa = Isa::detect();
-    let lanes = isa.lanes::<F>();
-    match Layout::choose(d, isa) {
-        Layout::RowsInLanes => {
-            n >= ROWS_IN_LANES_MIN_ROWS && k * (d + 3) >= MIN_ROW_VECTORS * lanes
-        }
-        Layout::CentroidsInLanes => d * k.div_ceil(lanes) >= MIN_ROW_VECTORS,
-    }
-}
-
-/// See [`worthwhile`].
-pub const MIN_ROW_VECTORS: usize = 16;
-
-/// See [`worthwhile`]: with rows in lanes, the fewest rows for bounds.
-pub const ROWS_IN_LANES_MIN_ROWS: usize = 50_000;
-
-/// Per-row bounds and the centroids they refer to.
-///
-/// Bounds are kept in `f32` whatever the data's type, rounded outwards
-/// (they only need to hold, not to be tight to the last bit): 8 bytes a row,
-/// half the memory to fill for `f64` data.
-#[derive(Debug, Clone)]
-pub struct Bounds<F> {
-    /// Above each row's distance to its assigned centroid.
-    upper: Vec<f32>,
-    /// Below each row's distance to every other centroid.
-    lower: Vec<f32>,
-    /// The centroids the bounds hold for; `None` before the first assignment.
-    reference: Option<Array2<F>>,
-    /// No row is longer than this (`sqrt(d)` times the largest magnitude).
-    row_norm_max: f64,
-}
-
-impl<F: Float> Bounds<F> {
-    /// Bounds for `n` rows, none of them set yet; `row_norm_max` is at least
-    /// the Euclidean norm of every row (infinite when not known yet: the
-    /// first assignment does not need it, and nothing is skipped until it
-    /// is set).
-    pub fn new(n: usize, row_norm_max: f64) -> Self {
-        Bounds {
-            upper: vec![0.0; n],
-            lower: vec![0.0; n],
-            reference: None,
-            row_norm_max,
-        }
-    }
-
-    /// Sets the bound on row norms, once the data's magnitudes are known.
-    pub fn set_row_norm_max(&mut self, row_norm_max: f64) {
-        self.row_norm_max = row_norm_max;
-    }
-
-    /// Whether a Lloyd step against `centroids` would leave every label as
-    /// it is, decided from the bounds (set by the last step) without
-    /// changing them: rows the bounds cannot settle get their exact distance
-    /// to their centroid and, failing that, the kernel, reading only those
-    /// rows of `x` (`(labels.len(), d)`, row-major). `Some((distances,
-    /// rows))` (the single distances computed, `k` per kernel row, and the
-    /// rows read) when every label holds; `None` as soon as one could change, or when more than one row
-    /// in [`HOLD_KERNEL_FRACTION`] needs the kernel (the step is cheaper then).
-    pub fn labels_hold(
-        &self,
-        centroids: ArrayView2<F>,
-        x: &[F],
-        labels: &[u32],
-    ) -> Option<(u64, u64)> {
-        let reference = self.reference.as_ref()?;
-        let (k, d) = centroids.dim();
-        let geometry = Geometry::new(centroids, Some(reference), self.row_norm_max);
-        let motion = geometry.motion.as_ref()?;
-        let standard = centroids.as_standard_layout();
-        let flat = standard.as_slice().expect("standard layout is contiguous");
-        let prepared = PreparedCentroids::new(centroids);
-        let rows = super::chunks::chunk_rows(labels.len());
-        let budget = labels.len() / HOLD_KERNEL_FRACTION;
-        let (exact, kernel) = x
-            .par_chunks(rows * d)
-            .zip(labels.par_chunks(rows))
-            .zip(self.upper.par_chunks(rows).zip(self.lower.par_chunks(rows)))
-            .map(|((x, labels), (upper, lower))| {
-                let (mut exact, mut kernel) = (0usize, 0usize);
-                let blocks = labels
-                    .chunks(SUBCHUNK_CAPACITY)
-                    .zip(upper.chunks(SUBCHUNK_CAPACITY))
-                    .zip(lower.chunks(SUBCHUNK_CAPACITY));
-                for (b, ((labels, upper), lower)) in blocks.enumerate() {
-                    let n = labels.len();
-                    let x = &x[b * SUBCHUNK_CAPACITY * d..][..n * d];
-                    // Carried (and tightened) as a step would, on copies:
-                    // the bounds stay as the last step set them.
-                    let mut carried = [[0f32; SUBCHUNK_CAPACITY]; 2];
-                    carried[0][..n].copy_from_slice(upper);
-                    carried[1][..n].copy_from_slice(lower);
-                    let [up, low] = &mut carried;
-                    let (sure, tightened) =
-                        geometry.carry_over(motion, x, flat, labels, &mut up[..n], &mut low[..n]);
-                    exact += tightened;
-                    for i in unsettled(sure, n) {
-                        kernel += 1;
-                        let mut nearest = [0u32];
-                        prepared.assign(&x[i * d..(i + 1) * d], &mut nearest);
-                        if nearest[0] != labels[i] || kernel > budget {
-                            return None;
-                        }
-                    }
-                }
-                Some((exact, kernel))
-            })
-            .try_reduce(|| (0, 0), |a, b| Some((a.0 + b.0, a.1 + b.1)))?;
-        if kernel > budget {
-            return None;
-        }
-        Some(((exact + kernel * k) as u64, (exact + kernel) as u64))
-    }
-
-    /// The geometry of `centroids` (about to be assigned against), with the
-    /// drift since the bounds were set, and the row bounds to update, split
-    /// into chunks of `rows`. The bounds then refer to `centroids`.
-    pub fn prepare(
-        &mut self,
-        centroids: ArrayView2<F>,
-        rows: usize,
-    ) -> (Geometry, Vec<ChunkBounds<'_>>) {
-        let geometry = Geometry::new(centroids, self.reference.as_ref(), self.row_norm_max);
-        self.reference = Some(centroids.to_owned());
-        let chunks = self
-            .upper
-            .chunks_mut(rows)
-            .zip(self.lower.chunks_mut(rows))
-            .collect();
-        (geometry, chunks)
-    }
-}
-
-/// What carrying bounds over one step's drift needs (see
-/// [`Geometry::carry_over`]), laid out for [`CarryOver::rows_avx512`].
-struct CarryOver<'a> {
-    motion: &'a Motion,
-    /// [`Geometry::tables`].
-    tables: &'a [f64],
-    k: usize,
-    /// Features of the centroids in `tables` (0: rows are not tightened here).
-    features: usize,
-    widen: f64,
-    narrow: f64,
-    error2: f64,
-}
-
-impl CarryOver<'_> {
-    /// [`Geometry::carry_over_rows`] sixteen rows at a time then, when the
-    /// tables hold the centroids, [`Geometry::tighten_rows`] for the rows
-    /// left, gathered eight at a time (when a tenth to a quarter of the
-    /// rows need it, as in most steps of 100000x2 with k = 30, tightening
-    /// each half of sixteen rows that held one took about 15% more of the
-    /// whole fit's time): the rows that are settled (bit `i` for row `i`)
-    /// and how many exact distances were computed. `x` holds the rows, `(labels.len(),
-    /// d)` row-major, with `d = self.features` (unused when that is 0).
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F; the three slices are as long, at most 64,
-    /// and `x` holds `labels.len() * self.features` elements.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn rows_avx512<F: Float>(
-        &self,
-        x: &[F],
-        labels: &[u32],
-        upper: &mut [f32],
-        lower: &mut [f32],
-    ) -> (u64, usize) {
-        use std::arch::x86_64::*;
-        let n = labels.len();
-        let (k, d) = (self.k, self.features);
-        let motion = self.motion;
-        let stride = k.max(32);
-        // Up to 32 centroids, a per-centroid term is picked from registers
-        // by permutes; beyond, it is gathered from memory.
-        let in_registers = k <= 32;
-        let terms = [&motion.drift, &motion.others, &motion.gap2];
-        // SAFETY: each table holds at least 32 elements (zero past k).
-        let registers = terms.map(|t| unsafe {
-            [
-                _mm512_loadu_ps(t.as_ptr()),
-                _mm512_loadu_ps(t.as_ptr().add(16)),
-            ]
-        });
-        let lookup32 = |a: __m512i, table: usize| -> __m512 {
-            if in_registers {
-                let [t0, t1] = registers[table];
-                _mm512_permutex2var_ps(t0, a, t1)
-            } else {
-                // SAFETY: indices are clamped below k, within the table.
-                unsafe { _mm512_i32gather_ps::<4>(a, terms[table].as_ptr()) }
-            }
-        };
-        let lookup64 = |a: __m512i, table: usize| -> __m512d {
-            // SAFETY: each table has `stride >= max(k, 32)` elements;
-            // indices are clamped below k.
-            unsafe {
-                let t = self.tables.as_ptr().add(table * stride);
-                if in_registers {
-                    let low =
-                        _mm512_permutex2var_pd(_mm512_loadu_pd(t), a, _mm512_loadu_pd(t.add(8)));
-                    let high = _mm512_permutex2var_pd(
-                        _mm512_loadu_pd(t.add(16)),
-                        a,
-                        _mm512_loadu_pd(t.add(24)),
-                    );
-                    let upper_half = _mm512_test_epi64_mask(a, _mm512_set1_epi64(16));
-                    _mm512_mask_blend_pd(upper_half, low, high)
-                } else {
-                    _mm512_i64gather_pd::<8>(a, t)
-                }
-            }
-        };
-        let splat = _mm512_set1_pd;
-        let (widen, narrow, error2) = (splat(self.widen), splat(self.narrow), splat(self.error2));
-        let (zero, two) = (splat(0.0), splat(2.0));
-        let (rounding, spacing) = (splat(F32_ROUNDING), splat(F32_SPACING_MIN));
-        let splat32 = _mm512_set1_ps;
-        let (widen32, narrow32, error32) = (
-            splat32(motion.widen),
-            splat32(motion.narrow),
-            splat32(motion.error2),
-        );
-        let (tiny, zero32) = (splat32(F32_TINY), _mm512_setzero_ps());
-        let last = _mm512_set1_epi32((k - 1) as i32);
-        // Whether the kernel certainly keeps each lane's label, for a
-        // tightened upper bound (see `Geometry::certain`).
-        let certain = |up: __m512d, low: __m512d, half_gap: __m512d| -> __mmask8 {
-            let gap = _mm512_mul_pd(
-                _mm512_max_pd(low, _mm512_sub_pd(_mm512_mul_pd(two, half_gap), up)),
-                narrow,
-            );
-            let apart = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(gap, up);
-            let clear = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(
-                _mm512_mul_pd(_mm512_sub_pd(gap, up), _mm512_add_pd(gap, up)),
-                error2,
-            );
-            apart & clear
-        };
-        // `round_up(up * widen)`, lane-wise, as `f32`.
-        let stored_up = |up: __m512d| -> __m256 {
-            _mm512_cvtpd_ps(_mm512_add_pd(
-                _mm512_mul_pd(
-                    _mm512_mul_pd(up, widen),
-                    _mm512_add_pd(splat(1.0), rounding),
-                ),
-                spacing,
-            ))
-        };
-        // Sixteen 32-bit lanes, masked only when some are past the end
-        // (masked stores are slow on some CPUs).
-        let load = |p: *const f32, lanes: __mmask16| -> __m512 {
-            // SAFETY: the caller's mask covers elements in bounds only.
-            unsafe {
-                if lanes == 0xffff {
-                    _mm512_loadu_ps(p)
-                } else {
-                    _mm512_maskz_loadu_ps(lanes, p)
-                }
-            }
-        };
-        let store = |p: *mut f32, lanes: __mmask16, v: __m512| {
-            // SAFETY: as above.
-            unsafe {
-                if lanes == 0xffff {
-                    _mm512_storeu_ps(p, v)
-                } else {
-                    _mm512_mask_storeu_ps(p, lanes, v)
-                }
-            }
-        };
-        if d > 0 {
-            // The rows are read only where they need tightening, gathered
-            // out of order: asked for in order first, while the bounds
-            // are carried, so memory delivers them before they are needed
-            // where X is beyond the caches.
-            for offset in (0..std::mem::size_of_val(x)).step_by(64) {
-                // SAFETY: within `x`.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(x.as_ptr().cast::<i8>().add(offset)) };
-            }
-        }
-        let mut sure = 0u64;
-        // The rows the carried bounds leave unsettled, bit `i` for row `i`.
-        let mut todo = 0u64;
-        let mut i = 0;
-        while i < n {
-            let rows = (n - i).min(16);
-            let lanes = ((1u32 << rows) - 1) as __mmask16;
-            // SAFETY (all below): masked loads and stores touch rows
-            // i..i + rows only; table indices are clamped below k.
-            unsafe {
-                let label = _mm512_castps_si512(load(labels.as_ptr().add(i).cast(), lanes));
-                let a = _mm512_min_epu32(label, last);
-                // `Geometry::carried`, lane-wise in the same order.
-                let up = _mm512_add_ps(
-                    _mm512_mul_ps(
-                        _mm512_add_ps(load(upper.as_ptr().add(i), lanes), lookup32(a, DRIFT)),
-                        widen32,
-                    ),
-                    tiny,
-                );
-                let low = _mm512_max_ps(
-                    _mm512_sub_ps(
-                        _mm512_mul_ps(
-                            _mm512_sub_ps(load(lower.as_ptr().add(i), lanes), lookup32(a, OTHERS)),
-                            narrow32,
-                        ),
-                        tiny,
-                    ),
-                    zero32,
-                );
-                let gap = _mm512_sub_ps(
-                    _mm512_mul_ps(
-                        _mm512_max_ps(low, _mm512_sub_ps(lookup32(a, GAP2), up)),
-                        narrow32,
-                    ),
-                    tiny,
-                );
-                let settled = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(gap, up)
-                    & _mm512_cmp_ps_mask::<_CMP_GT_OQ>(
-                        _mm512_mul_ps(_mm512_sub_ps(gap, up), _mm512_add_ps(gap, up)),
-                        error32,
-                    )
-                    & lanes;
-                todo |= u64::from(lanes & !settled) << i;
-                store(upper.as_mut_ptr().add(i), lanes, up);
-                store(lower.as_mut_ptr().add(i), lanes, low);
-                sure |= u64::from(settled) << i;
-            }
-            i += rows;
-        }
-        let exact = todo.count_ones() as usize;
-        if d == 0 {
-            return (sure, exact);
-        }
-        // The unsettled rows, eight at a time, gathered: their upper bounds
-        // tightened with the exact distance to their centroid, feature by
-        // feature in f64 (as `exact_squared_distance`), and tested again.
-        let mut index = [0i64; 64];
-        let mut count = 0;
-        for i in unsettled(!todo, n) {
-            index[count] = i as i64;
-            count += 1;
-        }
-        for group in index[..count].chunks(8) {
-            let lanes = ((1u32 << group.len()) - 1) as __mmask8;
-            // SAFETY (all below): gathers and scatters are masked to the
-            // group's rows, each below `n`, and their features below `n d`;
-            // table indices are clamped below k.
-            unsafe {
-                let row = _mm512_maskz_loadu_epi64(lanes, group.as_ptr());
-                let label = _mm512_mask_i64gather_epi32::<4>(
-                    _mm256_setzero_si256(),
-                    lanes,
-                    row,
-                    labels.as_ptr().cast(),
-                );
-                let a =
-                    _mm512_cvtepu32_epi64(_mm256_min_epu32(label, _mm512_castsi512_si256(last)));
-                let low = _mm512_cvtps_pd(_mm512_mask_i64gather_ps::<4>(
-                    _mm256_setzero_ps(),
-                    lanes,
-                    row,
-                    lower.as_ptr(),
-                ));
-                let start = _mm512_mullox_epi64(row, _mm512_set1_epi64(d as i64));
-                let mut sum = zero;
-                for f in 0..d {
-                    let at = _mm512_add_epi64(start, _mm512_set1_epi64(f as i64));
-                    let value = if std::mem::size_of::<F>() == 8 {
-                        _mm512_mask_i64gather_pd::<8>(zero, lanes, at, x.as_ptr().cast())
-                    } else {
-                        _mm512_cvtps_pd(_mm512_mask_i64gather_ps::<4>(
-                            _mm256_setzero_ps(),
-                            lanes,
-                            at,
-                            x.as_ptr().cast(),
-                        ))
-                    };
-                    let diff = _mm512_sub_pd(value, lookup64(a, TABLES + f));
-                    sum = _mm512_add_pd(sum, _mm512_mul_pd(diff, diff));
-                }
-                let tight = _mm512_mul_pd(_mm512_sqrt_pd(_mm512_mul_pd(sum, widen)), widen);
-                let tightened = certain(tight, low, lookup64(a, HALF_GAP)) & lanes;
-                _mm512_mask_i64scatter_ps::<4>(
-                    upper.as_mut_ptr(),
-                    tightened,
-                    row,
-                    stored_up(tight),
-                );
-                for lane in unsettled(!u64::from(tightened), group.len()) {
-                    sure |= 1 << group[lane];
-                }
-            }
-        }
-        (sure, exact)
-    }
-}
-
-/// The `f32` per-centroid terms of [`Motion`], in [`CarryOver`]'s order.
-const DRIFT: usize = 0;
-const OTHERS: usize = 1;
-const GAP2: usize = 2;
-
-/// The `f64` tables of [`Geometry::tables`]: the half gaps, then the
-/// centroids' features.
-const HALF_GAP: usize = 0;
-const TABLES: usize = 1;
+use super::scratch::Scratch;
 
 /// Rows of at most this many features are tightened eight at a time by
 /// [`CarryOver::rows_avx512`] (gathered feature by feature); longer rows
 /// one by one.
 pub const TIGHTEN_IN_LANES_MAX_D: usize = 8;
-
-/// See [`Bounds::labels_hold`]: at most `n / HOLD_KERNEL_FRACTION` rows
-/// through the kernel.
-pub const HOLD_KERNEL_FRACTION: usize = 256;
 
 /// How far each centroid moved since the bounds were set, and what
 /// carrying the stored bounds over that drift needs, all in `f32` (the
@@ -513,10 +54,10 @@ pub struct Geometry {
     centroid_norm_max: f64,
     /// Relative widening that covers the rounding of one computed distance.
     outward: f64,
-    /// With motion, per-centroid `f64` tables of `max(k, 32)` elements each
-    /// (zero past `k`) for [`CarryOver`]'s tightening: the half gap, then,
-    /// for rows of at most [`TIGHTEN_IN_LANES_MAX_D`] features, each feature
-    /// of the centroids.
+    /// With motion, the per-centroid tables of [`CarryOver`]'s tightening
+    /// (see [`CarryOver::build_tables`]): the half gap, then, for rows of at
+    /// most [`TIGHTEN_IN_LANES_MAX_D`] features, each feature of the
+    /// centroids.
     tables: Vec<f64>,
 }
 
@@ -527,7 +68,7 @@ impl Geometry {
         self.motion.is_some()
     }
 
-    fn new<F: Float>(
+    pub fn new<F: Float>(
         centroids: ArrayView2<F>,
         before: Option<&Array2<F>>,
         row_norm_max: f64,
@@ -591,19 +132,9 @@ impl Geometry {
             }
         });
         let tables = if motion.is_some() {
-            let stride = k.max(32);
             let features = if d <= TIGHTEN_IN_LANES_MAX_D { d } else { 0 };
-            let mut tables = vec![0.0; (TABLES + features) * stride];
-            tables[HALF_GAP * stride..][..k].copy_from_slice(&half_gap);
-            for (f, row) in tables[TABLES * stride..]
-                .chunks_exact_mut(stride)
-                .enumerate()
-            {
-                for (slot, &v) in row.iter_mut().zip(centroids.column(f)) {
-                    *slot = v.as_f64();
-                }
-            }
-            tables
+            let columns: Vec<f64> = flat[..k * features].iter().map(|v| v.as_f64()).collect();
+            CarryOver::build_tables(&half_gap, &columns, features)
         } else {
             Vec::new()
         };
@@ -645,8 +176,8 @@ impl Geometry {
 
     /// The exact distance from `row` to `centroid`, rounded up: a tighter
     /// upper bound.
-    fn tightened<F: Float>(&self, row: &[F], centroid: &[F]) -> f64 {
-        self.distance_above(exact_squared_distance(row, centroid))
+    fn tightened<S: Simd, F: Float>(&self, simd: S, row: &[F], centroid: &[F]) -> f64 {
+        self.distance_above(exact_squared_distance(simd, row, centroid))
     }
 
     /// The distance whose computed square is `squared`, rounded up (its
@@ -660,15 +191,18 @@ impl Geometry {
     /// that is not settled tightened with its exact distance and tested
     /// again ([`Self::certain`]). Returns the rows settled, bit `i` for row
     /// `i` (at most 64 rows), and how many exact distances were computed.
-    /// Sixteen rows at a time with AVX-512 ([`CarryOver`]; the tightening
-    /// eight at a time for rows of at most [`TIGHTEN_IN_LANES_MAX_D`]
-    /// features), else row by row; the same arithmetic either way.
+    /// In vectors where the instruction set has them ([`CarryOver`]; the
+    /// tightening eight rows at a time for rows of at most
+    /// [`TIGHTEN_IN_LANES_MAX_D`] features), else row by row; the same
+    /// arithmetic either way.
     ///
     /// `x` holds the rows (`(labels.len(), d)` row-major) and `centroids`
     /// the centroids (`(k, d)` row-major).
     #[inline(always)]
-    fn carry_over<F: Float>(
+    #[allow(clippy::too_many_arguments)]
+    fn carry_over<S: Simd, F: Float>(
         &self,
+        simd: S,
         motion: &Motion,
         x: &[F],
         centroids: &[F],
@@ -681,20 +215,15 @@ impl Geometry {
             x.len() * self.half_gap.len(),
             centroids.len() * labels.len()
         );
-        #[cfg(target_arch = "x86_64")]
-        if Isa::detect() == Isa::Avx512 {
-            let terms = self.carry_over_terms(motion);
-            // SAFETY: AVX-512F was detected; the lengths were checked above
-            // (`x` holds `labels.len()` rows of `terms.features` features
-            // when that is not 0).
-            let (sure, exact) = unsafe { terms.rows_avx512(x, labels, upper, lower) };
+        let terms = self.carry_over_terms(motion);
+        if let Some((sure, exact)) = F::kernels(simd).carry_over(&terms, x, labels, upper, lower) {
             if terms.features > 0 || labels.is_empty() {
                 return (sure, exact);
             }
-            return self.tighten_rows(sure, x, centroids, labels, upper, lower);
+            return self.tighten_rows(simd, sure, x, centroids, labels, upper, lower);
         }
         let sure = self.carry_over_rows(motion, labels, upper, lower);
-        self.tighten_rows(sure, x, centroids, labels, upper, lower)
+        self.tighten_rows(simd, sure, x, centroids, labels, upper, lower)
     }
 
     /// The carrying over of [`Self::carry_over`], row by row: the rows it
@@ -722,8 +251,10 @@ impl Geometry {
 
     /// The tightening of [`Self::carry_over`], row by row, for the rows not
     /// in `sure`: the rows then settled, and how many were tightened.
-    fn tighten_rows<F: Float>(
+    #[allow(clippy::too_many_arguments)]
+    fn tighten_rows<S: Simd, F: Float>(
         &self,
+        simd: S,
         mut sure: u64,
         x: &[F],
         centroids: &[F],
@@ -737,7 +268,7 @@ impl Geometry {
         // tightened bound is stored either way, kept only where it settles.
         for i in unsettled(carried, labels.len()) {
             let a = labels[i] as usize;
-            let up = self.tightened(&x[i * d..(i + 1) * d], &centroids[a * d..(a + 1) * d]);
+            let up = self.tightened(simd, &x[i * d..(i + 1) * d], &centroids[a * d..(a + 1) * d]);
             let settled = self.certain(a, up, f64::from(lower[i]));
             let tight = round_up(up * (1.0 + self.outward));
             upper[i] = if settled { tight } else { upper[i] };
@@ -751,10 +282,15 @@ impl Geometry {
     fn carry_over_terms<'a>(&'a self, motion: &'a Motion) -> CarryOver<'a> {
         let k = self.half_gap.len();
         CarryOver {
-            motion,
+            drift: &motion.drift,
+            others: &motion.others,
+            gap2: &motion.gap2,
+            widen32: motion.widen,
+            narrow32: motion.narrow,
+            error32: motion.error2,
             tables: &self.tables,
             k,
-            features: self.tables.len() / k.max(32) - TABLES,
+            features: (self.tables.len() / k.max(32)).saturating_sub(1),
             widen: 1.0 + self.outward,
             narrow: 1.0 - self.outward,
             error2: 2.0 * self.error,
@@ -776,15 +312,16 @@ impl Geometry {
     }
 
     /// Carries the bounds of the rows of `x` (`(labels.len(), d)`,
-    /// row-major, at most [`SUBCHUNK_CAPACITY`] rows, labelled `labels` in
+    /// row-major, at most [`BLOCK_ROWS`] rows, labelled `labels` in
     /// the last step) over the centroids' drift and tightens those that
     /// need it ([`Self::carry_over`]): the rows whose label certainly holds
     /// (bit `i` for row `i`) and how many exact distances were computed.
     /// `None` before the first assignment (no bounds yet: every row needs
     /// the kernel). `centroids` is `(k, d)` row-major.
     #[inline(always)] // into the step's per-instruction-set functions
-    pub fn settle<F: Float>(
+    pub fn settle<S: Simd, F: Float>(
         &self,
+        simd: S,
         centroids: &[F],
         x: &[F],
         labels: &[u32],
@@ -792,28 +329,29 @@ impl Geometry {
         lower: &mut [f32],
     ) -> Option<(u64, usize)> {
         let motion = self.motion.as_ref()?;
-        Some(self.carry_over(motion, x, centroids, labels, upper, lower))
+        Some(self.carry_over(simd, motion, x, centroids, labels, upper, lower))
     }
 
-    /// Runs the rows of `rows` (row-major, at most [`SUBCHUNK_CAPACITY`])
+    /// Runs the rows of `rows` (row-major, at most [`BLOCK_ROWS`])
     /// through the kernel: their labels into `labels`, fresh bounds into
     /// `upper` and `lower`, one per row.
     #[inline(always)]
-    pub fn rescore<F: Float>(
+    pub fn rescore<S: Simd, F: Float>(
         &self,
-        prepared: &PreparedCentroids<F>,
+        simd: S,
+        prepared: &ScreenedCentroids<F>,
         rows: &[F],
         labels: &mut [u32],
         upper: &mut [f32],
         lower: &mut [f32],
     ) {
         let n = labels.len();
-        let mut scores = [F::zero(); 2 * SUBCHUNK_CAPACITY];
+        let mut scores = [F::zero(); 2 * BLOCK_ROWS];
         let scores = &mut scores[..2 * n];
-        prepared.assign_with_scores(rows, labels, scores);
-        let (mut up, mut low) = ([0.0; SUBCHUNK_CAPACITY], [0.0; SUBCHUNK_CAPACITY]);
+        prepared.assign_with_scores_in(simd, rows, labels, scores);
+        let (mut up, mut low) = ([0.0; BLOCK_ROWS], [0.0; BLOCK_ROWS]);
         let (up, low) = (&mut up[..n], &mut low[..n]);
-        self.fresh_bounds(prepared.isa(), rows, scores, up, low);
+        self.fresh_bounds(simd, rows, scores, up, low);
         for i in 0..n {
             upper[i] = round_up(up[i]);
             lower[i] = round_down(low[i]);
@@ -824,7 +362,7 @@ impl Geometry {
     /// from their labels of the last step (`labels`) and their bounds,
     /// updating the bounds; only the rows whose label could change are run
     /// through the kernel. Before the first assignment, `guess` (when
-    /// given, and while the chunk's guesses pay, see [`super::guess`])
+    /// given, and while the chunk's guesses pay, see `guess`)
     /// labels the rows it can prove instead. Returns how many rows were
     /// run through the kernel (each scored against every centroid), how
     /// many single exact distances were computed, and how many rows were
@@ -833,9 +371,10 @@ impl Geometry {
     /// `centroids` is `(k, d)` row-major, the same centroids as `prepared`.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)] // into the step's per-instruction-set functions
-    pub fn assign<F: Float>(
+    pub fn assign<S: Simd, F: Float>(
         &self,
-        prepared: &PreparedCentroids<F>,
+        simd: S,
+        prepared: &ScreenedCentroids<F>,
         guess: Option<&Guess<F>>,
         centroids: &[F],
         x: &[F],
@@ -847,20 +386,20 @@ impl Geometry {
     ) -> (usize, usize, usize) {
         let n = fresh.len();
         let d = x.len() / n.max(1);
-        let guess = guess.filter(|_| scratch.record.worth_it());
+        let guess = guess.filter(|_| scratch.trial.worth_it());
         scratch.known = 0;
-        let (sure, exact, guessed) = match (self.settle(centroids, x, labels, upper, lower), guess)
-        {
+        let settled = self.settle(simd, centroids, x, labels, upper, lower);
+        let (sure, exact, guessed) = match (settled, guess) {
             (Some((sure, exact)), _) => {
                 fresh.copy_from_slice(labels);
                 (sure, exact, 0)
             }
             (None, Some(guess)) => {
                 let guesses = &mut scratch.guesses[..n];
-                guess.guess(x, guesses, &mut scratch.first_features);
+                guess.guess(simd, x, guesses, &mut scratch.first_features);
                 let distances = &mut scratch.distances[..n];
                 let sure = self.confirm(
-                    prepared.isa(),
+                    simd,
                     centroids,
                     x,
                     guesses,
@@ -868,8 +407,8 @@ impl Geometry {
                     (upper, lower),
                 );
                 scratch.known = sure;
-                scratch.record.guessed += n;
-                scratch.record.proved += sure.count_ones() as usize;
+                scratch.trial.guessed += n;
+                scratch.trial.proved += sure.count_ones() as usize;
                 (sure, n, n)
             }
             (None, None) => (0, 0, 0),
@@ -881,7 +420,7 @@ impl Geometry {
         if pending * 4 >= n * 3 {
             // Most rows need the kernel: run it on all of them in place
             // (the others get the label they have, and fresh bounds).
-            self.rescore(prepared, x, fresh, upper, lower);
+            self.rescore(simd, prepared, x, fresh, upper, lower);
             scratch.known = 0;
             return (n, exact, guessed);
         }
@@ -890,10 +429,11 @@ impl Geometry {
         for i in unsettled(sure, n) {
             rows.extend_from_slice(&x[i * d..(i + 1) * d]);
         }
-        let mut fresh_labels = [0u32; SUBCHUNK_CAPACITY];
-        let mut fresh_upper = [0f32; SUBCHUNK_CAPACITY];
-        let mut fresh_lower = [0f32; SUBCHUNK_CAPACITY];
+        let mut fresh_labels = [0u32; BLOCK_ROWS];
+        let mut fresh_upper = [0f32; BLOCK_ROWS];
+        let mut fresh_lower = [0f32; BLOCK_ROWS];
         self.rescore(
+            simd,
             prepared,
             rows,
             &mut fresh_labels[..pending],
@@ -909,16 +449,16 @@ impl Geometry {
     }
 
     /// Keeps each row's guessed centroid (`guesses`) where Hamerly's test
-    /// proves the kernel would pick it (see [`super::guess`]): its label
+    /// proves the kernel would pick it (see `guess`): its label
     /// into `fresh`, its squared distance to it into `distances` (as
-    /// [`super::kernel::WideDistances::squared_distance_on`] computes it), that distance
+    /// [`Kernels::squared_distance`] computes it), that distance
     /// (rounded up) into `upper`, and `2 half_gap - upper` into `lower`.
     /// Returns the rows proved, bit `i` for row `i` (at most 64 rows); the
     /// others are left as they are.
     #[inline(always)]
-    fn confirm<F: Float>(
+    fn confirm<S: Simd, F: Float>(
         &self,
-        isa: Isa,
+        simd: S,
         centroids: &[F],
         x: &[F],
         guesses: &[u32],
@@ -926,11 +466,12 @@ impl Geometry {
         (upper, lower): (&mut [f32], &mut [f32]),
     ) -> u64 {
         let d = centroids.len() / self.half_gap.len();
+        let kernels = F::kernels(simd);
         let mut sure = 0;
         for (i, (row, &a)) in x.chunks_exact(d).zip(guesses).enumerate() {
             let a = a as usize;
             let centroid = &centroids[a * d..(a + 1) * d];
-            let distance = F::squared_distance_on(isa, row, centroid);
+            let distance = kernels.squared_distance(row, centroid);
             if let Some((up, low)) = self.prove(a, distance.as_f64()) {
                 fresh[i] = a as u32;
                 distances[i] = distance;
@@ -944,8 +485,8 @@ impl Geometry {
 
     /// Before the first assignment: whether Hamerly's test proves that the
     /// kernel would pick centroid `a` for a row whose squared distance to
-    /// it is `distance` (as [`super::kernel::WideDistances::squared_distance_on`]
-    /// computes it), and if so the row's bounds, rounded outwards.
+    /// it is `distance` (as [`Kernels::squared_distance`] computes it), and
+    /// if so the row's bounds, rounded outwards.
     #[inline(always)]
     pub fn prove(&self, a: usize, distance: f64) -> Option<(f32, f32)> {
         let (widen, narrow) = (1.0 + self.outward, 1.0 - self.outward);
@@ -968,15 +509,15 @@ impl Geometry {
     /// and `low`, one per row (before rounding to `f32`). Two loops, so that the second (square roots
     /// and all) is vectorised across rows.
     #[inline(always)]
-    fn fresh_bounds<F: Float>(
+    fn fresh_bounds<S: Simd, F: Float>(
         &self,
-        isa: Isa,
+        simd: S,
         rows: &[F],
         scores: &[F],
         up: &mut [f64],
         low: &mut [f64],
     ) {
-        squared_norms(isa, rows, up);
+        squared_norms(simd, rows, up);
         let centroid_reach = self.centroid_norm_max * self.centroid_norm_max;
         let (widen, narrow) = (1.0 + self.outward, 1.0 - self.outward);
         for (i, (up, low)) in up.iter_mut().zip(low.iter_mut()).enumerate() {
@@ -990,91 +531,20 @@ impl Geometry {
         }
     }
 }
-
 /// The squared distance that tightens a bound: feature by feature in `f64`
 /// for rows of at most [`TIGHTEN_IN_LANES_MAX_D`] features (as
-/// [`CarryOver::rows_avx512`] computes it, lane-wise), the kernel module's
-/// [`squared_distance`] for longer rows (in the widest vectors the CPU has,
-/// the same bits).
-fn exact_squared_distance<F: Float>(row: &[F], centroid: &[F]) -> f64 {
+/// [`CarryOver`] computes it, lane-wise), [`Kernels::squared_distance`] for
+/// longer rows.
+fn exact_squared_distance<S: Simd, F: Float>(simd: S, row: &[F], centroid: &[F]) -> f64 {
     if row.len() <= TIGHTEN_IN_LANES_MAX_D {
         row.iter().zip(centroid).fold(0.0, |sum, (&p, &q)| {
             let diff = p.as_f64() - q.as_f64();
             sum + diff * diff
         })
     } else {
-        F::squared_distance_on(Isa::detect(), row, centroid).as_f64()
+        F::kernels(simd).squared_distance(row, centroid).as_f64()
     }
 }
-
-/// The rows among the first `n` whose bit in `settled` is clear, in order.
-pub fn unsettled(settled: u64, n: usize) -> impl Iterator<Item = usize> {
-    let rows = if n >= 64 { u64::MAX } else { (1 << n) - 1 };
-    let mut left = !settled & rows;
-    std::iter::from_fn(move || {
-        (left != 0).then(|| {
-            let i = left.trailing_zeros() as usize;
-            left &= left - 1;
-            i
-        })
-    })
-}
-
-/// The most rows [`Geometry::assign`] takes at once.
-pub const SUBCHUNK_CAPACITY: usize = 64;
-
-/// What calls of [`Geometry::assign`] on one chunk share: a buffer for the
-/// rows gathered for the kernel and one for their first features (for the
-/// guess), the guesses, how they fared, and the squared distances of the
-/// rows the last call proved to their centroids.
-#[derive(Debug)]
-pub struct Scratch<F> {
-    rows: Vec<F>,
-    first_features: Vec<f32>,
-    guesses: [u32; SUBCHUNK_CAPACITY],
-    record: Record,
-    /// The rows of the last call whose distance is in `distances`.
-    known: u64,
-    distances: [F; SUBCHUNK_CAPACITY],
-}
-
-impl<F: Float> Default for Scratch<F> {
-    fn default() -> Self {
-        Scratch {
-            rows: Vec::new(),
-            first_features: Vec::new(),
-            guesses: [0; SUBCHUNK_CAPACITY],
-            record: Record::default(),
-            known: 0,
-            distances: [F::zero(); SUBCHUNK_CAPACITY],
-        }
-    }
-}
-
-impl<F: Copy> Scratch<F> {
-    /// How the chunk's guesses have fared.
-    pub fn record(&mut self) -> &mut Record {
-        &mut self.record
-    }
-
-    /// The guesses for the `rows` rows of `x` (at most
-    /// [`SUBCHUNK_CAPACITY`]), as [`Guess::guess`] makes them.
-    pub fn guesses(&mut self, guess: &Guess<F>, x: &[F], rows: usize) -> &[u32]
-    where
-        F: Float,
-    {
-        guess.guess(x, &mut self.guesses[..rows], &mut self.first_features);
-        &self.guesses[..rows]
-    }
-
-    /// Row `i`'s squared distance to its centroid from the last call of
-    /// [`Geometry::assign`], when it computed it (as
-    /// [`super::kernel::WideDistances::squared_distance_on`] does, the same bits).
-    pub fn known_distance(&self, i: usize) -> Option<F> {
-        (self.known >> i & 1 == 1).then(|| self.distances[i])
-    }
-}
-
 /// An `f32` not below `v` (+inf above the range; NaN stays NaN, which no
 /// test trusts): widened by more than rounding to nearest can take away,
 /// so that the conversion needs no branch.
@@ -1087,20 +557,13 @@ fn round_down(v: f64) -> f32 {
     (v.min(f64::from(f32::MAX)) * (1.0 - F32_ROUNDING) - F32_SPACING_MIN).max(0.0) as f32
 }
 
-/// Twice `f32`'s unit roundoff: rounding to nearest moves a normal value
-/// by at most half of it.
-const F32_ROUNDING: f64 = f32::EPSILON as f64;
 /// `f32`'s unit roundoff `u`, `2^-24`.
 const F32_UNIT_ROUNDOFF: f64 = F32_ROUNDING / 2.0;
-/// The smallest positive `f32`, `2^-149`: twice the most that rounding a
-/// subnormal result to nearest moves it.
-const F32_TINY: f32 = f32::from_bits(1);
-/// The spacing of subnormal `f32` values: rounding to nearest moves a tiny
-/// value by at most half of it.
-const F32_SPACING_MIN: f64 = 1.401_298_464_324_817e-45;
 
 #[cfg(test)]
 mod tests {
+    use super::super::super::kernel::PreparedCentroids;
+    use super::super::super::simd::{Element, Isa, WithSimd};
     use super::*;
 
     /// Carries random bounds over a random drift, row by row and with
@@ -1110,6 +573,38 @@ mod tests {
     /// were tightened.
     #[cfg(target_arch = "x86_64")]
     fn carry_over_both_ways<F: Float>(k: usize, d: usize, n: usize, seed: u64) -> [u32; 3] {
+        Isa::detect().dispatch(BothWays::<F> {
+            shape: (k, d, n),
+            seed,
+            float: std::marker::PhantomData,
+        })
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    struct BothWays<F> {
+        shape: (usize, usize, usize),
+        seed: u64,
+        float: std::marker::PhantomData<F>,
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    impl<F: Float> WithSimd for BothWays<F> {
+        type Output = [u32; 3];
+
+        fn run<S: Simd>(self, simd: S) -> [u32; 3] {
+            let ((k, d, n), seed) = (self.shape, self.seed);
+            carry_over_both_ways_on::<S, F>(simd, k, d, n, seed)
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn carry_over_both_ways_on<S: Simd, F: Float>(
+        simd: S,
+        k: usize,
+        d: usize,
+        n: usize,
+        seed: u64,
+    ) -> [u32; 3] {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
         let before = Array2::from_shape_fn((k, d), |_| F::from_f64(rng.gen_range(-1.0..1.0)));
@@ -1129,7 +624,7 @@ mod tests {
             .map(|i| {
                 let a = labels[i] as usize;
                 let exact =
-                    exact_squared_distance(&x[i * d..(i + 1) * d], &flat[a * d..(a + 1) * d]);
+                    exact_squared_distance(simd, &x[i * d..(i + 1) * d], &flat[a * d..(a + 1) * d]);
                 (exact.sqrt() + rng.gen_range(0.0..0.3)) as f32
             })
             .collect();
@@ -1150,10 +645,10 @@ mod tests {
         let (mut up_rows, mut low_rows) = (upper.clone(), lower.clone());
         let carried = geometry.carry_over_rows(motion, &labels, &mut up_rows, &mut low_rows);
         let (sure_rows, exact_rows) =
-            geometry.tighten_rows(carried, &x, flat, &labels, &mut up_rows, &low_rows);
+            geometry.tighten_rows(simd, carried, &x, flat, &labels, &mut up_rows, &low_rows);
         let (mut up_any, mut low_any) = (upper.clone(), lower.clone());
         let (sure_any, exact_any) =
-            geometry.carry_over(motion, &x, flat, &labels, &mut up_any, &mut low_any);
+            geometry.carry_over(simd, motion, &x, flat, &labels, &mut up_any, &mut low_any);
         let case = format!("k={k} d={d} n={n}");
         assert_eq!(sure_rows, sure_any, "{case}");
         assert_eq!(exact_rows, exact_any, "{case}");
@@ -1259,6 +754,46 @@ mod tests {
         assert!(settled > 0 && settled < cases, "{settled} of {cases}");
     }
 
+    /// [`Geometry::confirm`] on one instruction set, with the distance the
+    /// inertia would sum for each row to its guess.
+    struct Confirm<'a> {
+        geometry: &'a Geometry,
+        centroids: &'a [f64],
+        x: &'a [f64],
+        guesses: &'a [u32],
+        fresh: &'a mut [u32],
+        distances: &'a mut [f64],
+        upper: &'a mut [f32],
+        lower: &'a mut [f32],
+    }
+
+    impl WithSimd for Confirm<'_> {
+        type Output = (u64, Vec<f64>);
+
+        fn run<S: Simd>(self, simd: S) -> (u64, Vec<f64>) {
+            let sure = self.geometry.confirm(
+                simd,
+                self.centroids,
+                self.x,
+                self.guesses,
+                (self.fresh, self.distances),
+                (self.upper, self.lower),
+            );
+            let d = self.x.len() / self.guesses.len();
+            let kernels = f64::kernels(simd);
+            let summed = self
+                .x
+                .chunks_exact(d)
+                .zip(self.guesses)
+                .map(|(row, &a)| {
+                    let a = a as usize;
+                    kernels.squared_distance(row, &self.centroids[a * d..(a + 1) * d])
+                })
+                .collect();
+            (sure, summed)
+        }
+    }
+
     /// Guesses (see `super::super::guess`) are kept only where the kernel
     /// picks the same centroid, with bounds that hold; never for a row at a
     /// tie (a midpoint, or near a duplicated centroid) or far beyond the
@@ -1282,7 +817,7 @@ mod tests {
             let centroid = |j: usize| &flat[j * d..(j + 1) * d];
             // Magnitudes not known yet, as in a fit's first step.
             let geometry = Geometry::new(centroids.view(), None, f64::INFINITY);
-            let prepared = PreparedCentroids::new(centroids.view());
+            let prepared = PreparedCentroids::new(centroids.view(), Isa::detect());
             for sub in 0..8 {
                 let n = 64;
                 let (mut tie_rows, mut far_rows) = (0u64, 0u64);
@@ -1343,15 +878,16 @@ mod tests {
                 let mut fresh = vec![u32::MAX; n];
                 let mut distances = vec![-1.0; n];
                 let (mut upper, mut lower) = (vec![-1.0f32; n], vec![-1.0f32; n]);
-                let isa = Isa::detect();
-                let sure = geometry.confirm(
-                    isa,
-                    flat,
-                    &x,
-                    &guesses,
-                    (&mut fresh, &mut distances),
-                    (&mut upper, &mut lower),
-                );
+                let (sure, summed) = Isa::detect().dispatch(Confirm {
+                    geometry: &geometry,
+                    centroids: flat,
+                    x: &x,
+                    guesses: &guesses,
+                    fresh: &mut fresh,
+                    distances: &mut distances,
+                    upper: &mut upper,
+                    lower: &mut lower,
+                });
                 let case = format!("k={k} d={d} offset={offset} sub={sub}");
                 assert_eq!(sure & (tie_rows | far_rows), 0, "{case}");
                 for i in 0..n {
@@ -1366,12 +902,11 @@ mod tests {
                     assert_eq!(fresh[i], labels[i], "{case}, row {i}");
                     let a = labels[i] as usize;
                     // The distance the inertia sums, to the bit.
-                    let summed = <f64 as super::super::kernel::WideDistances>::squared_distance_on(
-                        isa,
-                        row,
-                        centroid(a),
+                    assert_eq!(
+                        distances[i].to_bits(),
+                        summed[i].to_bits(),
+                        "{case}, row {i}"
                     );
-                    assert_eq!(distances[i].to_bits(), summed.to_bits(), "{case}, row {i}");
                     let distance = |j: usize| {
                         row.iter()
                             .zip(centroid(j))
@@ -1401,37 +936,6 @@ mod tests {
             "{kept} of {rows_seen}"
         );
         assert!(ties > 50, "{ties}");
-    }
-
-    #[test]
-    fn bounds_are_kept_where_a_row_costs_the_kernel_enough() {
-        // Centroids in lanes: d * ceil(k / lanes) vector multiply-adds.
-        assert!(worthwhile::<f64>(1000, 10, 30));
-        assert!(worthwhile::<f64>(1000, 100, 2));
-        assert!(!worthwhile::<f64>(1_000_000, 10, 8) || Isa::detect().lanes::<f64>() < 8);
-        if Layout::choose(2, Isa::detect()) == Layout::RowsInLanes {
-            // Rows in lanes, 8 f64 lanes with AVX-512: k (d + 3) / 8 >= 16
-            // from 50000 rows.
-            let lanes = Isa::detect().lanes::<f64>();
-            let enough = |d: usize, k: usize| k * (d + 3) >= MIN_ROW_VECTORS * lanes;
-            for (n, d, k) in [
-                (100_000, 2, 30),
-                (49_999, 2, 30),
-                (1_000_000, 2, 8),
-                (50_000, 4, 30),
-            ] {
-                assert_eq!(
-                    worthwhile::<f64>(n, d, k),
-                    n >= ROWS_IN_LANES_MIN_ROWS && enough(d, k),
-                    "n={n} d={d} k={k}"
-                );
-            }
-            if lanes == 8 {
-                assert!(worthwhile::<f64>(100_000, 2, 30));
-                assert!(!worthwhile::<f64>(10_000, 2, 30));
-                assert!(!worthwhile::<f64>(1_000_000, 2, 8));
-            }
-        }
     }
 
     #[test]

@@ -1,33 +1,49 @@
-//! Explicit SIMD tiles for x86-64 (AVX-512F and AVX2 with FMA), for `f32`
-//! and `f64`.
+//! The vector operations a kernel needs ([`Lanes`]) and the kernels written
+//! once against them, compiled once per instruction set and float type.
 //!
-//! One generic tile routine is written against [`Lanes`], a handful of vector
-//! operations, and compiled once per instruction set and float type. A tile
-//! of `R` rows is multiplied against a block of `V` vectors of centroid
-//! columns with `R * V` accumulators in registers: per feature, `V` loads and
-//! `R` broadcasts feed `R * V` fused multiply-adds. Scores update per-lane
-//! bests with a minimum and their indices with a masked blend (no branches);
-//! each row's lanes are reduced once, the lowest centroid index winning a
-//! tie. On request the runner-up score is tracked too (per lane: `second =
-//! min(second, max(best, score))`), for the bounds of [`super::bounds`].
+//! A tile of `R` rows is multiplied against a block of `V` vectors of
+//! centroid columns with `R * V` accumulators in registers: per feature, `V`
+//! loads and `R` broadcasts feed `R * V` fused multiply-adds. Scores update
+//! per-lane bests with a minimum and their indices with a masked blend (no
+//! branches); each row's lanes are reduced once, the lowest centroid index
+//! winning a tie. On request the runner-up score is tracked too (per lane:
+//! `second = min(second, max(best, score))`), for the bounds.
 //!
 //! For few features, [`rows_in_lanes`] turns the layout around: one feature
 //! of `LANES` rows per register, centroids broadcast one at a time, the same
 //! per-lane bookkeeping, and no reduction across lanes at all.
-//! [`nearest_in_columns`] does the same for the first-feature guesses of
-//! [`super::guess`], from features already laid out in columns.
+//! [`nearest_in_columns`] does the same for the first-feature guesses, from
+//! features already laid out in columns.
 
-#![cfg(target_arch = "x86_64")]
+use super::Element;
 
-use std::arch::x86_64::*;
+/// Rows in lanes holds every feature of a group of rows in registers: up to
+/// this many features (beyond it, centroids in lanes is faster).
+pub const ROWS_IN_LANES_MAX_D: usize = 4;
 
-use super::kernel::{PreparedCentroids, ROWS_IN_LANES_MAX_D};
+/// Centroids laid out for the kernels (see `kernel::PreparedCentroids`).
+#[derive(Debug, Clone, Copy)]
+pub struct CentroidLayout<'a, F> {
+    /// Centroids in lanes: blocks of `(d, width)`, row-major, zero-padded:
+    /// the negated centroids, transposed.
+    pub blocks: &'a [F],
+    /// `||c_j||^2 / 2`, padded with +inf to a whole number of blocks.
+    pub half_norms: &'a [F],
+    /// `j` as a float, beside each half norm (the kernels select it).
+    pub lane_index: &'a [F],
+    /// Rows in lanes: the negated centroids, `(k, d)` row-major.
+    pub negated: &'a [F],
+    pub k: usize,
+    pub d: usize,
+    /// Block width in elements.
+    pub width: usize,
+}
 
 /// The vector operations a tile needs. All are `unsafe`: the caller must run
 /// on a CPU with the instruction set of the implementing type.
 pub trait Lanes: Copy {
     /// The element type.
-    type F: Copy;
+    type F: Element;
     /// One register of `LANES` elements.
     type V: Copy;
     /// Element offsets for a gather, one per lane.
@@ -70,7 +86,7 @@ pub trait Lanes: Copy {
     ) -> Self::V;
 }
 
-macro_rules! lanes {
+macro_rules! impl_lanes {
     ($name:ident, $f:ty, $v:ty, $lanes:expr, $feature:literal,
      zero: $zero:ident, splat: $splat:ident, load: $load:ident, store: $store:ident,
      fmadd: $fmadd:ident, min: $min:ident, max: $max:ident,
@@ -166,108 +182,178 @@ macro_rules! lanes {
     };
 }
 
-lanes!(Avx512F64, f64, __m512d, 8, "avx512f,fma",
-zero: _mm512_setzero_pd, splat: _mm512_set1_pd, load: _mm512_loadu_pd, store: _mm512_storeu_pd,
-fmadd: _mm512_fmadd_pd, min: _mm512_min_pd, max: _mm512_max_pd,
-offsets: __m512i, i64, _mm512_loadu_si512,
-gather: |p, offsets| { _mm512_i64gather_pd::<8>(offsets, p) },
-deinterleave: |lo, hi| {
-    let even = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
-    let odd = _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1);
-    (_mm512_permutex2var_pd(lo, even, hi), _mm512_permutex2var_pd(lo, odd, hi))
-},
-keep_lower: |score, index, best, best_index| {
-    // The new best through a minimum, not the mask: the loop-carried
-    // chain is then one short instruction.
-    let lower = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(score, *best);
-    *best = _mm512_min_pd(*best, score);
-    *best_index = _mm512_mask_blend_pd(lower, *best_index, index);
-},
-horizontal_min: |v| { _mm512_reduce_min_pd(v) },
-select_equal: |key, target, if_equal, otherwise| {
-    let equal = _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(key, _mm512_set1_pd(target));
-    _mm512_mask_blend_pd(equal, otherwise, if_equal)
-});
+pub(super) use impl_lanes;
 
-lanes!(Avx512F32, f32, __m512, 16, "avx512f,fma",
-zero: _mm512_setzero_ps, splat: _mm512_set1_ps, load: _mm512_loadu_ps, store: _mm512_storeu_ps,
-fmadd: _mm512_fmadd_ps, min: _mm512_min_ps, max: _mm512_max_ps,
-offsets: __m512i, i32, _mm512_loadu_si512,
-gather: |p, offsets| { _mm512_i32gather_ps::<4>(offsets, p) },
-deinterleave: |lo, hi| {
-    let even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    let odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-    (_mm512_permutex2var_ps(lo, even, hi), _mm512_permutex2var_ps(lo, odd, hi))
-},
-keep_lower: |score, index, best, best_index| {
-    // The new best through a minimum, not the mask: the loop-carried
-    // chain is then one short instruction.
-    let lower = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(score, *best);
-    *best = _mm512_min_ps(*best, score);
-    *best_index = _mm512_mask_blend_ps(lower, *best_index, index);
-},
-horizontal_min: |v| { _mm512_reduce_min_ps(v) },
-select_equal: |key, target, if_equal, otherwise| {
-    let equal = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(key, _mm512_set1_ps(target));
-    _mm512_mask_blend_ps(equal, otherwise, if_equal)
-});
+/// The kernels of one instruction set for one float type: `$lanes`'s
+/// tiles (`$rows` rows) and rows in lanes (`$groups` vectors of rows at a
+/// time), each in a function compiled for `$features`, behind checks of
+/// their layout contracts; `$extra` adds the instruction set's own
+/// routines.
+macro_rules! impl_kernels {
+    ($simd:ty, $f:ty, $lanes:ty, $features:literal, rows: $rows:literal, groups: $groups:literal,
+     { $($extra:tt)* }) => {
+        const _: () = {
+            use super::lanes::{check_rows_in_lanes, check_tiles, CentroidLayout, Lanes};
 
-lanes!(Avx2F64, f64, __m256d, 4, "avx2,fma",
-zero: _mm256_setzero_pd, splat: _mm256_set1_pd, load: _mm256_loadu_pd, store: _mm256_storeu_pd,
-fmadd: _mm256_fmadd_pd, min: _mm256_min_pd, max: _mm256_max_pd,
-offsets: __m256i, i64, _mm256_loadu_si256,
-gather: |p, offsets| { _mm256_i64gather_pd::<8>(p, offsets) },
-deinterleave: |lo, hi| {
-    // Within each 128-bit half, then the halves' 64-bit pieces in order.
-    let even = _mm256_unpacklo_pd(lo, hi);
-    let odd = _mm256_unpackhi_pd(lo, hi);
-    (
-        _mm256_permute4x64_pd::<0b11_01_10_00>(even),
-        _mm256_permute4x64_pd::<0b11_01_10_00>(odd),
-    )
-},
-keep_lower: |score, index, best, best_index| {
-    let lower = _mm256_cmp_pd::<_CMP_LT_OQ>(score, *best);
-    *best = _mm256_min_pd(*best, score);
-    *best_index = _mm256_blendv_pd(*best_index, index, lower);
-},
-horizontal_min: |v| {
-    let halves = _mm256_min_pd(v, _mm256_permute2f128_pd::<1>(v, v));
-    _mm256_cvtsd_f64(_mm256_min_pd(halves, _mm256_permute_pd::<0b0101>(halves)))
-},
-select_equal: |key, target, if_equal, otherwise| {
-    let equal = _mm256_cmp_pd::<_CMP_EQ_OQ>(key, _mm256_set1_pd(target));
-    _mm256_blendv_pd(otherwise, if_equal, equal)
-});
+            #[target_feature(enable = $features)]
+            unsafe fn tiles<const V: usize, const SCORES: bool>(
+                centroids: &CentroidLayout<'_, $f>,
+                x: &[$f],
+                out: &mut [u32],
+                scores: &mut [$f],
+            ) {
+                // SAFETY: this function's features are the kernel's; the
+                // caller checked the layout.
+                unsafe { super::lanes::tiles::<$lanes, $rows, V, SCORES>(centroids, x, out, scores) }
+            }
 
-lanes!(Avx2F32, f32, __m256, 8, "avx2,fma",
-zero: _mm256_setzero_ps, splat: _mm256_set1_ps, load: _mm256_loadu_ps, store: _mm256_storeu_ps,
-fmadd: _mm256_fmadd_ps, min: _mm256_min_ps, max: _mm256_max_ps,
-offsets: __m256i, i32, _mm256_loadu_si256,
-gather: |p, offsets| { _mm256_i32gather_ps::<4>(p, offsets) },
-deinterleave: |lo, hi| {
-    // Within each 128-bit half, then the halves' 64-bit pieces in order.
-    let even = _mm256_castps_pd(_mm256_shuffle_ps::<0b10_00_10_00>(lo, hi));
-    let odd = _mm256_castps_pd(_mm256_shuffle_ps::<0b11_01_11_01>(lo, hi));
-    (
-        _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(even)),
-        _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(odd)),
-    )
-},
-keep_lower: |score, index, best, best_index| {
-    let lower = _mm256_cmp_ps::<_CMP_LT_OQ>(score, *best);
-    *best = _mm256_min_ps(*best, score);
-    *best_index = _mm256_blendv_ps(*best_index, index, lower);
-},
-horizontal_min: |v| {
-    let halves = _mm256_min_ps(v, _mm256_permute2f128_ps::<1>(v, v));
-    let pairs = _mm256_min_ps(halves, _mm256_permute_ps::<0b0100_1110>(halves));
-    _mm256_cvtss_f32(_mm256_min_ps(pairs, _mm256_permute_ps::<0b1011_0001>(pairs)))
-},
-select_equal: |key, target, if_equal, otherwise| {
-    let equal = _mm256_cmp_ps::<_CMP_EQ_OQ>(key, _mm256_set1_ps(target));
-    _mm256_blendv_ps(otherwise, if_equal, equal)
-});
+            #[target_feature(enable = $features)]
+            unsafe fn rows_in_lanes<const SCORES: bool>(
+                centroids: &CentroidLayout<'_, $f>,
+                x: &[$f],
+                out: &mut [u32],
+                scores: &mut [$f],
+            ) {
+                // SAFETY: as above.
+                unsafe {
+                    super::lanes::rows_in_lanes::<$lanes, $groups, SCORES>(centroids, x, out, scores)
+                }
+            }
+
+            #[target_feature(enable = $features)]
+            #[inline(never)]
+            unsafe fn add_rows(
+                x: &[$f],
+                labels: &[u32],
+                sums: &mut [$f],
+                counts: &mut [u64],
+                d: usize,
+            ) {
+                super::portable::add_rows(x, labels, sums, counts, d)
+            }
+
+            impl super::Kernels<$f> for $simd {
+                #[inline(always)]
+                fn add_rows(
+                    self,
+                    x: &[$f],
+                    labels: &[u32],
+                    sums: &mut [$f],
+                    counts: &mut [u64],
+                    d: usize,
+                ) {
+                    // SAFETY: `self` proves the CPU runs the features.
+                    unsafe { add_rows(x, labels, sums, counts, d) }
+                }
+
+                #[inline(always)]
+                fn tiles<const SCORES: bool>(
+                    self,
+                    centroids: &CentroidLayout<'_, $f>,
+                    x: &[$f],
+                    out: &mut [u32],
+                    scores: &mut [$f],
+                ) {
+                    let lanes = <$lanes as Lanes>::LANES;
+                    check_tiles(centroids, x, out, scores, SCORES, $rows, lanes);
+                    // SAFETY: `self` proves the CPU runs the features; the
+                    // layout was checked.
+                    unsafe {
+                        if centroids.width == lanes {
+                            tiles::<1, SCORES>(centroids, x, out, scores)
+                        } else {
+                            tiles::<2, SCORES>(centroids, x, out, scores)
+                        }
+                    }
+                }
+
+                #[inline(always)]
+                fn rows_in_lanes<const SCORES: bool>(
+                    self,
+                    centroids: &CentroidLayout<'_, $f>,
+                    x: &[$f],
+                    out: &mut [u32],
+                    scores: &mut [$f],
+                ) {
+                    check_rows_in_lanes(centroids, x, out, scores, SCORES);
+                    // SAFETY: as above.
+                    unsafe { rows_in_lanes::<SCORES>(centroids, x, out, scores) }
+                }
+
+                $($extra)*
+            }
+        };
+    };
+}
+
+pub(super) use impl_kernels;
+
+/// Panics unless the arguments of [`tiles`] meet its contract: whole
+/// tiles of `rows` rows, blocks one or two vectors of `lanes` wide.
+#[inline(always)]
+pub fn check_tiles<F>(
+    centroids: &CentroidLayout<'_, F>,
+    x: &[F],
+    out: &[u32],
+    scores: &[F],
+    with_scores: bool,
+    rows: usize,
+    lanes: usize,
+) {
+    let c = centroids;
+    let padded = c.half_norms.len();
+    assert!(
+        (c.width == lanes || c.width == 2 * lanes)
+            && padded.is_multiple_of(c.width)
+            && c.lane_index.len() == padded
+            && c.blocks.len() == padded * c.d
+            && x.len() == out.len() * c.d
+            && out.len().is_multiple_of(rows)
+            && (!with_scores || scores.len() == 2 * out.len()),
+        "the tiles' arguments do not match their layout"
+    );
+}
+
+/// Panics unless the arguments of [`rows_in_lanes`] meet its contract.
+#[inline(always)]
+pub fn check_rows_in_lanes<F>(
+    centroids: &CentroidLayout<'_, F>,
+    x: &[F],
+    out: &[u32],
+    scores: &[F],
+    with_scores: bool,
+) {
+    let c = centroids;
+    assert!(
+        (1..=ROWS_IN_LANES_MAX_D).contains(&c.d)
+            && c.negated.len() >= c.k * c.d
+            && c.half_norms.len() >= c.k
+            && c.lane_index.len() >= c.k
+            && x.len() == out.len() * c.d
+            && (!with_scores || scores.len() == 2 * out.len()),
+        "rows in lanes: arguments do not match the layout"
+    );
+}
+
+/// Panics unless the arguments of [`nearest_in_columns`] meet its contract
+/// for vectors of `lanes`.
+#[inline(always)]
+pub fn check_columns<const D: usize>(
+    columns: &[f32],
+    stride: usize,
+    negated: &[f32],
+    half_norms: &[f32],
+    out: &[u32],
+    lanes: usize,
+) {
+    assert!(
+        stride.is_multiple_of(2 * lanes)
+            && stride >= out.len()
+            && columns.len() >= D * stride
+            && negated.len() >= half_norms.len() * D,
+        "nearest in columns: arguments do not match the layout"
+    );
+}
 
 /// Every whole tile of `R` rows of `x`: the nearest centroid of each row
 /// and, when `SCORES`, its best and runner-up scores (`||c||^2 - 2 x.c`) as
@@ -280,14 +366,13 @@ select_equal: |key, target, if_equal, otherwise| {
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // indices over register arrays, unrolled
 pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool>(
-    p: &PreparedCentroids<L::F>,
+    p: &CentroidLayout<'_, L::F>,
     x: &[L::F],
     out: &mut [u32],
     scores: &mut [L::F],
-) where
-    L::F: super::Float,
-{
-    let (blocks, half_norms, lane_index, d, width) = p.layout();
+) {
+    let (blocks, half_norms, lane_index, d, width) =
+        (p.blocks, p.half_norms, p.lane_index, p.d, p.width);
     debug_assert_eq!(width, V * L::LANES);
     debug_assert_eq!(x.len(), out.len() * d);
     debug_assert_eq!(out.len() % R, 0);
@@ -303,7 +388,7 @@ pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool
         // elements; block `b` holds `d * width` elements from `b * d * width`;
         // `half_norms` and `lane_index` hold `n_blocks * width` elements.
         unsafe {
-            let infinity = L::splat(<L::F as super::Float>::from_f64(f64::INFINITY));
+            let infinity = L::splat(<L::F as Element>::from_f64(f64::INFINITY));
             let mut best = [[infinity; V]; R];
             let mut second = [[infinity; V]; R];
             let mut best_index = [[L::zero(); V]; R];
@@ -354,7 +439,7 @@ pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool
                     );
                 }
                 let winner = L::horizontal_min(index);
-                labels[r] = <L::F as super::Float>::as_f64(winner) as u32;
+                labels[r] = <L::F as Element>::as_f64(winner) as u32;
                 if SCORES {
                     // The runner-up: the winner's lane offers its own second
                     // best, every other lane its best.
@@ -389,17 +474,15 @@ pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool
 /// out.len()`.
 #[inline(always)]
 pub unsafe fn rows_in_lanes<L: Lanes, const G: usize, const SCORES: bool>(
-    p: &PreparedCentroids<L::F>,
+    p: &CentroidLayout<'_, L::F>,
     x: &[L::F],
     out: &mut [u32],
     scores: &mut [L::F],
-) where
-    L::F: super::Float,
-{
+) {
     // The features live in registers: one instantiation per feature count.
     macro_rules! with_d {
         ($($d:literal)*) => {
-            match p.row_layout().4 {
+            match p.d {
                 // SAFETY: the caller's contract, with `d` as the constant.
                 $($d => unsafe { rows_in_lanes_d::<L, G, $d, SCORES>(p, x, out, scores) },)*
                 d => unreachable!("rows in lanes is not prepared for d = {d}"),
@@ -412,13 +495,11 @@ pub unsafe fn rows_in_lanes<L: Lanes, const G: usize, const SCORES: bool>(
 /// [`rows_in_lanes`] for `D` features.
 #[inline(always)]
 unsafe fn rows_in_lanes_d<L: Lanes, const G: usize, const D: usize, const SCORES: bool>(
-    p: &PreparedCentroids<L::F>,
+    p: &CentroidLayout<'_, L::F>,
     x: &[L::F],
     out: &mut [u32],
     scores: &mut [L::F],
-) where
-    L::F: super::Float,
-{
+) {
     let n = out.len();
     let group = G * L::LANES;
     let mut start = 0;
@@ -454,14 +535,12 @@ unsafe fn rows_in_lanes_d<L: Lanes, const G: usize, const D: usize, const SCORES
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // indices over register arrays, unrolled
 unsafe fn row_group<L: Lanes, const G: usize, const D: usize, const SCORES: bool>(
-    p: &PreparedCentroids<L::F>,
+    p: &CentroidLayout<'_, L::F>,
     x: &[L::F],
     out: &mut [u32],
     scores: &mut [L::F],
-) where
-    L::F: super::Float,
-{
-    let (negated, half_norms, lane_index, k, d) = p.row_layout();
+) {
+    let (negated, half_norms, lane_index, k, d) = (p.negated, p.half_norms, p.lane_index, p.k, p.d);
     let rows = out.len();
     debug_assert!(d == D && D <= ROWS_IN_LANES_MAX_D && rows <= G * L::LANES);
     // SAFETY (all below): lanes read rows below `rows` only (the offsets
@@ -490,7 +569,7 @@ unsafe fn row_group<L: Lanes, const G: usize, const D: usize, const SCORES: bool
                 features[f][g] = L::gather(base.add(f), offsets);
             }
         }
-        let infinity = L::splat(<L::F as super::Float>::from_f64(f64::INFINITY));
+        let infinity = L::splat(<L::F as Element>::from_f64(f64::INFINITY));
         let mut best = [infinity; G];
         let mut second = [infinity; G];
         let mut best_index = [L::zero(); G];
@@ -511,13 +590,13 @@ unsafe fn row_group<L: Lanes, const G: usize, const D: usize, const SCORES: bool
                 L::keep_lower(acc[g], index, &mut best[g], &mut best_index[g]);
             }
         }
-        let mut lane_values = [<L::F as super::Float>::from_f64(0.0); 16];
+        let mut lane_values = [<L::F as Element>::from_f64(0.0); 16];
         for g in 0..G {
             let lanes = rows.saturating_sub(g * L::LANES).min(L::LANES);
             let first = g * L::LANES;
             L::store(lane_values.as_mut_ptr(), best_index[g]);
             for l in 0..lanes {
-                out[first + l] = <L::F as super::Float>::as_f64(lane_values[l]) as u32;
+                out[first + l] = <L::F as Element>::as_f64(lane_values[l]) as u32;
             }
             if SCORES {
                 L::store(lane_values.as_mut_ptr(), best[g]);
@@ -535,7 +614,7 @@ unsafe fn row_group<L: Lanes, const G: usize, const D: usize, const SCORES: bool
 
 /// The nearest of `k` centroids to each of `out.len()` rows by their first
 /// `D` features, rows in lanes as in [`rows_in_lanes`], for the guesses of
-/// [`super::guess`]: feature `f` of row `i` is `columns[f * stride + i]`
+/// the guesses: feature `f` of row `i` is `columns[f * stride + i]`
 /// (already laid out in columns, so that no gather is needed), and
 /// `negated[j * D + f]` is `-c_jf`, `half_norms[j]` is `||c_j||^2 / 2`, `k =
 /// half_norms.len()`. Each centroid's score `||c_j||^2 / 2 - x.c_j` is a
@@ -555,13 +634,11 @@ pub unsafe fn nearest_in_columns<L: Lanes, const D: usize>(
     negated: &[L::F],
     half_norms: &[L::F],
     out: &mut [u32],
-) where
-    L::F: super::Float,
-{
+) {
     let k = half_norms.len();
     debug_assert!(stride.is_multiple_of(2 * L::LANES) && stride >= out.len());
     debug_assert!(columns.len() >= D * stride && negated.len() >= k * D);
-    let from = |v: f64| <L::F as super::Float>::from_f64(v);
+    let from = |v: f64| <L::F as Element>::from_f64(v);
     for first in (0..out.len()).step_by(2 * L::LANES) {
         // SAFETY (all below): rows `first..first + 2 LANES` lie within
         // `stride`, so every column read is in `columns`; centroid `j < k`
@@ -598,7 +675,7 @@ pub unsafe fn nearest_in_columns<L: Lanes, const D: usize>(
                 let lanes = out.len().saturating_sub(start).min(L::LANES);
                 L::store(lane_values.as_mut_ptr(), best_index[g]);
                 for l in 0..lanes {
-                    out[start + l] = <L::F as super::Float>::as_f64(lane_values[l]) as u32;
+                    out[start + l] = <L::F as Element>::as_f64(lane_values[l]) as u32;
                 }
             }
         }
@@ -629,5 +706,93 @@ unsafe fn centroid_scores<L: Lanes, const D: usize>(
             }
         }
         acc
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Element, Isa, Kernels, Simd, WithSimd};
+    use super::*;
+
+    /// A layout of `k` centroids of `d` features, `width` wide, for the
+    /// checks (the values do not matter).
+    fn layout(k: usize, d: usize, width: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let padded = k.div_ceil(width) * width;
+        (vec![0.0; padded * d], vec![0.0; padded], vec![0.0; k * d])
+    }
+
+    /// The tiles of the instruction set `isa`, on a layout whose width
+    /// is `width`.
+    struct Tiles {
+        width: usize,
+        rows: usize,
+    }
+
+    impl WithSimd for Tiles {
+        type Output = ();
+
+        fn run<S: Simd>(self, simd: S) {
+            let (k, d) = (3, 2);
+            let (blocks, half_norms, negated) = layout(k, d, self.width);
+            let centroids = CentroidLayout {
+                blocks: &blocks,
+                half_norms: &half_norms,
+                lane_index: &half_norms,
+                negated: &negated,
+                k,
+                d,
+                width: self.width,
+            };
+            let x = vec![0.0; self.rows * d];
+            let mut out = vec![0; self.rows];
+            f64::kernels(simd).tiles::<false>(&centroids, &x, &mut out, &mut []);
+        }
+    }
+
+    #[test]
+    fn tiles_run_on_a_layout_that_matches() {
+        for isa in Isa::supported() {
+            let lanes = isa.lanes::<f64>();
+            let rows = match isa {
+                Isa::Avx512 => 8,
+                _ => 4,
+            };
+            isa.dispatch(Tiles { width: lanes, rows });
+            isa.dispatch(Tiles {
+                width: 2 * lanes,
+                rows: 2 * rows,
+            });
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "the tiles' arguments do not match their layout")]
+    fn tiles_refuse_a_layout_of_another_width() {
+        let isa = Isa::detect();
+        isa.dispatch(Tiles {
+            width: 3 * isa.lanes::<f64>(),
+            rows: 8,
+        });
+    }
+
+    #[test]
+    #[should_panic(expected = "the tiles' arguments do not match their layout")]
+    fn tiles_refuse_a_partial_tile() {
+        let isa = Isa::detect();
+        isa.dispatch(Tiles {
+            width: isa.lanes::<f64>(),
+            rows: 3,
+        });
+    }
+
+    #[test]
+    fn the_kernel_cap_only_narrows() {
+        assert_eq!(Isa::Avx512.capped("avx2"), Isa::Avx2);
+        assert_eq!(Isa::Avx512.capped("portable"), Isa::Portable);
+        assert_eq!(Isa::Avx2.capped("avx2"), Isa::Avx2);
+        assert_eq!(Isa::Avx2.capped("avx512"), Isa::Avx2);
+        assert_eq!(Isa::Portable.capped("avx2"), Isa::Portable);
+        assert_eq!(Isa::Avx2.capped(""), Isa::Avx2);
+        assert!(Isa::supported().contains(&Isa::Portable));
     }
 }

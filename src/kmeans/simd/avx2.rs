@@ -1,0 +1,255 @@
+//! AVX2 with FMA: the vector operations for both float types, the
+//! instruction set as a type, and the guesses' transposition of first
+//! features into columns (which AVX-512 uses too).
+
+#![cfg(target_arch = "x86_64")]
+
+use std::arch::x86_64::*;
+
+use super::lanes::{self, check_columns, impl_kernels, impl_lanes, Lanes};
+use super::{portable, Element, Isa, Simd, WithSimd, FIRST_FEATURES};
+
+impl_lanes!(Avx2F64, f64, __m256d, 4, "avx2,fma",
+zero: _mm256_setzero_pd, splat: _mm256_set1_pd, load: _mm256_loadu_pd, store: _mm256_storeu_pd,
+fmadd: _mm256_fmadd_pd, min: _mm256_min_pd, max: _mm256_max_pd,
+offsets: __m256i, i64, _mm256_loadu_si256,
+gather: |p, offsets| { _mm256_i64gather_pd::<8>(p, offsets) },
+deinterleave: |lo, hi| {
+    // Within each 128-bit half, then the halves' 64-bit pieces in order.
+    let even = _mm256_unpacklo_pd(lo, hi);
+    let odd = _mm256_unpackhi_pd(lo, hi);
+    (
+        _mm256_permute4x64_pd::<0b11_01_10_00>(even),
+        _mm256_permute4x64_pd::<0b11_01_10_00>(odd),
+    )
+},
+keep_lower: |score, index, best, best_index| {
+    let lower = _mm256_cmp_pd::<_CMP_LT_OQ>(score, *best);
+    *best = _mm256_min_pd(*best, score);
+    *best_index = _mm256_blendv_pd(*best_index, index, lower);
+},
+horizontal_min: |v| {
+    let halves = _mm256_min_pd(v, _mm256_permute2f128_pd::<1>(v, v));
+    _mm256_cvtsd_f64(_mm256_min_pd(halves, _mm256_permute_pd::<0b0101>(halves)))
+},
+select_equal: |key, target, if_equal, otherwise| {
+    let equal = _mm256_cmp_pd::<_CMP_EQ_OQ>(key, _mm256_set1_pd(target));
+    _mm256_blendv_pd(otherwise, if_equal, equal)
+});
+
+impl_lanes!(Avx2F32, f32, __m256, 8, "avx2,fma",
+zero: _mm256_setzero_ps, splat: _mm256_set1_ps, load: _mm256_loadu_ps, store: _mm256_storeu_ps,
+fmadd: _mm256_fmadd_ps, min: _mm256_min_ps, max: _mm256_max_ps,
+offsets: __m256i, i32, _mm256_loadu_si256,
+gather: |p, offsets| { _mm256_i32gather_ps::<4>(p, offsets) },
+deinterleave: |lo, hi| {
+    // Within each 128-bit half, then the halves' 64-bit pieces in order.
+    let even = _mm256_castps_pd(_mm256_shuffle_ps::<0b10_00_10_00>(lo, hi));
+    let odd = _mm256_castps_pd(_mm256_shuffle_ps::<0b11_01_11_01>(lo, hi));
+    (
+        _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(even)),
+        _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(odd)),
+    )
+},
+keep_lower: |score, index, best, best_index| {
+    let lower = _mm256_cmp_ps::<_CMP_LT_OQ>(score, *best);
+    *best = _mm256_min_ps(*best, score);
+    *best_index = _mm256_blendv_ps(*best_index, index, lower);
+},
+horizontal_min: |v| {
+    let halves = _mm256_min_ps(v, _mm256_permute2f128_ps::<1>(v, v));
+    let pairs = _mm256_min_ps(halves, _mm256_permute_ps::<0b0100_1110>(halves));
+    _mm256_cvtss_f32(_mm256_min_ps(pairs, _mm256_permute_ps::<0b1011_0001>(pairs)))
+},
+select_equal: |key, target, if_equal, otherwise| {
+    let equal = _mm256_cmp_ps::<_CMP_EQ_OQ>(key, _mm256_set1_ps(target));
+    _mm256_blendv_ps(otherwise, if_equal, equal)
+});
+
+/// AVX2 with FMA; a value is proof that the CPU runs them.
+#[derive(Debug, Clone, Copy)]
+pub struct Avx2(());
+
+impl Avx2 {
+    /// # Safety
+    /// The CPU must run AVX2 and FMA.
+    pub unsafe fn new_unchecked() -> Self {
+        Avx2(())
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run<Op: WithSimd>(simd: Avx2, op: Op) -> Op::Output {
+    op.run(simd)
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn nearest_in_columns<const D: usize, const STRIDE: usize>(
+    columns: &[f32],
+    negated: &[f32],
+    half_norms: &[f32],
+    out: &mut [u32],
+) {
+    // SAFETY: this function's features are the kernel's; the caller
+    // checked the layout.
+    unsafe { lanes::nearest_in_columns::<Avx2F32, D>(columns, STRIDE, negated, half_norms, out) }
+}
+
+impl Simd for Avx2 {
+    const ISA: Isa = Isa::Avx2;
+    const TILE_ROWS: usize = 4;
+
+    #[inline(always)]
+    fn run<Op: WithSimd>(self, op: Op) -> Op::Output {
+        // SAFETY: `self` proves the CPU runs the features.
+        unsafe { run(self, op) }
+    }
+
+    #[inline(always)]
+    fn nearest_in_columns<const D: usize, const STRIDE: usize>(
+        self,
+        columns: &[f32],
+        negated: &[f32],
+        half_norms: &[f32],
+        out: &mut [u32],
+    ) {
+        check_columns::<D>(columns, STRIDE, negated, half_norms, out, Avx2F32::LANES);
+        // SAFETY: `self` proves the features; the layout was checked.
+        unsafe { nearest_in_columns::<D, STRIDE>(columns, negated, half_norms, out) }
+    }
+}
+
+/// The guesses' transposition, for both float types.
+macro_rules! first_features {
+    ($f:ty) => {
+        #[inline(always)]
+        fn first_features_in_columns<const STRIDE: usize>(
+            self,
+            x: &[$f],
+            d: usize,
+            rows: usize,
+            columns: &mut [f32],
+        ) {
+            // SAFETY: `self` proves AVX2.
+            unsafe { first_features_in_columns::<_, STRIDE>(x, d, rows, columns) }
+        }
+    };
+}
+
+impl_kernels!(Avx2, f32, Avx2F32, "avx2,fma", rows: 4, groups: 2, { first_features!(f32); });
+impl_kernels!(Avx2, f64, Avx2F64, "avx2,fma", rows: 4, groups: 2, { first_features!(f64); });
+
+/// The first [`FIRST_FEATURES`] features of the `rows` rows of `x` into
+/// columns `STRIDE` apart, in `f32` (see [`super::Kernels`]), eight rows at
+/// a time where there are eight.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[inline(always)]
+pub unsafe fn first_features_in_columns<F: FirstEight, const STRIDE: usize>(
+    x: &[F],
+    d: usize,
+    rows: usize,
+    columns: &mut [f32],
+) {
+    assert!(
+        d >= FIRST_FEATURES
+            && x.len() >= rows * d
+            && rows <= STRIDE
+            && columns.len() >= FIRST_FEATURES * STRIDE,
+        "first features: arguments do not match the layout"
+    );
+    if rows < 8 {
+        return portable::first_features_in_columns::<F, STRIDE>(x, d, rows, columns);
+    }
+    // SAFETY: the caller vouches for AVX2; the lengths were checked.
+    unsafe { columns_avx2::<F, STRIDE>(x, d, rows, columns) }
+}
+
+/// [`first_features_in_columns`] eight rows at a time (at least eight
+/// rows; the last eight overlap the ones before when `rows` is not a
+/// multiple): each row's first features in one register, the eight
+/// registers transposed.
+///
+/// # Safety
+/// The CPU must have AVX2; `x` holds `rows >= 8` rows of `d >=
+/// FIRST_FEATURES` elements, `rows <= STRIDE` and `columns` holds
+/// `FIRST_FEATURES * STRIDE` elements.
+#[target_feature(enable = "avx2")]
+unsafe fn columns_avx2<F: FirstEight, const STRIDE: usize>(
+    x: &[F],
+    d: usize,
+    rows: usize,
+    columns: &mut [f32],
+) {
+    for first in (0..rows).step_by(8) {
+        let start = first.min(rows - 8);
+        // SAFETY (all below): rows `start..start + 8` are in `x`, each with
+        // `FIRST_FEATURES` elements; `start + 8 <= STRIDE`, within each column.
+        unsafe {
+            let mut c = [_mm256_setzero_ps(); 8];
+            for (r, c) in c.iter_mut().enumerate() {
+                *c = F::first_eight(x.as_ptr().add((start + r) * d));
+            }
+            // The classic 8x8 transpose: pairs, then quads, then halves.
+            let t = [
+                _mm256_unpacklo_ps(c[0], c[1]),
+                _mm256_unpackhi_ps(c[0], c[1]),
+                _mm256_unpacklo_ps(c[2], c[3]),
+                _mm256_unpackhi_ps(c[2], c[3]),
+                _mm256_unpacklo_ps(c[4], c[5]),
+                _mm256_unpackhi_ps(c[4], c[5]),
+                _mm256_unpacklo_ps(c[6], c[7]),
+                _mm256_unpackhi_ps(c[6], c[7]),
+            ];
+            let u = [
+                _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+                _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+                _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+                _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+                _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+                _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+                _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+                _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+            ];
+            for f in 0..4 {
+                let low = _mm256_permute2f128_ps::<0x20>(u[f], u[f + 4]);
+                let high = _mm256_permute2f128_ps::<0x31>(u[f], u[f + 4]);
+                _mm256_storeu_ps(columns.as_mut_ptr().add(f * STRIDE + start), low);
+                _mm256_storeu_ps(columns.as_mut_ptr().add((f + 4) * STRIDE + start), high);
+            }
+        }
+    }
+}
+
+/// A row's first eight elements as eight `f32` lanes, for
+/// [`columns_avx2`].
+pub trait FirstEight: Element {
+    /// The eight elements from `row`, in `f32`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2; `row` points to eight readable elements.
+    unsafe fn first_eight(row: *const Self) -> __m256;
+}
+
+impl FirstEight for f32 {
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn first_eight(row: *const f32) -> __m256 {
+        // SAFETY: the caller's contract.
+        unsafe { _mm256_loadu_ps(row) }
+    }
+}
+
+impl FirstEight for f64 {
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn first_eight(row: *const f64) -> __m256 {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let low = _mm256_cvtpd_ps(_mm256_loadu_pd(row));
+            let high = _mm256_cvtpd_ps(_mm256_loadu_pd(row.add(4)));
+            _mm256_set_m128(high, low)
+        }
+    }
+}

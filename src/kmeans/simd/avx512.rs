@@ -1,0 +1,275 @@
+//! AVX-512F with FMA: the vector operations for both float types, the
+//! instruction set as a type, and its own routines (`f64` distances in one
+//! register, the bounds' carrying over).
+
+#![cfg(target_arch = "x86_64")]
+
+use std::arch::x86_64::*;
+
+use super::carry_over::CarryOver;
+use super::lanes::{self, check_columns, impl_kernels, impl_lanes, Lanes};
+use super::{avx2, Isa, Simd, WithSimd};
+
+impl_lanes!(Avx512F64, f64, __m512d, 8, "avx512f,fma",
+zero: _mm512_setzero_pd, splat: _mm512_set1_pd, load: _mm512_loadu_pd, store: _mm512_storeu_pd,
+fmadd: _mm512_fmadd_pd, min: _mm512_min_pd, max: _mm512_max_pd,
+offsets: __m512i, i64, _mm512_loadu_si512,
+gather: |p, offsets| { _mm512_i64gather_pd::<8>(offsets, p) },
+deinterleave: |lo, hi| {
+    let even = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
+    let odd = _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1);
+    (_mm512_permutex2var_pd(lo, even, hi), _mm512_permutex2var_pd(lo, odd, hi))
+},
+keep_lower: |score, index, best, best_index| {
+    // The new best through a minimum, not the mask: the loop-carried
+    // chain is then one short instruction.
+    let lower = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(score, *best);
+    *best = _mm512_min_pd(*best, score);
+    *best_index = _mm512_mask_blend_pd(lower, *best_index, index);
+},
+horizontal_min: |v| { _mm512_reduce_min_pd(v) },
+select_equal: |key, target, if_equal, otherwise| {
+    let equal = _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(key, _mm512_set1_pd(target));
+    _mm512_mask_blend_pd(equal, otherwise, if_equal)
+});
+
+impl_lanes!(Avx512F32, f32, __m512, 16, "avx512f,fma",
+zero: _mm512_setzero_ps, splat: _mm512_set1_ps, load: _mm512_loadu_ps, store: _mm512_storeu_ps,
+fmadd: _mm512_fmadd_ps, min: _mm512_min_ps, max: _mm512_max_ps,
+offsets: __m512i, i32, _mm512_loadu_si512,
+gather: |p, offsets| { _mm512_i32gather_ps::<4>(offsets, p) },
+deinterleave: |lo, hi| {
+    let even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    let odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    (_mm512_permutex2var_ps(lo, even, hi), _mm512_permutex2var_ps(lo, odd, hi))
+},
+keep_lower: |score, index, best, best_index| {
+    // The new best through a minimum, not the mask: the loop-carried
+    // chain is then one short instruction.
+    let lower = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(score, *best);
+    *best = _mm512_min_ps(*best, score);
+    *best_index = _mm512_mask_blend_ps(lower, *best_index, index);
+},
+horizontal_min: |v| { _mm512_reduce_min_ps(v) },
+select_equal: |key, target, if_equal, otherwise| {
+    let equal = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(key, _mm512_set1_ps(target));
+    _mm512_mask_blend_ps(equal, otherwise, if_equal)
+});
+
+/// AVX-512F with FMA (and AVX2); a value is proof that the CPU runs them.
+#[derive(Debug, Clone, Copy)]
+pub struct Avx512(());
+
+impl Avx512 {
+    /// # Safety
+    /// The CPU must run AVX-512F, AVX2 and FMA.
+    pub unsafe fn new_unchecked() -> Self {
+        Avx512(())
+    }
+}
+
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn run<Op: WithSimd>(simd: Avx512, op: Op) -> Op::Output {
+    op.run(simd)
+}
+
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn nearest_in_columns<const D: usize, const STRIDE: usize>(
+    columns: &[f32],
+    negated: &[f32],
+    half_norms: &[f32],
+    out: &mut [u32],
+) {
+    // SAFETY: this function's features are the kernel's; the caller
+    // checked the layout.
+    unsafe { lanes::nearest_in_columns::<Avx512F32, D>(columns, STRIDE, negated, half_norms, out) }
+}
+
+impl Simd for Avx512 {
+    const ISA: Isa = Isa::Avx512;
+    const TILE_ROWS: usize = 8;
+
+    #[inline(always)]
+    fn run<Op: WithSimd>(self, op: Op) -> Op::Output {
+        // SAFETY: `self` proves the CPU runs the features.
+        unsafe { run(self, op) }
+    }
+
+    #[inline(always)]
+    fn nearest_in_columns<const D: usize, const STRIDE: usize>(
+        self,
+        columns: &[f32],
+        negated: &[f32],
+        half_norms: &[f32],
+        out: &mut [u32],
+    ) {
+        check_columns::<D>(columns, STRIDE, negated, half_norms, out, Avx512F32::LANES);
+        // SAFETY: `self` proves the features; the layout was checked.
+        unsafe { nearest_in_columns::<D, STRIDE>(columns, negated, half_norms, out) }
+    }
+}
+
+/// Both float types share the guesses' transposition (AVX2, which comes
+/// with AVX-512 here) and the bounds' carrying over.
+macro_rules! shared {
+    ($f:ty) => {
+        #[inline(always)]
+        fn first_features_in_columns<const STRIDE: usize>(
+            self,
+            x: &[$f],
+            d: usize,
+            rows: usize,
+            columns: &mut [f32],
+        ) {
+            // SAFETY: AVX2 comes with `self`.
+            unsafe { avx2::first_features_in_columns::<_, STRIDE>(x, d, rows, columns) }
+        }
+
+        #[inline(always)]
+        fn carry_over(
+            self,
+            terms: &CarryOver<'_>,
+            x: &[$f],
+            labels: &[u32],
+            upper: &mut [f32],
+            lower: &mut [f32],
+        ) -> Option<(u64, usize)> {
+            let n = labels.len();
+            assert!(
+                n <= 64
+                    && upper.len() == n
+                    && lower.len() == n
+                    && (terms.features == 0 || x.len() == n * terms.features)
+                    && terms.drift.len() >= terms.k.max(32)
+                    && terms.others.len() >= terms.k.max(32)
+                    && terms.gap2.len() >= terms.k.max(32)
+                    && terms.tables.len() >= (1 + terms.features) * terms.k.max(32),
+                "carrying bounds over: arguments do not match"
+            );
+            // SAFETY: `self` proves AVX-512F; the lengths were checked.
+            Some(unsafe { terms.rows_avx512(x, labels, upper, lower) })
+        }
+    };
+}
+
+impl_kernels!(Avx512, f32, Avx512F32, "avx512f,fma", rows: 8, groups: 4, { shared!(f32); });
+
+impl_kernels!(Avx512, f64, Avx512F64, "avx512f,fma", rows: 8, groups: 4, {
+    shared!(f64);
+
+    #[inline(always)]
+    fn squared_distance(self, a: &[f64], b: &[f64]) -> f64 {
+        // Rows shorter than a register are no faster in one.
+        if a.len() < 8 {
+            return super::squared_distance(a, b);
+        }
+        // SAFETY: `self` proves AVX-512F.
+        unsafe { wide_squared_distance(a, b) }
+    }
+
+    #[inline(always)]
+    fn squared_norm(self, a: &[f64]) -> f64 {
+        if a.len() < 8 {
+            return super::squared_norm(a);
+        }
+        // SAFETY: as above.
+        unsafe { wide_squared_norm(a) }
+    }
+
+    #[inline(always)]
+    fn squared_distance_and_scan(self, a: &[f64], b: &[f64]) -> (f64, f64, bool) {
+        if a.len() < 8 {
+            return super::squared_distance_and_scan(a, b);
+        }
+        // SAFETY: as above.
+        unsafe { wide_squared_distance_and_scan(a, b) }
+    }
+});
+
+/// `(l0 + l4 + l2 + l6) + (l1 + l5 + l3 + l7)`, paired as the portable
+/// versions pair them: `(q0 + q2) + (q1 + q3)` with `q_i = l_i + l_{i+4}`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn combine(lanes: __m512d) -> f64 {
+    let quads = _mm256_add_pd(
+        _mm512_castpd512_pd256(lanes),
+        _mm512_extractf64x4_pd::<1>(lanes),
+    );
+    let pairs = _mm_add_pd(
+        _mm256_castpd256_pd128(quads),
+        _mm256_extractf128_pd::<1>(quads),
+    );
+    _mm_cvtsd_f64(pairs) + _mm_cvtsd_f64(_mm_unpackhi_pd(pairs, pairs))
+}
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn wide_squared_distance(a: &[f64], b: &[f64]) -> f64 {
+    distance_lanes::<false>(a, b).0
+}
+
+/// [`wide_squared_distance`] with [`super::squared_distance_and_scan`]'s
+/// scan of `a`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn wide_squared_distance_and_scan(a: &[f64], b: &[f64]) -> (f64, f64, bool) {
+    distance_lanes::<true>(a, b)
+}
+
+/// [`wide_squared_distance`], and with `SCAN` the scan of `a` in the same
+/// loop (else zero and `true`).
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn distance_lanes<const SCAN: bool>(a: &[f64], b: &[f64]) -> (f64, f64, bool) {
+    let whole = a.len().min(b.len()) / 8 * 8;
+    let mut lanes = _mm512_setzero_pd();
+    let mut max = _mm512_setzero_pd();
+    let mut finite: __mmask8 = 0xff;
+    let largest = _mm512_set1_pd(f64::MAX);
+    for i in (0..whole).step_by(8) {
+        // SAFETY: `i + 8 <= whole <= a.len(), b.len()`.
+        let (p, q) = unsafe {
+            (
+                _mm512_loadu_pd(a.as_ptr().add(i)),
+                _mm512_loadu_pd(b.as_ptr().add(i)),
+            )
+        };
+        let diff = _mm512_sub_pd(p, q);
+        lanes = _mm512_add_pd(lanes, _mm512_mul_pd(diff, diff));
+        if SCAN {
+            let m = _mm512_abs_pd(p);
+            // The second operand where either is NaN, as `scan` keeps it.
+            max = _mm512_max_pd(m, max);
+            // False for NaN and infinities alike.
+            finite &= _mm512_cmp_pd_mask::<_CMP_LE_OQ>(m, largest);
+        }
+    }
+    let (mut tail, mut tail_max, mut tail_finite) = (0.0, 0.0f64, true);
+    for (&p, &q) in a[whole..].iter().zip(&b[whole..]) {
+        tail += (p - q) * (p - q);
+        if SCAN {
+            let m = p.abs();
+            tail_max = if m > tail_max { m } else { tail_max };
+            tail_finite &= m <= f64::MAX;
+        }
+    }
+    (
+        combine(lanes) + tail,
+        _mm512_reduce_max_pd(max).max(tail_max),
+        tail_finite && finite == 0xff,
+    )
+}
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn wide_squared_norm(a: &[f64]) -> f64 {
+    let whole = a.len() / 8 * 8;
+    let mut lanes = _mm512_setzero_pd();
+    for i in (0..whole).step_by(8) {
+        // SAFETY: `i + 8 <= whole <= a.len()`.
+        let v = unsafe { _mm512_loadu_pd(a.as_ptr().add(i)) };
+        lanes = _mm512_add_pd(lanes, _mm512_mul_pd(v, v));
+    }
+    let tail: f64 = a[whole..].iter().map(|&v| v * v).sum();
+    combine(lanes) + tail
+}

@@ -1,0 +1,323 @@
+//! Carrying Hamerly's bounds over a step's drift sixteen rows at a time
+//! with AVX-512: the same arithmetic, in the same order, as the bounds'
+//! row-by-row code (`bounds::geometry`), which defines what it computes.
+
+#[cfg(target_arch = "x86_64")]
+use super::super::chunks::unsettled;
+#[cfg(target_arch = "x86_64")]
+use super::Element;
+
+/// Twice `f32`'s unit roundoff: rounding to nearest moves a normal value
+/// by at most half of it.
+pub const F32_ROUNDING: f64 = f32::EPSILON as f64;
+/// The smallest positive `f32`, `2^-149`: twice the most that rounding a
+/// subnormal result to nearest moves it.
+pub const F32_TINY: f32 = f32::from_bits(1);
+/// The spacing of subnormal `f32` values: rounding to nearest moves a tiny
+/// value by at most half of it.
+pub const F32_SPACING_MIN: f64 = 1.401_298_464_324_817e-45;
+
+/// The `f32` per-centroid terms, in [`CarryOver::rows_avx512`]'s order.
+const DRIFT: usize = 0;
+const OTHERS: usize = 1;
+const GAP2: usize = 2;
+
+/// The `f64` tables of [`CarryOver::tables`]: the half gaps, then the
+/// centroids' features.
+const HALF_GAP: usize = 0;
+const TABLES: usize = 1;
+
+/// What carrying bounds over one step's drift needs, in the bounds' terms
+/// (`bounds::geometry`): the `f32` per-centroid terms are zero past `k`, up
+/// to 32 (two registers).
+#[derive(Debug, Clone, Copy)]
+pub struct CarryOver<'a> {
+    /// Each centroid's drift, rounded up.
+    pub drift: &'a [f32],
+    /// For each centroid, the largest drift of the others, rounded up.
+    pub others: &'a [f32],
+    /// Twice each centroid's half gap, rounded down.
+    pub gap2: &'a [f32],
+    /// The `f32` widening, narrowing and error of the carried test.
+    pub widen32: f32,
+    pub narrow32: f32,
+    pub error32: f32,
+    /// Per-centroid `f64` tables (see [`Self::build_tables`]).
+    pub tables: &'a [f64],
+    pub k: usize,
+    /// Features of the centroids in `tables` (0: rows are not tightened
+    /// here).
+    pub features: usize,
+    /// The `f64` widening, narrowing and error of the tightened test.
+    pub widen: f64,
+    pub narrow: f64,
+    pub error2: f64,
+}
+
+impl CarryOver<'_> {
+    /// The per-centroid `f64` tables [`Self::tables`] reads: the half gaps,
+    /// then, when `features > 0`, each of the `features` features of the
+    /// `(k, features)` row-major centroids, each table `max(k, 32)` long,
+    /// zero past `k`.
+    pub fn build_tables(half_gap: &[f64], centroids: &[f64], features: usize) -> Vec<f64> {
+        let k = half_gap.len();
+        let stride = k.max(32);
+        let mut tables = vec![0.0; (TABLES + features) * stride];
+        tables[HALF_GAP * stride..][..k].copy_from_slice(half_gap);
+        for f in 0..features {
+            for j in 0..k {
+                tables[(TABLES + f) * stride + j] = centroids[j * features + f];
+            }
+        }
+        tables
+    }
+
+    /// The bounds' row-by-row carrying over sixteen rows at a time then,
+    /// when the tables hold the centroids, their tightening for the rows
+    /// left, gathered eight at a time (only those rows: usually a few of
+    /// sixteen need it): the rows that are settled (bit `i` for row `i`)
+    /// and how many exact distances were computed. `x` holds the rows,
+    /// `(labels.len(), d)` row-major, with `d = self.features` (unused when
+    /// that is 0).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; the three slices are as long, at most 64,
+    /// and `x` holds `labels.len() * self.features` elements.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn rows_avx512<F: Element>(
+        &self,
+        x: &[F],
+        labels: &[u32],
+        upper: &mut [f32],
+        lower: &mut [f32],
+    ) -> (u64, usize) {
+        use std::arch::x86_64::*;
+        let n = labels.len();
+        let (k, d) = (self.k, self.features);
+        let stride = k.max(32);
+        // Up to 32 centroids, a per-centroid term is picked from registers
+        // by permutes; beyond, it is gathered from memory.
+        let in_registers = k <= 32;
+        let terms = [self.drift, self.others, self.gap2];
+        // SAFETY: each table holds at least 32 elements (zero past k).
+        let registers = terms.map(|t| unsafe {
+            [
+                _mm512_loadu_ps(t.as_ptr()),
+                _mm512_loadu_ps(t.as_ptr().add(16)),
+            ]
+        });
+        let lookup32 = |a: __m512i, table: usize| -> __m512 {
+            if in_registers {
+                let [t0, t1] = registers[table];
+                _mm512_permutex2var_ps(t0, a, t1)
+            } else {
+                // SAFETY: indices are clamped below k, within the table.
+                unsafe { _mm512_i32gather_ps::<4>(a, terms[table].as_ptr()) }
+            }
+        };
+        let lookup64 = |a: __m512i, table: usize| -> __m512d {
+            // SAFETY: each table has `stride >= max(k, 32)` elements;
+            // indices are clamped below k.
+            unsafe {
+                let t = self.tables.as_ptr().add(table * stride);
+                if in_registers {
+                    let low =
+                        _mm512_permutex2var_pd(_mm512_loadu_pd(t), a, _mm512_loadu_pd(t.add(8)));
+                    let high = _mm512_permutex2var_pd(
+                        _mm512_loadu_pd(t.add(16)),
+                        a,
+                        _mm512_loadu_pd(t.add(24)),
+                    );
+                    let upper_half = _mm512_test_epi64_mask(a, _mm512_set1_epi64(16));
+                    _mm512_mask_blend_pd(upper_half, low, high)
+                } else {
+                    _mm512_i64gather_pd::<8>(a, t)
+                }
+            }
+        };
+        let splat = _mm512_set1_pd;
+        let (widen, narrow, error2) = (splat(self.widen), splat(self.narrow), splat(self.error2));
+        let (zero, two) = (splat(0.0), splat(2.0));
+        let (rounding, spacing) = (splat(F32_ROUNDING), splat(F32_SPACING_MIN));
+        let splat32 = _mm512_set1_ps;
+        let (widen32, narrow32, error32) = (
+            splat32(self.widen32),
+            splat32(self.narrow32),
+            splat32(self.error32),
+        );
+        let (tiny, zero32) = (splat32(F32_TINY), _mm512_setzero_ps());
+        let last = _mm512_set1_epi32((k - 1) as i32);
+        // Whether the kernel certainly keeps each lane's label, for a
+        // tightened upper bound (the bounds' `certain`).
+        let certain = |up: __m512d, low: __m512d, half_gap: __m512d| -> __mmask8 {
+            let gap = _mm512_mul_pd(
+                _mm512_max_pd(low, _mm512_sub_pd(_mm512_mul_pd(two, half_gap), up)),
+                narrow,
+            );
+            let apart = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(gap, up);
+            let clear = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(
+                _mm512_mul_pd(_mm512_sub_pd(gap, up), _mm512_add_pd(gap, up)),
+                error2,
+            );
+            apart & clear
+        };
+        // `round_up(up * widen)`, lane-wise, as `f32`.
+        let stored_up = |up: __m512d| -> __m256 {
+            _mm512_cvtpd_ps(_mm512_add_pd(
+                _mm512_mul_pd(
+                    _mm512_mul_pd(up, widen),
+                    _mm512_add_pd(splat(1.0), rounding),
+                ),
+                spacing,
+            ))
+        };
+        // Sixteen 32-bit lanes, masked only when some are past the end
+        // (masked stores are slow on some CPUs).
+        let load = |p: *const f32, lanes: __mmask16| -> __m512 {
+            // SAFETY: the caller's mask covers elements in bounds only.
+            unsafe {
+                if lanes == 0xffff {
+                    _mm512_loadu_ps(p)
+                } else {
+                    _mm512_maskz_loadu_ps(lanes, p)
+                }
+            }
+        };
+        let store = |p: *mut f32, lanes: __mmask16, v: __m512| {
+            // SAFETY: as above.
+            unsafe {
+                if lanes == 0xffff {
+                    _mm512_storeu_ps(p, v)
+                } else {
+                    _mm512_mask_storeu_ps(p, lanes, v)
+                }
+            }
+        };
+        if d > 0 {
+            // The rows are read only where they need tightening, gathered
+            // out of order: asked for in order first, while the bounds
+            // are carried, so memory delivers them before they are needed
+            // where X is beyond the caches.
+            for offset in (0..std::mem::size_of_val(x)).step_by(64) {
+                // SAFETY: within `x`.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(x.as_ptr().cast::<i8>().add(offset)) };
+            }
+        }
+        let mut sure = 0u64;
+        // The rows the carried bounds leave unsettled, bit `i` for row `i`.
+        let mut todo = 0u64;
+        let mut i = 0;
+        while i < n {
+            let rows = (n - i).min(16);
+            let lanes = ((1u32 << rows) - 1) as __mmask16;
+            // SAFETY (all below): masked loads and stores touch rows
+            // i..i + rows only; table indices are clamped below k.
+            unsafe {
+                let label = _mm512_castps_si512(load(labels.as_ptr().add(i).cast(), lanes));
+                let a = _mm512_min_epu32(label, last);
+                // The bounds' `carried`, lane-wise in the same order.
+                let up = _mm512_add_ps(
+                    _mm512_mul_ps(
+                        _mm512_add_ps(load(upper.as_ptr().add(i), lanes), lookup32(a, DRIFT)),
+                        widen32,
+                    ),
+                    tiny,
+                );
+                let low = _mm512_max_ps(
+                    _mm512_sub_ps(
+                        _mm512_mul_ps(
+                            _mm512_sub_ps(load(lower.as_ptr().add(i), lanes), lookup32(a, OTHERS)),
+                            narrow32,
+                        ),
+                        tiny,
+                    ),
+                    zero32,
+                );
+                let gap = _mm512_sub_ps(
+                    _mm512_mul_ps(
+                        _mm512_max_ps(low, _mm512_sub_ps(lookup32(a, GAP2), up)),
+                        narrow32,
+                    ),
+                    tiny,
+                );
+                let settled = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(gap, up)
+                    & _mm512_cmp_ps_mask::<_CMP_GT_OQ>(
+                        _mm512_mul_ps(_mm512_sub_ps(gap, up), _mm512_add_ps(gap, up)),
+                        error32,
+                    )
+                    & lanes;
+                todo |= u64::from(lanes & !settled) << i;
+                store(upper.as_mut_ptr().add(i), lanes, up);
+                store(lower.as_mut_ptr().add(i), lanes, low);
+                sure |= u64::from(settled) << i;
+            }
+            i += rows;
+        }
+        let exact = todo.count_ones() as usize;
+        if d == 0 {
+            return (sure, exact);
+        }
+        // The unsettled rows, eight at a time, gathered: their upper bounds
+        // tightened with the exact distance to their centroid, feature by
+        // feature in f64 (as the bounds' exact distance), and tested again.
+        let mut index = [0i64; 64];
+        let mut count = 0;
+        for i in unsettled(!todo, n) {
+            index[count] = i as i64;
+            count += 1;
+        }
+        for group in index[..count].chunks(8) {
+            let lanes = ((1u32 << group.len()) - 1) as __mmask8;
+            // SAFETY (all below): gathers and scatters are masked to the
+            // group's rows, each below `n`, and their features below `n d`;
+            // table indices are clamped below k.
+            unsafe {
+                let row = _mm512_maskz_loadu_epi64(lanes, group.as_ptr());
+                let label = _mm512_mask_i64gather_epi32::<4>(
+                    _mm256_setzero_si256(),
+                    lanes,
+                    row,
+                    labels.as_ptr().cast(),
+                );
+                let a =
+                    _mm512_cvtepu32_epi64(_mm256_min_epu32(label, _mm512_castsi512_si256(last)));
+                let low = _mm512_cvtps_pd(_mm512_mask_i64gather_ps::<4>(
+                    _mm256_setzero_ps(),
+                    lanes,
+                    row,
+                    lower.as_ptr(),
+                ));
+                let start = _mm512_mullox_epi64(row, _mm512_set1_epi64(d as i64));
+                let mut sum = zero;
+                for f in 0..d {
+                    let at = _mm512_add_epi64(start, _mm512_set1_epi64(f as i64));
+                    let value = if std::mem::size_of::<F>() == 8 {
+                        _mm512_mask_i64gather_pd::<8>(zero, lanes, at, x.as_ptr().cast())
+                    } else {
+                        _mm512_cvtps_pd(_mm512_mask_i64gather_ps::<4>(
+                            _mm256_setzero_ps(),
+                            lanes,
+                            at,
+                            x.as_ptr().cast(),
+                        ))
+                    };
+                    let diff = _mm512_sub_pd(value, lookup64(a, TABLES + f));
+                    sum = _mm512_add_pd(sum, _mm512_mul_pd(diff, diff));
+                }
+                let tight = _mm512_mul_pd(_mm512_sqrt_pd(_mm512_mul_pd(sum, widen)), widen);
+                let tightened = certain(tight, low, lookup64(a, HALF_GAP)) & lanes;
+                _mm512_mask_i64scatter_ps::<4>(
+                    upper.as_mut_ptr(),
+                    tightened,
+                    row,
+                    stored_up(tight),
+                );
+                for lane in unsettled(!u64::from(tightened), group.len()) {
+                    sure |= 1 << group[lane];
+                }
+            }
+        }
+        (sure, exact)
+    }
+}

@@ -1,0 +1,139 @@
+//! When bounds that do not pay are suspended, and when they are set again.
+
+#[cfg(doc)]
+use super::params::Pruning;
+
+/// When [`Pruning::Auto`] suspends bounds that do not pay, and when it sets
+/// them afresh. A bounded step costs more than a plain one where most rows
+/// go to the kernel and less where few do; the early steps of a fit move
+/// the centroids most and often send every row there, later ones few. So
+/// bounds are suspended, not dropped, after [`Self::PATIENCE`] steps in a
+/// row that sent more than a third of the rows to the kernel
+/// ([`Self::PATIENCE_AGAIN`] once set again), and set again after
+/// [`Self::FIRST_WAIT`] steps, the wait doubling at each suspension: a fit
+/// where they never pay sets them a handful of times (measurements in
+/// `docs/tuning.md`).
+#[derive(Debug, Clone, Copy)]
+pub struct Suspension {
+    /// The step that set the bounds (afresh: it sends every row to the
+    /// kernel, or has its rows guessed).
+    set_at: usize,
+    /// Steps in a row, since then, that sent too many rows to the kernel.
+    failures: usize,
+    /// The step that sets them again, while suspended.
+    resume_at: Option<usize>,
+    /// Steps to wait at the next suspension.
+    wait: usize,
+}
+
+impl Default for Suspension {
+    fn default() -> Self {
+        Suspension {
+            set_at: 0,
+            failures: 0,
+            resume_at: None,
+            wait: Self::FIRST_WAIT,
+        }
+    }
+}
+
+impl Suspension {
+    /// Steps in a row that send too many rows to the kernel before the
+    /// bounds of the first step are suspended.
+    pub const PATIENCE: usize = 3;
+    /// The same for bounds set again: the large early moves are over.
+    pub const PATIENCE_AGAIN: usize = 1;
+    /// Steps without bounds after the first suspension.
+    pub const FIRST_WAIT: usize = 2;
+
+    /// Whether step `iteration` sets suspended bounds afresh.
+    pub fn resumes(&mut self, iteration: usize) -> bool {
+        if self.resume_at != Some(iteration) {
+            return false;
+        }
+        self.resume_at = None;
+        self.set_at = iteration;
+        self.failures = 0;
+        true
+    }
+
+    /// Whether the bounds are to be suspended after step `iteration`, which
+    /// ran with them and sent `active` of its `n` rows to the kernel.
+    pub fn suspends(&mut self, iteration: usize, active: usize, n: usize) -> bool {
+        if iteration == self.set_at {
+            return false;
+        }
+        self.failures = if active * 3 > n { self.failures + 1 } else { 0 };
+        let patience = if self.set_at == 0 {
+            Self::PATIENCE
+        } else {
+            Self::PATIENCE_AGAIN
+        };
+        if self.failures < patience {
+            return false;
+        }
+        self.resume_at = Some(iteration + 1 + self.wait);
+        self.wait *= 2;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Replays `Suspension` over a fit of `steps` steps whose bounded steps
+    /// send `active(step)` of 100 rows to the kernel: the steps that ran
+    /// with bounds, and those that set them.
+    fn replay(steps: usize, active: impl Fn(usize) -> usize) -> (Vec<usize>, Vec<usize>) {
+        let mut suspension = Suspension::default();
+        let (mut bounded, mut set) = (vec![], vec![0]);
+        let mut with_bounds = true;
+        for step in 0..steps {
+            if suspension.resumes(step) {
+                assert!(!with_bounds);
+                with_bounds = true;
+                set.push(step);
+            }
+            if with_bounds {
+                bounded.push(step);
+                with_bounds = !suspension.suspends(step, active(step), 100);
+            }
+        }
+        (bounded, set)
+    }
+
+    #[test]
+    fn bounds_that_do_not_pay_are_suspended_and_tried_again_ever_later() {
+        // Bounds that never pay: the step that sets them, `PATIENCE` steps
+        // (`PATIENCE_AGAIN` once set again), then a wait that doubles.
+        let (bounded, set) = replay(200, |_| 100);
+        let (mut expected_set, mut expected_bounded) = (vec![0], vec![]);
+        let mut wait = Suspension::FIRST_WAIT;
+        let mut patience = Suspension::PATIENCE;
+        while let Some(&last) = expected_set.last() {
+            expected_bounded.extend(last..=last + patience);
+            let next = last + patience + 1 + wait;
+            if next >= 200 {
+                break;
+            }
+            expected_set.push(next);
+            (wait, patience) = (wait * 2, Suspension::PATIENCE_AGAIN);
+        }
+        assert_eq!(set, expected_set);
+        assert!(set.len() <= 8, "{set:?}");
+        assert_eq!(bounded, expected_bounded);
+        // A third of the rows is not too many; one step in `PATIENCE` that
+        // sends few rows keeps the bounds.
+        assert_eq!(replay(50, |_| 33).0.len(), 50);
+        let patience = Suspension::PATIENCE;
+        let (bounded, set) = replay(50, |step| if step % patience == 0 { 10 } else { 90 });
+        assert_eq!((bounded.len(), set), (50, vec![0]));
+        // Suspended by the first steps' large moves, set again once, and
+        // kept once they pay.
+        let resumed = patience + 1 + Suspension::FIRST_WAIT;
+        let (bounded, set) = replay(60, |step| if step <= resumed { 100 } else { 20 });
+        assert_eq!(set, vec![0, resumed]);
+        assert_eq!(bounded.len(), patience + 1 + (60 - resumed));
+    }
+}

@@ -1,0 +1,3 @@
+//! Tests of the whole fit (the parts' own tests sit beside them).
+
+mod fit;
