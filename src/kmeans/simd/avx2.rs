@@ -6,8 +6,8 @@
 
 use std::arch::x86_64::*;
 
-use super::lanes::{self, check_columns, impl_kernels, impl_lanes, Lanes};
-use super::{portable, Element, Isa, Simd, WithSimd, FIRST_FEATURES};
+use super::lanes::{impl_kernels, impl_lanes, impl_simd, Lanes};
+use super::{portable, Element, Isa, FIRST_FEATURES};
 
 impl_lanes!(Avx2F64, f64, __m256d, 4, "avx2,fma",
 zero: _mm256_setzero_pd, splat: _mm256_set1_pd, load: _mm256_loadu_pd, store: _mm256_storeu_pd,
@@ -66,60 +66,9 @@ select_equal: |key, target, if_equal, otherwise| {
     _mm256_blendv_ps(otherwise, if_equal, equal)
 });
 
-/// AVX2 with FMA; a value is proof that the CPU runs them.
-#[derive(Debug, Clone, Copy)]
-pub struct Avx2(());
+impl_simd!(Avx2, Isa::Avx2, "avx2,fma", Avx2F32, tile_rows: 4, "AVX2 with FMA");
 
-impl Avx2 {
-    /// # Safety
-    /// The CPU must run AVX2 and FMA.
-    pub unsafe fn new_unchecked() -> Self {
-        Avx2(())
-    }
-}
-
-#[target_feature(enable = "avx2,fma")]
-unsafe fn run<Op: WithSimd>(simd: Avx2, op: Op) -> Op::Output {
-    op.run(simd)
-}
-
-#[target_feature(enable = "avx2,fma")]
-unsafe fn nearest_in_columns<const D: usize, const STRIDE: usize>(
-    columns: &[f32],
-    negated: &[f32],
-    half_norms: &[f32],
-    out: &mut [u32],
-) {
-    // SAFETY: this function's features are the kernel's; the caller
-    // checked the layout.
-    unsafe { lanes::nearest_in_columns::<Avx2F32, D>(columns, STRIDE, negated, half_norms, out) }
-}
-
-impl Simd for Avx2 {
-    const ISA: Isa = Isa::Avx2;
-    const TILE_ROWS: usize = 4;
-
-    #[inline(always)]
-    fn run<Op: WithSimd>(self, op: Op) -> Op::Output {
-        // SAFETY: `self` proves the CPU runs the features.
-        unsafe { run(self, op) }
-    }
-
-    #[inline(always)]
-    fn nearest_in_columns<const D: usize, const STRIDE: usize>(
-        self,
-        columns: &[f32],
-        negated: &[f32],
-        half_norms: &[f32],
-        out: &mut [u32],
-    ) {
-        check_columns::<D>(columns, STRIDE, negated, half_norms, out, Avx2F32::LANES);
-        // SAFETY: `self` proves the features; the layout was checked.
-        unsafe { nearest_in_columns::<D, STRIDE>(columns, negated, half_norms, out) }
-    }
-}
-
-/// The guesses' transposition, for both float types.
+/// The guesses' transposition, for both float types (AVX-512 too).
 macro_rules! first_features {
     ($f:ty) => {
         #[inline(always)]
@@ -131,10 +80,12 @@ macro_rules! first_features {
             columns: &mut [f32],
         ) {
             // SAFETY: `self` proves AVX2.
-            unsafe { first_features_in_columns::<_, STRIDE>(x, d, rows, columns) }
+            unsafe { super::avx2::first_features_in_columns::<_, STRIDE>(x, d, rows, columns) }
         }
     };
 }
+
+pub(super) use first_features;
 
 impl_kernels!(Avx2, f32, Avx2F32, "avx2,fma", rows: 4, groups: 2, { first_features!(f32); });
 impl_kernels!(Avx2, f64, Avx2F64, "avx2,fma", rows: 4, groups: 2, { first_features!(f64); });

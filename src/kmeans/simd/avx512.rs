@@ -7,8 +7,8 @@
 use std::arch::x86_64::*;
 
 use super::carry_over::CarryOver;
-use super::lanes::{self, check_columns, impl_kernels, impl_lanes, Lanes};
-use super::{avx2, Isa, Simd, WithSimd};
+use super::lanes::{impl_kernels, impl_lanes, impl_simd, Lanes};
+use super::{avx2, Isa};
 
 impl_lanes!(Avx512F64, f64, __m512d, 8, "avx512f,fma",
 zero: _mm512_setzero_pd, splat: _mm512_set1_pd, load: _mm512_loadu_pd, store: _mm512_storeu_pd,
@@ -56,74 +56,20 @@ select_equal: |key, target, if_equal, otherwise| {
     _mm512_mask_blend_ps(equal, otherwise, if_equal)
 });
 
-/// AVX-512F with FMA (and AVX2); a value is proof that the CPU runs them.
-#[derive(Debug, Clone, Copy)]
-pub struct Avx512(());
-
-impl Avx512 {
-    /// # Safety
-    /// The CPU must run AVX-512F, AVX2 and FMA.
-    pub unsafe fn new_unchecked() -> Self {
-        Avx512(())
-    }
-}
-
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn run<Op: WithSimd>(simd: Avx512, op: Op) -> Op::Output {
-    op.run(simd)
-}
-
-#[target_feature(enable = "avx512f,fma")]
-unsafe fn nearest_in_columns<const D: usize, const STRIDE: usize>(
-    columns: &[f32],
-    negated: &[f32],
-    half_norms: &[f32],
-    out: &mut [u32],
-) {
-    // SAFETY: this function's features are the kernel's; the caller
-    // checked the layout.
-    unsafe { lanes::nearest_in_columns::<Avx512F32, D>(columns, STRIDE, negated, half_norms, out) }
-}
-
-impl Simd for Avx512 {
-    const ISA: Isa = Isa::Avx512;
-    const TILE_ROWS: usize = 8;
-
-    #[inline(always)]
-    fn run<Op: WithSimd>(self, op: Op) -> Op::Output {
-        // SAFETY: `self` proves the CPU runs the features.
-        unsafe { run(self, op) }
-    }
-
-    #[inline(always)]
-    fn nearest_in_columns<const D: usize, const STRIDE: usize>(
-        self,
-        columns: &[f32],
-        negated: &[f32],
-        half_norms: &[f32],
-        out: &mut [u32],
-    ) {
-        check_columns::<D>(columns, STRIDE, negated, half_norms, out, Avx512F32::LANES);
-        // SAFETY: `self` proves the features; the layout was checked.
-        unsafe { nearest_in_columns::<D, STRIDE>(columns, negated, half_norms, out) }
-    }
-}
+impl_simd!(
+    Avx512,
+    Isa::Avx512,
+    "avx512f,avx2,fma",
+    Avx512F32,
+    tile_rows: 8,
+    "AVX-512F with FMA (and AVX2)"
+);
 
 /// Both float types share the guesses' transposition (AVX2, which comes
 /// with AVX-512 here) and the bounds' carrying over.
 macro_rules! shared {
     ($f:ty) => {
-        #[inline(always)]
-        fn first_features_in_columns<const STRIDE: usize>(
-            self,
-            x: &[$f],
-            d: usize,
-            rows: usize,
-            columns: &mut [f32],
-        ) {
-            // SAFETY: AVX2 comes with `self`.
-            unsafe { avx2::first_features_in_columns::<_, STRIDE>(x, d, rows, columns) }
-        }
+        avx2::first_features!($f);
 
         #[inline(always)]
         fn carry_over(

@@ -288,6 +288,80 @@ macro_rules! impl_kernels {
 
 pub(super) use impl_kernels;
 
+/// An instruction set as a type: the token `$simd` (proof that the CPU
+/// runs `$features`), its entry for [`WithSimd`] operations and its guess
+/// kernel on `$f32_lanes`, in functions compiled for `$features`.
+macro_rules! impl_simd {
+    ($simd:ident, $isa:expr, $features:literal, $f32_lanes:ty, tile_rows: $rows:literal,
+     $what:literal) => {
+        #[doc = concat!($what, "; a value is proof that the CPU runs them.")]
+        #[derive(Debug, Clone, Copy)]
+        pub struct $simd(());
+
+        impl $simd {
+            /// # Safety
+            #[doc = concat!("The CPU must run ", $what, ".")]
+            pub unsafe fn new_unchecked() -> Self {
+                $simd(())
+            }
+        }
+
+        const _: () = {
+            use super::lanes::{check_columns, Lanes};
+            use super::{Simd, WithSimd};
+
+            #[target_feature(enable = $features)]
+            unsafe fn run<Op: WithSimd>(simd: $simd, op: Op) -> Op::Output {
+                op.run(simd)
+            }
+
+            #[target_feature(enable = $features)]
+            unsafe fn nearest_in_columns<const D: usize, const STRIDE: usize>(
+                columns: &[f32],
+                negated: &[f32],
+                half_norms: &[f32],
+                out: &mut [u32],
+            ) {
+                // SAFETY: this function's features are the kernel's; the
+                // caller checked the layout.
+                unsafe {
+                    super::lanes::nearest_in_columns::<$f32_lanes, D>(
+                        columns, STRIDE, negated, half_norms, out,
+                    )
+                }
+            }
+
+            impl Simd for $simd {
+                const ISA: super::Isa = $isa;
+                const TILE_ROWS: usize = $rows;
+
+                #[inline(always)]
+                fn run<Op: WithSimd>(self, op: Op) -> Op::Output {
+                    // SAFETY: `self` proves the CPU runs the features.
+                    unsafe { run(self, op) }
+                }
+
+                #[inline(always)]
+                fn nearest_in_columns<const D: usize, const STRIDE: usize>(
+                    self,
+                    columns: &[f32],
+                    negated: &[f32],
+                    half_norms: &[f32],
+                    out: &mut [u32],
+                ) {
+                    let lanes = <$f32_lanes as Lanes>::LANES;
+                    check_columns::<D>(columns, STRIDE, negated, half_norms, out, lanes);
+                    // SAFETY: `self` proves the features; the layout was
+                    // checked.
+                    unsafe { nearest_in_columns::<D, STRIDE>(columns, negated, half_norms, out) }
+                }
+            }
+        };
+    };
+}
+
+pub(super) use impl_simd;
+
 /// Panics unless the arguments of [`tiles`] meet its contract: whole
 /// tiles of `rows` rows, blocks one or two vectors of `lanes` wide.
 #[inline(always)]
