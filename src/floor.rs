@@ -9,37 +9,32 @@ use rayon::prelude::*;
 
 use crate::kmeans::simd::fma_chains;
 
-/// Multiply-adds per lane in one call of the FMA loop.
+/// Rounds of multiply-adds in one call of the FMA loop.
 const FMA_STEPS: usize = 1 << 22;
 
 /// The f64 FMA peak of the current rayon pool, in FLOP/s (2 per multiply-add).
 pub fn fma_peak_flops() -> f64 {
-    // 256 lanes of accumulators x FMA_STEPS steps x 2 flops.
-    peak(|seed| fma_chains(seed, FMA_STEPS), FMA_STEPS * 256 * 2)
+    peak(|seed| fma_chains(seed, FMA_STEPS))
 }
 
 /// The f32 FMA peak of the current rayon pool, in FLOP/s: what the `f32`
 /// kernel (and the `f64` kernel's `f32` screen) is bound by.
 pub fn fma_peak_flops_f32() -> f64 {
-    // 512 lanes of accumulators x FMA_STEPS steps x 2 flops.
-    peak(
-        |seed| fma_chains(seed as f32, FMA_STEPS),
-        FMA_STEPS * 512 * 2,
-    )
+    peak(|seed| fma_chains(seed as f32, FMA_STEPS))
 }
 
-/// FLOP/s of `run` on every thread of the current pool at once, each call
-/// doing `flops`.
-fn peak(run: fn(f64) -> f64, flops: usize) -> f64 {
+/// FLOP/s of `run` on every thread of the current pool at once; `run`
+/// returns a sum to keep alive and the multiply-adds it did.
+fn peak(run: fn(f64) -> (f64, u64)) -> f64 {
     let threads = rayon::current_num_threads();
     let start = Instant::now();
-    let sink: f64 = (0..threads)
+    let (sink, multiply_adds) = (0..threads)
         .into_par_iter()
         .map(|t| run(1.0 + t as f64 * 1e-9))
-        .sum();
+        .reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     let seconds = start.elapsed().as_secs_f64();
     std::hint::black_box(sink);
-    (threads * flops) as f64 / seconds
+    2.0 * multiply_adds as f64 / seconds
 }
 
 /// Read bandwidth of the current rayon pool over `x`, in bytes/s: the time

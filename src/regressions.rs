@@ -357,18 +357,11 @@ pub fn table(findings: &[Finding]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::Scenario;
+    use crate::results::bare_record;
     use crate::results::Passes;
 
     fn record(contender: &str, seconds: f64) -> Record {
-        let mut r = Record::new(
-            "kmeans",
-            Scenario::new(10000, 50, 8).unwrap(),
-            1.0,
-            contender,
-            2,
-        );
-        r.sample_seconds = vec![seconds; 5];
+        let mut r = bare_record(contender, (10000, 50, 8), &[seconds; 5]);
         r.n_iter = Some(3);
         r.inertia = Some(5.0e5);
         r.environment.insert("rust.kernel".into(), "avx512".into());

@@ -249,18 +249,10 @@ impl Comparison {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::Scenario;
+    use crate::results::bare_record;
 
     fn record(contender: &str, seconds: &[f64]) -> Record {
-        let mut r = Record::new(
-            "kmeans",
-            Scenario::new(1000, 2, 2).unwrap(),
-            1.0,
-            contender,
-            2,
-        );
-        r.sample_seconds = seconds.to_vec();
-        r
+        bare_record(contender, (1000, 2, 2), seconds)
     }
 
     #[test]

@@ -370,17 +370,11 @@ pub fn format_seconds(s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::Scenario;
+    use crate::results::bare_record;
 
     fn record(contender: &str, seconds: f64, check: Check) -> Record {
-        let mut r = Record::new(
-            "kmeans",
-            Scenario::new(1000, 2, 2).unwrap(),
-            1.0,
-            contender,
-            2,
-        );
-        r.sample_seconds = vec![seconds, seconds * 2.0, seconds / 2.0];
+        let fits = [seconds, seconds * 2.0, seconds / 2.0];
+        let mut r = bare_record(contender, (1000, 2, 2), &fits);
         r.inertia_check = Some(check);
         r
     }

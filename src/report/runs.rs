@@ -107,15 +107,10 @@ pub(crate) fn coverage(latest: &[Record]) -> Vec<Coverage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::bare_record;
 
     fn record(contender: &str, preset: &str, run: Option<&str>, at: u64) -> Record {
-        let mut r = Record::new(
-            "kmeans",
-            Scenario::new(1000, 2, 2).unwrap(),
-            1.0,
-            contender,
-            2,
-        );
+        let mut r = bare_record(contender, (1000, 2, 2), &[]);
         r.environment.insert("bench.preset".into(), preset.into());
         r.run_id = run.map(str::to_string);
         r.recorded_at = at;

@@ -13,6 +13,8 @@ mod record;
 
 pub use self::csv::{csv_path, write_csv, CSV_HEADER};
 pub use self::jsonl::{append_records, read_records, start_fresh};
+#[cfg(test)]
+pub(crate) use self::record::tests::bare_record;
 pub use self::record::{latest_per_contender, Check, MemoryFigures, Passes, Record, Status};
 
 /// The results folder: `$KMEANS_REPORT_DIR`, else `target-reports/` in the crate.

@@ -334,16 +334,23 @@ pub(crate) mod tests {
     use super::*;
     use crate::results::{append_records, read_records, results_path};
 
+    /// A record of `contender` on `n x d, k` of the `kmeans` family (2
+    /// threads) with these timed fits and nothing else: the start of every
+    /// test's record.
+    pub(crate) fn bare_record(
+        contender: &str,
+        (n, d, k): (usize, usize, usize),
+        seconds: &[f64],
+    ) -> Record {
+        let scenario = Scenario::new(n, d, k).unwrap();
+        let mut r = Record::new("kmeans", scenario, 1.0, contender, 2);
+        r.sample_seconds = seconds.to_vec();
+        r
+    }
+
     /// A record of `contender` on 1000x2/k2 with these timed fits.
     pub(crate) fn record(contender: &str, seconds: &[f64]) -> Record {
-        let mut r = Record::new(
-            "kmeans",
-            Scenario::new(1000, 2, 2).unwrap(),
-            1.0,
-            contender,
-            2,
-        );
-        r.sample_seconds = seconds.to_vec();
+        let mut r = bare_record(contender, (1000, 2, 2), seconds);
         r.n_iter = Some(4);
         r.inertia = Some(123.5);
         r.rel_inertia_diff = Some(0.0);

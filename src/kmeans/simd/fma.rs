@@ -1,15 +1,16 @@
-//! Multiply-add loops at the machine's peak, for its floors: chains of
-//! multiply-adds in 2 KiB of accumulators (every vector register of the
-//! widest instruction set, or plain arrays without one), enough
-//! independent chains to hide the latency on any current core.
+//! Multiply-add loops at the machine's peak, for its floors: independent
+//! chains of multiply-adds, one vector register each, as many as hide the
+//! latency while leaving registers for the two factors (a chain per
+//! register and none left over makes the compiler spill), or plain arrays
+//! without vectors.
 
 use super::{Element, Isa};
 
-/// `steps` multiply-adds `v = v * a + b` in each of the `2048 / size_of F`
-/// lanes of the accumulators (256 `f64`, 512 `f32`), on the widest
-/// instruction set of the CPU whatever the kernel's cap (without FMA: a
-/// multiply and an add each). Returns the lanes' sum, to keep them alive.
-pub fn fma_chains<F: Element>(seed: F, steps: usize) -> f64 {
+/// `steps` rounds of `v = v * a + b` in every lane of the chains of the
+/// widest instruction set of the CPU, whatever the kernel's cap (without
+/// FMA: a multiply and an add each). Returns the lanes' sum (to keep them
+/// alive) and the multiply-adds done.
+pub fn fma_chains<F: Element>(seed: F, steps: usize) -> (f64, u64) {
     // Factors that keep the chains finite and normal for any step count.
     let (a, b) = if std::mem::size_of::<F>() == 8 {
         (F::from_f64(0.999_999_9), F::from_f64(1e-9))
@@ -17,33 +18,35 @@ pub fn fma_chains<F: Element>(seed: F, steps: usize) -> f64 {
         (F::from_f64(0.999_9), F::from_f64(1e-6))
     };
     let (a, b) = (std::hint::black_box(a), std::hint::black_box(b));
+    let lanes = Isa::widest().lanes::<F>() as u64;
     match Isa::widest() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `widest` detected the features.
-        Isa::Avx512 => unsafe { x86::avx512(seed, a, b, steps) },
-        // 16 registers of half the width: four times the steps.
+        Isa::Avx512 => (
+            unsafe { x86::avx512(seed, a, b, steps) },
+            24 * lanes * steps as u64,
+        ),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        Isa::Avx2 => unsafe { x86::avx2(seed, a, b, 4 * steps) },
-        _ => plain(seed, a, b, steps),
+        Isa::Avx2 => (
+            unsafe { x86::avx2(seed, a, b, steps) },
+            12 * lanes * steps as u64,
+        ),
+        _ => (plain(seed, a, b, steps), 256 * steps as u64),
     }
 }
 
-/// [`fma_chains`] in plain arrays: 32 chains of `64 / size_of F` lanes.
+/// [`fma_chains`] in plain arrays: 256 chains.
 fn plain<F: Element>(seed: F, a: F, b: F, steps: usize) -> f64 {
-    let mut acc = [[seed; 16]; 32];
-    let lanes = 64 / std::mem::size_of::<F>();
+    let mut acc = [[seed; 8]; 32];
     for _ in 0..steps {
         for chain in acc.iter_mut() {
-            for v in chain[..lanes].iter_mut() {
+            for v in chain.iter_mut() {
                 *v = *v * a + b;
             }
         }
     }
-    acc.iter()
-        .flat_map(|chain| &chain[..lanes])
-        .map(|v| v.as_f64())
-        .sum()
+    acc.iter().flatten().map(|v| v.as_f64()).sum()
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -79,7 +82,7 @@ mod x86 {
         }
     }
 
-    /// 32 chains of one 512-bit register each.
+    /// 24 chains of one 512-bit register each (of 32).
     ///
     /// # Safety
     /// The CPU must run AVX-512F and FMA.
@@ -89,15 +92,15 @@ mod x86 {
         unsafe {
             if std::mem::size_of::<F>() == 8 {
                 let f = |v: F| v.as_f64();
-                chains::<Avx512F64, 32>(f(seed), f(a), f(b), steps)
+                chains::<Avx512F64, 24>(f(seed), f(a), f(b), steps)
             } else {
                 let f = |v: F| v.as_f64() as f32;
-                chains::<Avx512F32, 32>(f(seed), f(a), f(b), steps)
+                chains::<Avx512F32, 24>(f(seed), f(a), f(b), steps)
             }
         }
     }
 
-    /// 16 chains of one 256-bit register each.
+    /// 12 chains of one 256-bit register each (of 16).
     ///
     /// # Safety
     /// The CPU must run AVX2 and FMA.
@@ -107,10 +110,10 @@ mod x86 {
         unsafe {
             if std::mem::size_of::<F>() == 8 {
                 let f = |v: F| v.as_f64();
-                chains::<Avx2F64, 16>(f(seed), f(a), f(b), steps)
+                chains::<Avx2F64, 12>(f(seed), f(a), f(b), steps)
             } else {
                 let f = |v: F| v.as_f64() as f32;
-                chains::<Avx2F32, 16>(f(seed), f(a), f(b), steps)
+                chains::<Avx2F32, 12>(f(seed), f(a), f(b), steps)
             }
         }
     }
