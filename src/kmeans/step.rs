@@ -26,8 +26,8 @@ pub struct Step<F> {
     /// `sum_j ||new_j - old_j||^2`.
     pub shift: f64,
     /// The inertia of the step's assignment against the centroids it was
-    /// made with, as [`inertia`] computes it (same order, same bits), when
-    /// asked for.
+    /// made with, as [`super::passes::inertia`] computes it (same order,
+    /// same bits), when asked for.
     pub inertia: Option<f64>,
     /// How many rows went through the distance kernel (all of them without
     /// bounds).
