@@ -214,12 +214,13 @@ pub fn measure_untimed(
 /// One contender on one scenario under the protocol, from its creation to
 /// its record: the one runner of the bench and `compare`.
 ///
-/// [`Trial::start`] creates the contender, prepares it and warms it up with
-/// one fit; [`Trial::time`] times fits (the caller decides how many, and
-/// when: Criterion or a plain loop); [`Trial::finish`] runs the untimed
-/// memory fit, scores the centroids and returns the record. An unavailable
-/// contender gives a `skipped` record, an error or a panic inside a library
-/// a `failed` one; the other contenders still run.
+/// [`Trial::start`] creates the contender, prepares it, lets it inspect
+/// itself and warms it up with one fit; [`Trial::time`] times fits (the
+/// caller decides how many, and when: Criterion or a plain loop);
+/// [`Trial::finish`] runs the untimed memory fit, scores the centroids and
+/// returns the record. An unavailable contender gives a `skipped` record, an
+/// error or a panic inside a library a `failed` one; the other contenders
+/// still run.
 pub struct Trial<'a> {
     run: &'a ScenarioRun,
     contender: Option<Box<dyn Contender>>,
@@ -241,6 +242,7 @@ impl<'a> Trial<'a> {
                 let name = record.contender.clone();
                 match contained(|| {
                     contender.prepare(&run.problem_for(&name)?)?;
+                    contender.inspect()?;
                     contender.fit().map(|_| ())
                 }) {
                     Ok(()) => Some(contender),

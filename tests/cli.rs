@@ -325,7 +325,7 @@ fn compare_measures_each_fit_in_a_fresh_process() {
             "--k",
             "8",
             "--impls",
-            "rust,numpy",
+            "rust,numpy,sklearnex,faiss",
             "--runs",
             "3",
             "--json",
@@ -341,7 +341,7 @@ fn compare_measures_each_fit_in_a_fresh_process() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 4);
     for row in &rows {
         let name = row["impl"].as_str().unwrap();
         if row["status"] == "skipped" {

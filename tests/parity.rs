@@ -19,6 +19,8 @@ fn fit(name: &str, run: &ScenarioRun) -> FitOutput {
         )
     });
     contender.prepare(&run.problem_for(name).unwrap()).unwrap();
+    // Where a contender checks how it runs (sklearnex: on oneDAL), an error.
+    contender.inspect().unwrap();
     contender.fit().unwrap()
 }
 
@@ -224,5 +226,30 @@ fn on_float32_data_every_contender_stays_within_its_float32_tolerance() {
             entry.name
         );
         assert!(gap <= tolerance, "{}: gap {gap:e}", entry.name);
+    }
+}
+
+#[test]
+fn peers_report_what_their_inspection_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = DataCache::new(dir.path());
+    let run = scenario(3000, 5, 4, 1.0, &cache);
+    for (name, key) in [
+        ("sklearnex", "sklearnex.path"),
+        ("faiss", "faiss.empty_cluster_splits"),
+    ] {
+        let mut contender = create(name).unwrap_or_else(|u| panic!("{name}: {}", u.reason));
+        contender.prepare(&run.problem_for(name).unwrap()).unwrap();
+        let found = |c: &dyn pythonvsrust_kmeans::contenders::Contender| {
+            c.environment().into_iter().find(|(k, _)| k == key)
+        };
+        // Prepared, not yet inspected: no fit has run, nothing found.
+        assert_eq!(found(contender.as_ref()), None, "{name}");
+        contender.inspect().unwrap();
+        let (_, value) = found(contender.as_ref()).unwrap_or_else(|| panic!("{name}: no {key}"));
+        match name {
+            "sklearnex" => assert!(value.starts_with("oneDAL"), "{value}"),
+            _ => assert!(value.parse::<usize>().is_ok(), "{value}"),
+        }
     }
 }

@@ -121,7 +121,9 @@ impl Dtype {
 /// A Python contender's module: `python/{name}.py`, imported on its own the
 /// first time a contender needs it, so a missing package skips only the
 /// contenders that import it. It defines `prepare(X, init, max_iter,
-/// threads, fixed_iterations, **options)`, returning what `fit(state)` takes.
+/// threads, fixed_iterations, **options)`, returning what `fit(state)` takes
+/// and facts for the record, and may define `inspect(state)`, returning more
+/// facts from a fit of its own (see [`Contender::inspect`]).
 #[derive(Debug, Clone, Copy)]
 pub struct PythonModule {
     /// The module's name (its file is `python/{name}.py`).
@@ -307,6 +309,14 @@ pub trait Contender {
     /// Everything that must stay outside the timed region: copies,
     /// conversions, handing data to Python, thread pools.
     fn prepare(&mut self, problem: &Problem) -> Result<()>;
+    /// One untimed fit that checks how the prepared contender runs (the path
+    /// a library took, how often it refilled empty clusters) and adds what
+    /// it found to its environment; an error where it does not run as
+    /// claimed. Called after `prepare` by the runner, never in a measuring
+    /// child, whose one fit must not find its memory already warmed.
+    fn inspect(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// One fit of the prepared problem from its initial centroids. Timed.
     fn fit(&mut self) -> Result<FitOutput>;
     /// Facts to record beside its numbers: versions, threads in effect, the

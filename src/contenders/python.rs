@@ -239,6 +239,31 @@ impl Contender for PythonKMeans {
         Ok(())
     }
 
+    fn inspect(&mut self) -> Result<()> {
+        let name = self.name;
+        let found = Python::attach(|py| -> Result<Vec<(String, String)>> {
+            let module = self.module.bind(py);
+            if !module.hasattr("inspect").map_err(|e| self.error(e))? {
+                return Ok(Vec::new());
+            }
+            let state = self
+                .state
+                .as_ref()
+                .ok_or_else(|| self.error("inspect before prepare"))?;
+            let facts = module
+                .call_method1("inspect", (state.bind(py),))
+                .and_then(|f| Ok(f.cast_into::<PyDict>()?))
+                .and_then(|f| pairs(&f))
+                .map_err(|e| self.error(e))?;
+            Ok(facts
+                .into_iter()
+                .map(|(k, v)| (format!("{name}.{k}"), v))
+                .collect())
+        })?;
+        self.environment.extend(found);
+        Ok(())
+    }
+
     fn fit(&mut self) -> Result<FitOutput> {
         Python::attach(|py| {
             let (function, state) = self.call(py)?;

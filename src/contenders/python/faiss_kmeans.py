@@ -32,8 +32,7 @@ def _train(state):
 
 
 def prepare(X, init, max_iter, threads, fixed_iterations):
-    """float32 copies, faiss's OpenMP threads and its iteration count; one
-    fit counts the clusters faiss splits to fill empty ones."""
+    """float32 copies, faiss's OpenMP threads and its iteration count."""
     if fixed_iterations is None:
         raise ValueError("faiss needs the exact contenders' iteration count")
     faiss.omp_set_num_threads(int(threads))
@@ -42,14 +41,18 @@ def prepare(X, init, max_iter, threads, fixed_iterations):
     n, d = x32.shape
     k = init32.shape[0]
     state = (x32, init32, n, d, k, int(fixed_iterations))
-    splits = sum(int(s["nsplit"]) for s in _train(state).iteration_stats)
     facts = {
         "dtype": "float32" if X.dtype == np.float32 else "float32 (converted once, outside timing)",
         "omp_threads": str(faiss.omp_get_max_threads()),
         "stopping_rule": f"at most {fixed_iterations} iterations (exact Lloyd's count here), or when its float32 objective is unchanged",
-        "empty_cluster_splits": str(splits),
     }
     return state, facts
+
+
+def inspect(state):
+    """One fit, counting the clusters faiss splits to fill empty ones."""
+    splits = sum(int(s["nsplit"]) for s in _train(state).iteration_stats)
+    return {"empty_cluster_splits": str(splits)}
 
 
 def fit(state):

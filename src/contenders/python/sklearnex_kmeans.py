@@ -1,7 +1,7 @@
 """scikit-learn-intelex's KMeans (oneDAL) under the study's protocol: the
 given initial centroids, one run, tolerance 0, the same cap on iterations.
 
-``prepare`` runs one fit with the extension's logger listening and refuses a
+``inspect`` runs one fit with the extension's logger listening and refuses a
 fall-back to stock scikit-learn, so the figures are oneDAL's."""
 
 import logging
@@ -41,8 +41,18 @@ def _fit(X, init, max_iter):
 
 
 def prepare(X, init, max_iter, threads, fixed_iterations):
-    """Sets oneDAL's threads; checks that a fit runs on oneDAL."""
+    """Sets oneDAL's threads."""
     daal4py.daalinit(int(threads))
+    facts = {
+        "onedal_threads": str(daal4py.num_threads()),
+        "stopping_rule": "tol = 0, as scikit-learn",
+    }
+    return (X, init, max_iter), facts
+
+
+def inspect(state):
+    """One fit with the extension's logger listening: an error unless it ran
+    on oneDAL."""
     logger = logging.getLogger("sklearnex")
     messages = _Messages()
     saved = (logger.level, logger.handlers, logger.propagate)
@@ -50,7 +60,7 @@ def prepare(X, init, max_iter, threads, fixed_iterations):
     logger.handlers, logger.propagate = [messages], False
     logger.setLevel(logging.INFO)
     try:
-        _fit(X, init, max_iter)
+        _fit(*state)
     finally:
         logger.setLevel(saved[0])
         logger.handlers, logger.propagate = saved[1], saved[2]
@@ -60,12 +70,7 @@ def prepare(X, init, max_iter, threads, fixed_iterations):
             "scikit-learn-intelex fell back to stock scikit-learn: "
             + ("; ".join(fit_messages) or "no message from its logger")
         )
-    facts = {
-        "onedal_threads": str(daal4py.num_threads()),
-        "path": "oneDAL (the extension's logger: running accelerated version on CPU)",
-        "stopping_rule": "tol = 0, as scikit-learn",
-    }
-    return (X, init, max_iter), facts
+    return {"path": "oneDAL (the extension's logger: running accelerated version on CPU)"}
 
 
 def fit(state):
