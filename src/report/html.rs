@@ -201,11 +201,50 @@ fn protocol(h: &mut String, records: &[Record]) {
     if let (Some(first), Some(last)) = (times.clone().min(), times.max()) {
         let _ = writeln!(
             h,
-            "<p>{} records (the latest of each contender per scenario), recorded between {} and {}; contenders compared in one scenario ran in the same process, one after another.</p>",
+            "<p>{} records (the latest of each contender per scenario), recorded between {} and {}; {}</p>",
             records.len(),
             utc(first),
-            utc(last)
+            utc(last),
+            provenance(records)
         );
+    }
+}
+
+/// Whether the contenders compared in one scenario ran in one process, one
+/// after another, or come from runs merged later (and on which machines).
+fn provenance(records: &[Record]) -> String {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut runs: BTreeMap<(&str, String), BTreeSet<Option<&str>>> = BTreeMap::new();
+    for r in records {
+        runs.entry((r.family.as_str(), r.scenario.id()))
+            .or_default()
+            .insert(r.run_id.as_deref());
+    }
+    let merged = runs.values().filter(|ids| ids.len() > 1).count();
+    let machines: BTreeSet<String> = records
+        .iter()
+        .map(|r| {
+            let fact = |key: &str| r.environment.get(key).map_or("?", String::as_str);
+            format!("{} ({})", fact("machine.cpu"), fact("machine.simd"))
+        })
+        .collect();
+    let machines = match machines.len() {
+        1 => format!(
+            "all on one machine, {}",
+            machines.iter().next().expect("one")
+        ),
+        n => format!(
+            "on {n} machines: {}",
+            machines.into_iter().collect::<Vec<_>>().join("; ")
+        ),
+    };
+    if merged == 0 {
+        format!("contenders compared in one scenario ran in the same process, one after another; {machines}.")
+    } else {
+        format!(
+            "contenders compared in one scenario ran in the same process, one after another, except in {merged} of the {} scenarios, whose records come from more than one run (merged with <code>report --merge</code>; each record's run is in <code>results.jsonl</code>); {machines}.",
+            runs.len()
+        )
     }
 }
 
@@ -410,4 +449,42 @@ fn links(h: &mut String, dir: &Path, records: &[Record]) {
         h.push_str(&line);
     }
     h.push_str("</ul>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::provenance;
+    use crate::results::bare_record;
+
+    #[test]
+    fn provenance_names_merged_scenarios_and_every_machine() {
+        let record = |contender: &str, scenario, run: &str, cpu: &str| {
+            let mut r = bare_record(contender, scenario, &[0.001]);
+            r.run_id = Some(run.into());
+            r.environment.insert("machine.cpu".into(), cpu.into());
+            r.environment
+                .insert("machine.simd".into(), "avx2 fma".into());
+            r
+        };
+        let one_run = [
+            record("rust", (1000, 2, 2), "a", "EPYC"),
+            record("numpy", (1000, 2, 2), "a", "EPYC"),
+        ];
+        assert_eq!(
+            provenance(&one_run),
+            "contenders compared in one scenario ran in the same process, one after another; \
+             all on one machine, EPYC (avx2 fma)."
+        );
+        let merged = [
+            record("rust", (1000, 2, 2), "a", "EPYC"),
+            record("numpy", (1000, 2, 2), "b", "EPYC"),
+            record("rust", (1000, 2, 8), "b", "Xeon"),
+        ];
+        let text = provenance(&merged);
+        assert!(text.contains("except in 1 of the 2 scenarios"), "{text}");
+        assert!(
+            text.ends_with("on 2 machines: EPYC (avx2 fma); Xeon (avx2 fma)."),
+            "{text}"
+        );
+    }
 }
