@@ -45,7 +45,8 @@
 //!   centroids in lanes for most shapes, rows in lanes for d <= 4, where
 //!   reducing across lanes would cost more than the multiply-adds.
 //! - `screen`: for `f64` data with at least 16 centroids and 32 features,
-//!   rows are first scored in `f32` (twice the lanes). A proven bound on the
+//!   rows the kernel gets in a pass that sends it every row, or most, are
+//!   first scored in `f32` (twice the lanes). A proven bound on the
 //!   gap between the `f32` and `f64` scores decides a row when its
 //!   runner-up is clear of it; near ties and magnitudes `f32` cannot hold
 //!   go through the `f64` kernel, so labels are the `f64` kernel's to the

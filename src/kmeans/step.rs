@@ -133,18 +133,20 @@ pub fn lloyd_step<F: Float>(
     let flat_centroids = standard.as_slice().expect("standard layout is contiguous");
     let rows = chunk_rows(n);
     let n_chunks = n.div_ceil(rows);
-    let (geometry, bound_chunks) = match bounds {
+    let mut bounds = bounds;
+    let screen_kernel_rows = bounds.as_ref().is_none_or(|b| b.kernel_rows_many());
+    let (geometry, bound_chunks) = match bounds.as_deref_mut() {
         Some(bounds) => {
             let (geometry, chunks) = bounds.prepare(centroids, rows);
             (Some(geometry), chunks.into_iter().map(Some).collect())
         }
         None => (None, (0..n_chunks).map(|_| None).collect::<Vec<_>>()),
     };
-    // The f32 screen pays where every row goes through the kernel; the
-    // rows bounds leave to it are those near a boundary, which it mostly
-    // could not decide.
+    // The f32 screen pays where every row, or most, go through the kernel;
+    // the rows bounds that settle most rows leave to it are those near a
+    // boundary, which it mostly could not decide.
     let isa = Isa::detect();
-    let prepared = if geometry.as_ref().is_some_and(Geometry::settles_rows) {
+    let prepared = if geometry.as_ref().is_some_and(Geometry::settles_rows) && !screen_kernel_rows {
         ScreenedCentroids::unscreened(centroids, isa)
     } else {
         ScreenedCentroids::new(centroids, isa)
@@ -232,6 +234,10 @@ pub fn lloyd_step<F: Float>(
         active += part.active;
         exact += part.exact;
         guessed += part.guessed;
+    }
+    // A first step's share says nothing of how well the bounds will settle.
+    if let Some(bounds) = bounds.filter(|_| geometry.as_ref().is_some_and(Geometry::settles_rows)) {
+        bounds.set_kernel_rows(active);
     }
     let relocated = relocate_empty_clusters(x, d, centroids, labels, &mut sums, &mut counts);
     // The guesses' scores, in `f32` whatever the data's type.

@@ -88,6 +88,10 @@ pub const ROWS_IN_LANES_MIN_ROWS: usize = 50_000;
 /// through the kernel.
 pub const HOLD_KERNEL_FRACTION: usize = 256;
 
+/// See [`Bounds::kernel_rows_many`]: at least `n / MANY_KERNEL_ROWS_FRACTION`
+/// rows through the kernel.
+pub const MANY_KERNEL_ROWS_FRACTION: usize = 2;
+
 /// Per-row bounds and the centroids they refer to.
 ///
 /// Bounds are kept in `f32` whatever the data's type, rounded outwards
@@ -103,6 +107,8 @@ pub struct Bounds<F> {
     reference: Option<Array2<F>>,
     /// No row is longer than this (`sqrt(d)` times the largest magnitude).
     row_norm_max: f64,
+    /// Rows the last step sent to the kernel (all of them before the first).
+    kernel_rows: usize,
 }
 
 impl<F: Float> Bounds<F> {
@@ -116,7 +122,22 @@ impl<F: Float> Bounds<F> {
             lower: vec![0.0; n],
             reference: None,
             row_norm_max,
+            kernel_rows: n,
         }
+    }
+
+    /// Whether the last step sent at least one row in
+    /// [`MANY_KERNEL_ROWS_FRACTION`] to the kernel: not only rows near a
+    /// boundary then (with many centroids, Hamerly's one lower bound can
+    /// settle none), so the next step's kernel rows are worth screening in
+    /// `f32` as a plain pass's are.
+    pub fn kernel_rows_many(&self) -> bool {
+        self.kernel_rows * MANY_KERNEL_ROWS_FRACTION >= self.upper.len()
+    }
+
+    /// Records how many rows the step just run sent to the kernel.
+    pub fn set_kernel_rows(&mut self, rows: usize) {
+        self.kernel_rows = rows;
     }
 
     /// Sets the bound on row norms, once the data's magnitudes are known.

@@ -335,6 +335,32 @@ fn bounds_give_the_same_fits() {
     );
 }
 
+/// With many centroids close together, Hamerly's one lower bound settles
+/// few rows, and the bounded steps screen the rows they send to the kernel
+/// in `f32` as a plain pass does (see `super::screen`): the same fit as
+/// without bounds, with later steps' distances partly in `f32`.
+#[test]
+fn bounded_steps_that_settle_few_rows_screen_their_kernel_rows() {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(31);
+    let (n, d, k) = (3000, 40, 96);
+    for on_grid in [false, true] {
+        let (_, x) = noisy_blobs(&mut rng, (n, d, k), 12.0, on_grid);
+        let init = Array2::from_shape_fn((k, d), |(j, f)| x[[(j * 7919) % n, f]]);
+        let with = fit_with_bounds(&x, &init, true);
+        let without = fit_with_bounds(&x, &init, false);
+        let what = format!("n={n} d={d} k={k}, on a grid: {on_grid}");
+        assert_same_fit(&with, &without, 1e-12, &what);
+        assert!(with.n_iter > 3, "{} steps, {what}", with.n_iter);
+        let screened = super::super::simd::Isa::detect() != super::super::simd::Isa::Portable
+            && !super::super::screen::switched_off();
+        let later_f32 = with.work.per_pass[1..with.n_iter]
+            .iter()
+            .filter(|p| p.f32_distances > 0)
+            .count();
+        assert_eq!(later_f32 > 0, screened, "{:?}, {what}", with.work.per_pass);
+    }
+}
+
 /// Fits of overlapping blobs, where the first steps send most rows to
 /// the kernel and later ones fewer: `Pruning::Auto` suspends the bounds
 /// and sets them again, with the same fit as without bounds.
