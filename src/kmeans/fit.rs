@@ -135,10 +135,8 @@ impl<F: Float> KMeans<F> {
     /// Results do not depend on the number of threads.
     pub fn fit(&self, x: ArrayView2<F>) -> Result<KMeansFit<F>> {
         match self.threads() {
-            Some(threads) => rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .map_err(KMeansError::ThreadPool)?
+            Some(threads) => self
+                .own_pool(threads)?
                 .install(|| self.fit_in_current_pool(x)),
             None => self.fit_in_current_pool(x),
         }

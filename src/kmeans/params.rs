@@ -1,6 +1,8 @@
 //! Checked parameters: a builder of plain setters, and [`KMeansParams::check`]
 //! that turns it into [`KMeans`], the only type that can fit.
 
+use std::sync::{Arc, OnceLock};
+
 use ndarray::Array2;
 
 use super::error::{KMeansError, Result};
@@ -84,7 +86,8 @@ impl<F: Float> KMeansParams<F> {
         self
     }
 
-    /// Run in a pool of this many threads instead of the current rayon pool.
+    /// Run in a pool of this many threads instead of the current rayon pool
+    /// (built at the model's first fit, and kept for the next ones).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
         self
@@ -126,7 +129,10 @@ impl<F: Float> KMeansParams<F> {
             }
             super::validate::check_finite(centroids.view(), "initial centroids")?;
         }
-        Ok(KMeans { params: self })
+        Ok(KMeans {
+            params: self,
+            pool: OwnPool::default(),
+        })
     }
 }
 
@@ -134,6 +140,21 @@ impl<F: Float> KMeansParams<F> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct KMeans<F> {
     params: KMeansParams<F>,
+    /// The pool of [`KMeansParams::threads`], once a fit has built it.
+    pool: OwnPool,
+}
+
+/// The pool a model with a thread count of its own runs in, built at its
+/// first fit and kept for the next ones (and clones made after): building a pool
+/// takes longer than a small fit. Not a parameter: models compare equal
+/// whatever their pools.
+#[derive(Debug, Clone, Default)]
+struct OwnPool(OnceLock<Arc<rayon::ThreadPool>>);
+
+impl PartialEq for OwnPool {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl<F: Float> KMeans<F> {
@@ -164,6 +185,16 @@ impl<F: Float> KMeans<F> {
     /// Whether bounds skip rows whose label cannot change.
     pub fn pruning(&self) -> Pruning {
         self.params.pruning
+    }
+    /// The pool of `threads` threads this model fits in, built on first use.
+    pub(super) fn own_pool(&self, threads: usize) -> Result<&rayon::ThreadPool> {
+        if let Some(pool) = self.pool.0.get() {
+            return Ok(pool);
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()?;
+        Ok(self.pool.0.get_or_init(|| Arc::new(pool)))
     }
 }
 

@@ -559,6 +559,24 @@ fn results_do_not_depend_on_threads_or_repeat_runs() {
     assert_eq!(one, fit(1));
 }
 
+/// A model with a thread count of its own builds its pool at its first
+/// fit and keeps it (its clones share it): the same fit every time, in the
+/// same pool, of the count asked for.
+#[test]
+fn a_model_keeps_its_pool_across_fits() {
+    let (x, _) = random_blobs(3000, 4, 5, 13);
+    let model = KMeansParams::new(5).seed(2).threads(3).check().unwrap();
+    let first = model.fit(x.view()).unwrap();
+    let pool = model.own_pool(3).unwrap();
+    assert_eq!(pool.current_num_threads(), 3);
+    assert_eq!(model.fit(x.view()).unwrap(), first);
+    assert!(std::ptr::eq(pool, model.own_pool(3).unwrap()));
+    let clone = model.clone();
+    assert!(std::ptr::eq(pool, clone.own_pool(3).unwrap()));
+    assert_eq!(clone, model);
+    assert_eq!(clone.fit(x.view()).unwrap(), first);
+}
+
 #[test]
 fn f32_and_f64_agree_on_labels() {
     let (x, init) = random_blobs(5000, 4, 5, 3);
