@@ -65,14 +65,17 @@ pub type ChunkBounds<'a> = (&'a mut [f32], &'a mut [f32]);
 /// [`MIN_ROW_VECTORS`] vector operations. Centroids in lanes costs `d *
 /// ceil(k / lanes)` multiply-adds; rows in lanes costs `k * (d + 3) / lanes`
 /// (per centroid, `d` multiply-adds, a compare, a minimum and a blend), and
-/// there the bounds pay only on many rows (measurements in
-/// `docs/tuning.md`).
+/// there the bounds pay only on many rows of `f64` data: what they save
+/// there is reading the rows they settle, and `f32` data is summed afresh
+/// every step, every row read (measurements in `docs/tuning.md`).
 pub fn worthwhile<F>(n: usize, d: usize, k: usize) -> bool {
     let isa = Isa::detect();
     let lanes = isa.lanes::<F>();
     match Layout::choose(d, isa) {
         Layout::RowsInLanes => {
-            n >= ROWS_IN_LANES_MIN_ROWS && k * (d + 3) >= MIN_ROW_VECTORS * lanes
+            std::mem::size_of::<F>() == 8
+                && n >= ROWS_IN_LANES_MIN_ROWS
+                && k * (d + 3) >= MIN_ROW_VECTORS * lanes
         }
         Layout::CentroidsInLanes => d * k.div_ceil(lanes) >= MIN_ROW_VECTORS,
     }
@@ -299,6 +302,13 @@ mod tests {
                 assert!(!worthwhile::<f64>(10_000, 2, 30));
                 assert!(!worthwhile::<f64>(1_000_000, 2, 8));
             }
+            // f32 data is summed afresh every step: nothing to save.
+            for (n, d, k) in [(100_000, 2, 30), (1_000_000, 4, 1000)] {
+                assert!(!worthwhile::<f32>(n, d, k), "n={n} d={d} k={k}");
+            }
         }
+        // With centroids in lanes, f32 as f64 (per its lanes).
+        assert!(worthwhile::<f32>(100_000, 10, 30));
+        assert!(worthwhile::<f32>(1000, 100, 30));
     }
 }
