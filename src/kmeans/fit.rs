@@ -324,7 +324,7 @@ impl<F: Float> KMeans<F> {
                 Some(step) => work.push_pass(step.distances, step.f32_distances, step.rows_read),
                 None => work.push(0, n as u64),
             }
-            let Some(step) = step else {
+            let Some(mut step) = step else {
                 return Err(locate_non_finite(x, "data"));
             };
             if let Some(max_abs) = step.data_max_abs {
@@ -357,6 +357,7 @@ impl<F: Float> KMeans<F> {
             totals = (!step.relocated).then(|| Totals {
                 sums: step.sums.clone(),
                 counts: step.counts.clone(),
+                chunks: std::mem::take(&mut step.chunks),
             });
             // Bounds that keep sending many rows to the kernel only cost.
             if self.pruning() == Pruning::Auto

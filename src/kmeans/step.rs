@@ -58,6 +58,9 @@ pub struct Step<F> {
     /// Per cluster, the sum of its rows' squared distances to the centroid
     /// they were assigned against, when asked for.
     pub within: Option<Vec<f64>>,
+    /// Each chunk's own sums and counts, kept for the next step where it can
+    /// reuse them (see [`ChunkTotal`]); empty elsewhere.
+    pub chunks: Vec<ChunkTotal>,
 }
 
 /// Per-cluster sums and counts of rows, as a step leaves them.
@@ -66,7 +69,32 @@ pub struct Totals {
     /// `(k, n_features)`, row-major.
     pub sums: Vec<f64>,
     pub counts: Vec<u64>,
+    /// The step's [`Step::chunks`].
+    pub chunks: Vec<ChunkTotal>,
 }
+
+/// One chunk's per-cluster sums (in `f64`, which holds `f32` values
+/// exactly) and counts. `f32` data is summed afresh in `f32` every step, a
+/// chunk at a time; a chunk in which no label changed has the same sums to
+/// the bit, so a bounded step takes them from here without reading its rows.
+#[derive(Debug, Clone)]
+pub struct ChunkTotal {
+    pub sums: Vec<f64>,
+    pub counts: Vec<u64>,
+    /// Labels of the chunk that changed in the step that summed it. Past
+    /// [`STEADY_CHANGES`] they will likely change again, and the next step
+    /// then assigns and sums the chunk a block at a time, reading each row
+    /// once, rather than settling its rows first and, should one change,
+    /// reading them all again to sum them.
+    pub changed: usize,
+}
+
+/// See [`ChunkTotal::changed`].
+const STEADY_CHANGES: usize = 2;
+
+/// Chunk sums are kept when all of them take at most one byte in
+/// `KEEP_CHUNKS_FRACTION` of the data's.
+const KEEP_CHUNKS_FRACTION: usize = 16;
 
 /// What a step does besides assigning and moving the centroids.
 #[derive(Debug, Clone, Copy, Default)]
@@ -101,6 +129,9 @@ struct ChunkSums<F> {
     exact: usize,
     /// Rows guessed (see [`super::guess`]).
     guessed: usize,
+    /// In a step that reuses chunk sums (see [`ChunkTotal`]), the rows
+    /// the chunk read (once per read).
+    reuse_reads: usize,
     max_abs: f64,
     finite: bool,
 }
@@ -161,12 +192,34 @@ pub fn lloyd_step<F: Float>(
     // f32 data is summed afresh in f32 (per chunk): an f64 update would
     // not reproduce those sums, and far from the origin f32's kernel is
     // coarse enough for a last-bit change in a centroid to move labels.
-    let previous = previous.filter(|_| geometry.is_some() && std::mem::size_of::<F>() == 8);
+    // A bounded step reuses the sums of the chunks whose labels all hold.
+    let single = std::mem::size_of::<F>() == 4;
+    let settles = geometry.as_ref().is_some_and(Geometry::settles_rows);
+    let plain_extras = !(extras.check_data || extras.inertia || extras.within);
+    let keep_chunks = single
+        && geometry.is_some()
+        && n_chunks * k * d * 8 * KEEP_CHUNKS_FRACTION <= std::mem::size_of_val(x);
+    let reused: Vec<Option<&ChunkTotal>> = match previous {
+        Some(previous)
+            if single && settles && plain_extras && previous.chunks.len() == n_chunks =>
+        {
+            let steady = |kept: &&ChunkTotal| kept.changed <= STEADY_CHANGES;
+            previous
+                .chunks
+                .iter()
+                .map(|kept| Some(kept).filter(steady))
+                .collect()
+        }
+        _ => (0..n_chunks).map(|_| None).collect(),
+    };
+    let reuse = reused.iter().any(Option::is_some);
+    let previous = previous.filter(|_| geometry.is_some() && !single);
     let context = StepContext {
         d,
         k,
         extras,
         incremental: previous.is_some(),
+        reuse,
         prepared: &prepared,
         guess: guess.as_ref(),
         centroids: flat_centroids,
@@ -181,11 +234,13 @@ pub fn lloyd_step<F: Float>(
         .par_chunks(rows * d)
         .zip(label_chunks)
         .zip(bound_chunks)
-        .map(|((x_chunk, label_chunk), bound_chunk)| {
+        .zip(reused)
+        .map(|(((x_chunk, label_chunk), bound_chunk), kept)| {
             let chunk = Chunk {
                 x: x_chunk,
                 labels: label_chunk,
                 bounds: bound_chunk,
+                kept,
             };
             isa.dispatch(ChunkStep {
                 context: &context,
@@ -201,6 +256,8 @@ pub fn lloyd_step<F: Float>(
     let mut active = 0;
     let mut exact = 0;
     let mut guessed = 0;
+    let mut reuse_reads = 0;
+    let mut chunk_totals = Vec::new();
     let mut max_abs = 0.0f64;
     let mut within = vec![0.0; if extras.within { k } else { 0 }];
     for part in &partials {
@@ -234,6 +291,14 @@ pub fn lloyd_step<F: Float>(
         active += part.active;
         exact += part.exact;
         guessed += part.guessed;
+        reuse_reads += part.reuse_reads;
+        if keep_chunks {
+            chunk_totals.push(ChunkTotal {
+                sums: part.sums.iter().map(|v| v.as_f64()).collect(),
+                counts: part.counts,
+                changed: part.changed,
+            });
+        }
     }
     // A first step's share says nothing of how well the bounds will settle.
     if let Some(bounds) = bounds.filter(|_| geometry.as_ref().is_some_and(Geometry::settles_rows)) {
@@ -274,8 +339,9 @@ pub fn lloyd_step<F: Float>(
             } else {
                 0
             },
-        rows_read: if previous.is_some() && !(extras.check_data || extras.inertia || extras.within)
-        {
+        rows_read: if reuse {
+            (reuse_reads as u64).min(n as u64)
+        } else if previous.is_some() && plain_extras {
             ((active + exact) as u64).min(n as u64)
         } else {
             n as u64
@@ -294,6 +360,7 @@ pub fn lloyd_step<F: Float>(
         sums,
         counts,
         within: extras.within.then_some(within),
+        chunks: chunk_totals,
     })
 }
 
@@ -304,6 +371,9 @@ struct StepContext<'a, F> {
     extras: Extras,
     /// Update the last step's sums with the rows that change cluster.
     incremental: bool,
+    /// Some chunks may take the last step's sums (`f32` data; see
+    /// [`ChunkTotal`]).
+    reuse: bool,
     prepared: &'a ScreenedCentroids<F>,
     /// Guesses for the first assignment with bounds.
     guess: Option<&'a Guess<F>>,
@@ -320,6 +390,8 @@ struct Chunk<'a, F> {
     x: &'a [F],
     labels: &'a mut [u32],
     bounds: Option<ChunkBounds<'a>>,
+    /// The chunk's sums from the last step, when this step may reuse them.
+    kept: Option<&'a ChunkTotal>,
 }
 
 /// One chunk's share of a Lloyd step, as one operation for the chunk's
@@ -353,7 +425,7 @@ fn chunk_step<S: Simd, F: Float>(
     let extras = context.extras;
     if let (Some(geometry), true, false) = (
         context.geometry,
-        context.incremental,
+        context.incremental || chunk.kept.is_some(),
         extras.check_data || extras.inertia || extras.within,
     ) {
         return chunk_step_pending(simd, context, geometry, chunk);
@@ -407,6 +479,9 @@ fn chunk_step<S: Simd, F: Float>(
             part.changed += usize::from(*label != j);
             *label = j;
         }
+    }
+    if context.reuse {
+        part.reuse_reads = chunk.labels.len();
     }
     part
 }
@@ -595,11 +670,13 @@ fn stream_in<F: Float>(x: &[F]) {
     std::hint::black_box(lanes);
 }
 
-/// [`chunk_step`] for a step that updates the last step's sums and has no
-/// extras: the bounds settle most rows a block at a time, the others are
-/// gathered from the whole chunk and run through the kernel together, and
-/// only the rows that change cluster are read again, to move their weight
-/// between sums. Rows the bounds settle cost no more than their bounds.
+/// [`chunk_step`] for a step that updates or reuses the last step's sums and
+/// has no extras: the bounds settle most rows a block at a time, the others
+/// are gathered from the whole chunk and run through the kernel together.
+/// With `f64` data only the rows that change cluster are read again, to
+/// move their weight between sums; with `f32` data the chunk keeps the last
+/// step's sums when no label changed, else sums its rows afresh. Rows the
+/// bounds settle cost no more than their bounds, but in that last case.
 #[inline(always)]
 fn chunk_step_pending<S: Simd, F: Float>(
     simd: S,
@@ -657,13 +734,36 @@ fn chunk_step_pending<S: Simd, F: Float>(
             lower[i] = fresh_lower[p];
             let (old, new) = (chunk.labels[i], fresh[p]);
             if old != new {
-                part.move_row(&rows[p * d..(p + 1) * d], old, new);
+                if context.incremental {
+                    part.move_row(&rows[p * d..(p + 1) * d], old, new);
+                }
                 chunk.labels[i] = new;
                 part.changed += 1;
             }
         }
     }
     part.active = pending.len();
+    if let Some(kept) = chunk.kept {
+        part.reuse_reads = part.active + part.exact;
+        match Some(kept).filter(|_| part.changed == 0) {
+            Some(kept) => {
+                part.sums = kept.sums.iter().map(|&v| F::from_f64(v)).collect();
+                part.counts.clone_from(&kept.counts);
+            }
+            None => {
+                // In blocks, as a step without bounds sums them: the same bits.
+                let kernels = F::kernels(simd);
+                for (x_block, labels_block) in chunk
+                    .x
+                    .chunks(BLOCK_ROWS * d)
+                    .zip(chunk.labels.chunks(BLOCK_ROWS))
+                {
+                    kernels.add_rows(x_block, labels_block, &mut part.sums, &mut part.counts, d);
+                }
+                part.reuse_reads += chunk.labels.len();
+            }
+        }
+    }
     part
 }
 
@@ -686,6 +786,7 @@ impl<F: Float> ChunkSums<F> {
             active: 0,
             exact: 0,
             guessed: 0,
+            reuse_reads: 0,
             max_abs: 0.0,
             finite: true,
         }

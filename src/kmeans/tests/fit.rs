@@ -335,6 +335,32 @@ fn bounds_give_the_same_fits() {
     );
 }
 
+/// `f32` data is summed afresh, a chunk at a time, every step; a bounded
+/// step takes the last step's sums of the chunks whose labels all held
+/// (see `ChunkTotal`): the same fit as without bounds, centroids to the
+/// bit, with later steps reading a fraction of the rows.
+#[test]
+fn f32_bounded_steps_reuse_the_sums_of_chunks_whose_labels_hold() {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(43);
+    for d in [8, 40] {
+        let (centres, x) = noisy_blobs(&mut rng, (20_000, d, 12), 1.5 * d as f64, false);
+        let init = centres.mapv(|v| v + rng.gen_range(-3.0..3.0));
+        let (x, init) = (x.mapv(|v| v as f32), init.mapv(|v| v as f32));
+        let with = fit_with_bounds(&x, &init, true);
+        let without = fit_with_bounds(&x, &init, false);
+        let what = format!("d={d}");
+        assert_same_fit(&with, &without, 1e-6, &what);
+        assert_eq!(with.centroids, without.centroids, "{what}");
+        assert!(with.n_iter > 5, "{} steps, {what}", with.n_iter);
+        let n = x.nrows() as u64;
+        let rows = with.work.column(|p| p.rows);
+        assert!(
+            rows[2..with.n_iter].iter().any(|&r| r < n / 2),
+            "{rows:?}, {what}"
+        );
+    }
+}
+
 /// With many centroids close together, Hamerly's one lower bound settles
 /// few rows, and the bounded steps screen the rows they send to the kernel
 /// in `f32` as a plain pass does (see `super::screen`): the same fit as
@@ -408,7 +434,14 @@ fn inertia_from_cluster_sums_matches_the_data_or_declines() {
             }
             counts[j] += 1;
         }
-        (ClusterStats { previous, within }, Totals { sums, counts })
+        (
+            ClusterStats { previous, within },
+            Totals {
+                sums,
+                counts,
+                chunks: Vec::new(),
+            },
+        )
     };
     let means = |totals: &Totals| {
         Array2::from_shape_fn((k, d), |(j, f)| {
