@@ -145,9 +145,9 @@ pub struct KMeans<F> {
 }
 
 /// The pool a model with a thread count of its own runs in, built at its
-/// first fit and kept for the next ones (and clones made after): building a pool
-/// takes longer than a small fit. Not a parameter: models compare equal
-/// whatever their pools.
+/// first fit and kept for the next ones (and clones made after): building
+/// a pool takes longer than a small fit. Not a parameter: models compare
+/// equal whatever their pools.
 #[derive(Debug, Clone, Default)]
 struct OwnPool(OnceLock<Arc<rayon::ThreadPool>>);
 

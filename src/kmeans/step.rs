@@ -177,7 +177,8 @@ pub fn lloyd_step<F: Float>(
     // the rows bounds that settle most rows leave to it are those near a
     // boundary, which it mostly could not decide.
     let isa = Isa::detect();
-    let prepared = if geometry.as_ref().is_some_and(Geometry::settles_rows) && !screen_kernel_rows {
+    let settles = geometry.as_ref().is_some_and(Geometry::settles_rows);
+    let prepared = if settles && !screen_kernel_rows {
         ScreenedCentroids::unscreened(centroids, isa)
     } else {
         ScreenedCentroids::new(centroids, isa)
@@ -186,7 +187,7 @@ pub fn lloyd_step<F: Float>(
     // [`super::guess`]).
     let guess = geometry
         .as_ref()
-        .filter(|geometry| !geometry.settles_rows() && !guess::switched_off())
+        .filter(|_| !settles && !guess::switched_off())
         .and_then(|_| Guess::new(centroids));
     let label_chunks: Vec<&mut [u32]> = labels.chunks_mut(rows).collect();
     // f32 data is summed afresh in f32 (per chunk): an f64 update would
@@ -194,7 +195,6 @@ pub fn lloyd_step<F: Float>(
     // coarse enough for a last-bit change in a centroid to move labels.
     // A bounded step reuses the sums of the chunks whose labels all hold.
     let single = std::mem::size_of::<F>() == 4;
-    let settles = geometry.as_ref().is_some_and(Geometry::settles_rows);
     let plain_extras = !(extras.check_data || extras.inertia || extras.within);
     let keep_chunks = single
         && geometry.is_some()
@@ -301,7 +301,7 @@ pub fn lloyd_step<F: Float>(
         }
     }
     // A first step's share says nothing of how well the bounds will settle.
-    if let Some(bounds) = bounds.filter(|_| geometry.as_ref().is_some_and(Geometry::settles_rows)) {
+    if let Some(bounds) = bounds.filter(|_| settles) {
         bounds.set_kernel_rows(active);
     }
     let relocated = relocate_empty_clusters(x, d, centroids, labels, &mut sums, &mut counts);
