@@ -227,11 +227,7 @@ impl Contender for PythonKMeans {
             let mut environment = python_environment(harness, Some(self.spec.name))?;
             environment.push(("thread_pools".into(), pools));
             environment.extend(pairs(&facts)?);
-            let environment = environment
-                .into_iter()
-                .map(|(k, v)| (format!("{name}.{k}"), v))
-                .collect();
-            Ok((state.unbind(), environment))
+            Ok((state.unbind(), prefixed(name, environment)))
         });
         let (state, environment) = result.map_err(|e| self.error(e))?;
         self.environment = environment;
@@ -255,10 +251,7 @@ impl Contender for PythonKMeans {
                 .and_then(|f| Ok(f.cast_into::<PyDict>()?))
                 .and_then(|f| pairs(&f))
                 .map_err(|e| self.error(e))?;
-            Ok(facts
-                .into_iter()
-                .map(|(k, v)| (format!("{name}.{k}"), v))
-                .collect())
+            Ok(prefixed(name, facts))
         })?;
         self.environment.extend(found);
         Ok(())
@@ -334,6 +327,14 @@ fn python_environment(
             .call_method1("environment", (module,))?
             .cast_into::<PyDict>()?,
     )
+}
+
+/// Environment pairs named under the contender's `name`.
+fn prefixed(name: &str, pairs: Vec<(String, String)>) -> Vec<(String, String)> {
+    pairs
+        .into_iter()
+        .map(|(k, v)| (format!("{name}.{k}"), v))
+        .collect()
 }
 
 /// A dict's items as strings.
