@@ -745,23 +745,20 @@ fn chunk_step_pending<S: Simd, F: Float>(
     part.active = pending.len();
     if let Some(kept) = chunk.kept {
         part.reuse_reads = part.active + part.exact;
-        match Some(kept).filter(|_| part.changed == 0) {
-            Some(kept) => {
-                part.sums = kept.sums.iter().map(|&v| F::from_f64(v)).collect();
-                part.counts.clone_from(&kept.counts);
+        if part.changed == 0 {
+            part.sums = kept.sums.iter().map(|&v| F::from_f64(v)).collect();
+            part.counts.clone_from(&kept.counts);
+        } else {
+            // In blocks, as a step without bounds sums them: the same bits.
+            let kernels = F::kernels(simd);
+            for (x_block, labels_block) in chunk
+                .x
+                .chunks(BLOCK_ROWS * d)
+                .zip(chunk.labels.chunks(BLOCK_ROWS))
+            {
+                kernels.add_rows(x_block, labels_block, &mut part.sums, &mut part.counts, d);
             }
-            None => {
-                // In blocks, as a step without bounds sums them: the same bits.
-                let kernels = F::kernels(simd);
-                for (x_block, labels_block) in chunk
-                    .x
-                    .chunks(BLOCK_ROWS * d)
-                    .zip(chunk.labels.chunks(BLOCK_ROWS))
-                {
-                    kernels.add_rows(x_block, labels_block, &mut part.sums, &mut part.counts, d);
-                }
-                part.reuse_reads += chunk.labels.len();
-            }
+            part.reuse_reads += chunk.labels.len();
         }
     }
     part

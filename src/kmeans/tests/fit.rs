@@ -593,7 +593,7 @@ fn results_do_not_depend_on_threads_or_repeat_runs() {
 }
 
 /// A model with a thread count of its own builds its pool at its first
-/// fit and keeps it (its clones share it): the same fit every time, in the
+/// fit and keeps it (clones made after share it): the same fit every time, in the
 /// same pool, of the count asked for.
 #[test]
 fn a_model_keeps_its_pool_across_fits() {
