@@ -8,7 +8,7 @@ use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use super::bounds::{Bounds, ChunkBounds, Geometry, Scratch};
-use super::chunks::{chunk_rows, unsettled, BLOCK_ROWS};
+use super::chunks::{chunk_rows, BLOCK_ROWS};
 use super::float::Float;
 use super::guess::{self, Guess};
 use super::passes::relocate_empty_clusters;
@@ -688,26 +688,18 @@ fn chunk_step_pending<S: Simd, F: Float>(
     let mut part = ChunkSums::new(context);
     let (upper, lower) = chunk.bounds.expect("a step with a geometry has bounds");
     let mut pending: Vec<u32> = Vec::with_capacity(chunk.labels.len());
-    for (s, (x_block, labels_block)) in chunk
-        .x
-        .chunks(BLOCK_ROWS * d)
-        .zip(chunk.labels.chunks(BLOCK_ROWS))
-        .enumerate()
-    {
-        let first = s * BLOCK_ROWS;
-        let range = first..first + labels_block.len();
-        let (sure, exact) = geometry
-            .settle(
-                simd,
-                context.centroids,
-                x_block,
-                labels_block,
-                &mut upper[range.clone()],
-                &mut lower[range],
-            )
-            .unwrap_or((0, 0));
-        part.exact += exact;
-        pending.extend(unsettled(sure, labels_block.len()).map(|i| (first + i) as u32));
+    let settled = geometry.settle_chunk(
+        simd,
+        context.centroids,
+        chunk.x,
+        chunk.labels,
+        upper,
+        lower,
+        &mut pending,
+    );
+    match settled {
+        Some(exact) => part.exact += exact,
+        None => pending.extend(0..chunk.labels.len() as u32),
     }
     let mut rows = Vec::with_capacity(BLOCK_ROWS * d);
     let mut fresh = [0u32; BLOCK_ROWS];

@@ -10,8 +10,8 @@ use super::super::guess::Guess;
 use super::super::kernel::squared_norms;
 use super::super::screen::ScreenedCentroids;
 use super::super::simd::{
-    squared_distance, squared_norm, CarryOver, Kernels, Simd, F32_ROUNDING, F32_SPACING_MIN,
-    F32_TINY,
+    prefetch_into_l2, squared_distance, squared_norm, CarryOver, Kernels, Simd, F32_ROUNDING,
+    F32_SPACING_MIN, F32_TINY,
 };
 use super::scratch::Scratch;
 
@@ -19,6 +19,10 @@ use super::scratch::Scratch;
 /// [`CarryOver::rows_avx512`] (gathered feature by feature); longer rows
 /// one by one.
 pub const TIGHTEN_IN_LANES_MAX_D: usize = 8;
+
+/// How many rows ahead [`Geometry::settle_chunk`] asks for the rows it
+/// tightens (measurements in `docs/tuning.md`).
+pub const TIGHTEN_AHEAD: usize = 2;
 
 /// How far each centroid moved since the bounds were set, and what
 /// carrying the stored bounds over that drift needs, all in `f32` (the
@@ -264,18 +268,36 @@ impl Geometry {
     ) -> (u64, usize) {
         let d = centroids.len() / self.half_gap.len();
         let carried = sure;
-        // Without branches on the outcome (it is unpredictable): the
-        // tightened bound is stored either way, kept only where it settles.
         for i in unsettled(carried, labels.len()) {
-            let a = labels[i] as usize;
-            let up = self.tightened(simd, &x[i * d..(i + 1) * d], &centroids[a * d..(a + 1) * d]);
-            let settled = self.certain(a, up, f64::from(lower[i]));
-            let tight = round_up(up * (1.0 + self.outward));
-            upper[i] = if settled { tight } else { upper[i] };
+            let row = &x[i * d..(i + 1) * d];
+            let settled =
+                self.tighten_row(simd, row, centroids, labels[i], lower[i], &mut upper[i]);
             sure |= u64::from(settled) << i;
         }
         let exact = labels.len() - carried.count_ones() as usize;
         (sure, exact)
+    }
+
+    /// Tightens the upper bound of one row labelled `a` with its exact
+    /// distance and tests it again ([`Self::certain`]): whether it settles.
+    /// Without a branch on the outcome (it is unpredictable): the tightened
+    /// bound is stored either way, kept only where it settles.
+    #[inline(always)]
+    fn tighten_row<S: Simd, F: Float>(
+        &self,
+        simd: S,
+        row: &[F],
+        centroids: &[F],
+        a: u32,
+        lower: f32,
+        upper: &mut f32,
+    ) -> bool {
+        let (a, d) = (a as usize, row.len());
+        let up = self.tightened(simd, row, &centroids[a * d..(a + 1) * d]);
+        let settled = self.certain(a, up, f64::from(lower));
+        let tight = round_up(up * (1.0 + self.outward));
+        *upper = if settled { tight } else { *upper };
+        settled
     }
 
     /// [`Self::carry_over`]'s terms, for [`CarryOver`]'s vector code.
@@ -330,6 +352,74 @@ impl Geometry {
     ) -> Option<(u64, usize)> {
         let motion = self.motion.as_ref()?;
         Some(self.carry_over(simd, motion, x, centroids, labels, upper, lower))
+    }
+
+    /// [`Self::settle`] for a whole chunk (`x` holds its rows, `(labels.len(),
+    /// d)` row-major): every block's bounds carried first, then the rows they
+    /// leave tightened in one run, each asked for into the second-level cache
+    /// [`TIGHTEN_AHEAD`] rows before it is read. Those rows are scattered
+    /// through memory, where the hardware prefetchers do not follow, and
+    /// tightening one costs far less than waiting for it. Appends the rows
+    /// left for the kernel (indices into the chunk, in order) to `pending`
+    /// and returns how many exact distances were computed; `None` before the
+    /// first assignment (every row needs the kernel).
+    #[inline(always)] // into the step's per-instruction-set functions
+    #[allow(clippy::too_many_arguments)]
+    pub fn settle_chunk<S: Simd, F: Float>(
+        &self,
+        simd: S,
+        centroids: &[F],
+        x: &[F],
+        labels: &[u32],
+        upper: &mut [f32],
+        lower: &mut [f32],
+        pending: &mut Vec<u32>,
+    ) -> Option<usize> {
+        let motion = self.motion.as_ref()?;
+        let terms = self.carry_over_terms(motion);
+        let d = x.len() / labels.len().max(1);
+        let start = pending.len();
+        let (mut exact, mut tightened_in_lanes) = (0, false);
+        let blocks = x.chunks(BLOCK_ROWS * d).zip(labels.chunks(BLOCK_ROWS)).zip(
+            upper
+                .chunks_mut(BLOCK_ROWS)
+                .zip(lower.chunks_mut(BLOCK_ROWS)),
+        );
+        for (s, ((x, labels), (upper, lower))) in blocks.enumerate() {
+            let sure = match F::kernels(simd).carry_over(&terms, x, labels, upper, lower) {
+                Some((sure, tightened)) => {
+                    exact += tightened;
+                    tightened_in_lanes = terms.features > 0;
+                    sure
+                }
+                None => self.carry_over_rows(motion, labels, upper, lower),
+            };
+            let first = s * BLOCK_ROWS;
+            pending.extend(unsettled(sure, labels.len()).map(|i| (first + i) as u32));
+        }
+        if tightened_in_lanes {
+            return Some(exact);
+        }
+        let row = |i: u32| &x[i as usize * d..(i as usize + 1) * d];
+        let ask = |i: u32| prefetch_into_l2(row(i).as_ptr(), std::mem::size_of_val(row(i)));
+        pending[start..]
+            .iter()
+            .take(TIGHTEN_AHEAD)
+            .for_each(|&i| ask(i));
+        let mut kept = start;
+        for p in start..pending.len() {
+            if let Some(&ahead) = pending.get(p + TIGHTEN_AHEAD) {
+                ask(ahead);
+            }
+            let i = pending[p];
+            let (at, a) = (i as usize, labels[i as usize]);
+            let settled = self.tighten_row(simd, row(i), centroids, a, lower[at], &mut upper[at]);
+            pending[kept] = i;
+            kept += usize::from(!settled);
+        }
+        exact += pending.len() - start;
+        pending.truncate(kept);
+        Some(exact)
     }
 
     /// Runs the rows of `rows` (row-major, at most [`BLOCK_ROWS`])
@@ -597,14 +687,19 @@ mod tests {
         }
     }
 
+    /// A drift of random centroids (a step's geometry, the centroids after
+    /// it) and `n` rows labelled at random, each near its centroid, with an
+    /// upper bound some way above its distance (so that tightening settles
+    /// some of them) and, every other row, a lower bound within a few units
+    /// of `f32`'s last place of where the drift test flips (to tell the
+    /// arithmetic apart).
     #[cfg(target_arch = "x86_64")]
-    fn carry_over_both_ways_on<S: Simd, F: Float>(
+    #[allow(clippy::type_complexity)]
+    fn drifted_rows<S: Simd, F: Float>(
         simd: S,
-        k: usize,
-        d: usize,
-        n: usize,
+        (k, d, n): (usize, usize, usize),
         seed: u64,
-    ) -> [u32; 3] {
+    ) -> (Geometry, Array2<F>, Vec<F>, Vec<u32>, Vec<f32>, Vec<f32>) {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
         let before = Array2::from_shape_fn((k, d), |_| F::from_f64(rng.gen_range(-1.0..1.0)));
@@ -613,8 +708,6 @@ mod tests {
         let geometry = Geometry::new(centroids.view(), Some(&before), 10.0);
         let motion = geometry.motion.as_ref().unwrap();
         let labels: Vec<u32> = (0..n).map(|_| rng.gen_range(0..k) as u32).collect();
-        // Rows near their centroid, with an upper bound some way above
-        // their distance, so that tightening settles some of them.
         let x: Vec<F> = labels
             .iter()
             .flat_map(|&a| flat[a as usize * d..(a as usize + 1) * d].to_vec())
@@ -628,8 +721,6 @@ mod tests {
                 (exact.sqrt() + rng.gen_range(0.0..0.3)) as f32
             })
             .collect();
-        // Every other row's lower bound within a few units of f32's last
-        // place of where the drift test flips, to tell the arithmetic apart.
         let lower: Vec<f32> = (0..n)
             .map(|i| {
                 let a = labels[i] as usize;
@@ -641,7 +732,21 @@ mod tests {
                 }
             })
             .collect();
+        (geometry, centroids, x, labels, upper, lower)
+    }
 
+    #[cfg(target_arch = "x86_64")]
+    fn carry_over_both_ways_on<S: Simd, F: Float>(
+        simd: S,
+        k: usize,
+        d: usize,
+        n: usize,
+        seed: u64,
+    ) -> [u32; 3] {
+        let (geometry, centroids, x, labels, upper, lower) =
+            drifted_rows::<S, F>(simd, (k, d, n), seed);
+        let flat = centroids.as_slice().unwrap();
+        let motion = geometry.motion.as_ref().unwrap();
         let (mut up_rows, mut low_rows) = (upper.clone(), lower.clone());
         let carried = geometry.carry_over_rows(motion, &labels, &mut up_rows, &mut low_rows);
         let (sure_rows, exact_rows) =
@@ -691,6 +796,91 @@ mod tests {
             "{totals:?}"
         );
         assert!(settled < rows, "{totals:?} of {rows}");
+    }
+
+    /// `Geometry::settle_chunk` against `Geometry::settle` block by block,
+    /// on this machine's instruction set: the same rows left for the
+    /// kernel, in order, the same exact distances and the same bounds to the
+    /// bit; returns how many rows were left for the kernel and how many
+    /// tightened.
+    #[cfg(target_arch = "x86_64")]
+    fn settle_chunk_on<S: Simd, F: Float>(simd: S, shape: (usize, usize, usize)) -> [usize; 2] {
+        let seed = (shape.0 * 10_000 + shape.1 * 1000 + shape.2) as u64;
+        let (geometry, centroids, x, labels, upper, lower) =
+            drifted_rows::<S, F>(simd, shape, seed);
+        let (flat, d) = (centroids.as_slice().unwrap(), shape.1);
+        let (mut up_blocks, mut low_blocks) = (upper.clone(), lower.clone());
+        let (mut pending_blocks, mut exact_blocks) = (Vec::new(), 0);
+        let blocks = x.chunks(BLOCK_ROWS * d).zip(labels.chunks(BLOCK_ROWS)).zip(
+            up_blocks
+                .chunks_mut(BLOCK_ROWS)
+                .zip(low_blocks.chunks_mut(BLOCK_ROWS)),
+        );
+        for (s, ((x, labels), (up, low))) in blocks.enumerate() {
+            let (sure, exact) = geometry.settle(simd, flat, x, labels, up, low).unwrap();
+            exact_blocks += exact;
+            let first = s * BLOCK_ROWS;
+            pending_blocks.extend(unsettled(sure, labels.len()).map(|i| (first + i) as u32));
+        }
+        let (mut up_chunk, mut low_chunk) = (upper, lower);
+        // Rows already pending stay as they are.
+        let mut pending = vec![u32::MAX];
+        let exact = geometry
+            .settle_chunk(
+                simd,
+                flat,
+                &x,
+                &labels,
+                &mut up_chunk,
+                &mut low_chunk,
+                &mut pending,
+            )
+            .unwrap();
+        let case = format!("{} {shape:?}", std::any::type_name::<F>());
+        assert_eq!(pending[0], u32::MAX, "{case}");
+        assert_eq!(pending[1..], pending_blocks, "{case}");
+        assert_eq!(exact, exact_blocks, "{case}");
+        assert_eq!(up_chunk, up_blocks, "{case}");
+        assert_eq!(low_chunk, low_blocks, "{case}");
+        [pending_blocks.len(), exact]
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    struct WholeChunk<F> {
+        shape: (usize, usize, usize),
+        float: std::marker::PhantomData<F>,
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    impl<F: Float> WithSimd for WholeChunk<F> {
+        type Output = [usize; 2];
+
+        fn run<S: Simd>(self, simd: S) -> [usize; 2] {
+            settle_chunk_on::<S, F>(simd, self.shape)
+        }
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn settling_a_chunk_is_settling_its_blocks() {
+        let (mut pending, mut tightened, mut rows) = (0, 0, 0);
+        // Rows short enough to tighten in lanes (on AVX-512) and longer;
+        // chunks of one block, of whole blocks and with a partial last one.
+        for k in [2, 17, 40] {
+            for d in [3, 9, 40] {
+                for n in [1, 64, 150] {
+                    let shape = (k, d, n);
+                    let float = std::marker::PhantomData;
+                    let [p, t] = Isa::detect().dispatch(WholeChunk::<f64> { shape, float });
+                    let float = std::marker::PhantomData;
+                    Isa::detect().dispatch(WholeChunk::<f32> { shape, float });
+                    (pending, tightened, rows) = (pending + p, tightened + t, rows + n);
+                }
+            }
+        }
+        // Rows settled without tightening, settled by it and left to the
+        // kernel after it all occur.
+        assert!(0 < pending && pending < tightened && tightened < rows);
     }
 
     /// `Geometry::carried` in `f32` against the same formulas in `f64`
