@@ -10,14 +10,14 @@ use super::super::guess::Guess;
 use super::super::kernel::squared_norms;
 use super::super::screen::ScreenedCentroids;
 use super::super::simd::{
-    prefetch_into_l2, squared_distance, squared_norm, CarryOver, Kernels, Simd, F32_ROUNDING,
+    prefetch_into_l2, squared_distance, squared_norm, CarryOver, Isa, Kernels, Simd, F32_ROUNDING,
     F32_SPACING_MIN, F32_TINY,
 };
 use super::scratch::Scratch;
 
-/// Rows of at most this many features are tightened eight at a time by
-/// [`CarryOver::rows_avx512`] (gathered feature by feature); longer rows
-/// one by one.
+/// With AVX-512, rows of at most this many features are tightened eight at
+/// a time by [`CarryOver::rows_avx512`] (gathered feature by feature);
+/// longer rows, and every row on other instruction sets, one by one.
 pub const TIGHTEN_IN_LANES_MAX_D: usize = 8;
 
 /// How many rows ahead [`Geometry::settle_chunk`] asks for the rows it
@@ -136,7 +136,8 @@ impl Geometry {
             }
         });
         let tables = if motion.is_some() {
-            let features = if d <= TIGHTEN_IN_LANES_MAX_D { d } else { 0 };
+            let in_lanes = d <= TIGHTEN_IN_LANES_MAX_D && Isa::detect() == Isa::Avx512;
+            let features = if in_lanes { d } else { 0 };
             let columns: Vec<f64> = flat[..k * features].iter().map(|v| v.as_f64()).collect();
             CarryOver::build_tables(&half_gap, &columns, features)
         } else {
@@ -195,8 +196,8 @@ impl Geometry {
     /// that is not settled tightened with its exact distance and tested
     /// again ([`Self::certain`]). Returns the rows settled, bit `i` for row
     /// `i` (at most 64 rows), and how many exact distances were computed.
-    /// In vectors where the instruction set has them ([`CarryOver`]; the
-    /// tightening eight rows at a time for rows of at most
+    /// In vectors where the instruction set has them ([`CarryOver`]; with
+    /// AVX-512 the tightening too, eight rows at a time, for rows of at most
     /// [`TIGHTEN_IN_LANES_MAX_D`] features), else row by row; the same
     /// arithmetic either way.
     ///
@@ -387,11 +388,12 @@ impl Geometry {
         );
         for (s, ((x, labels), (upper, lower))) in blocks.enumerate() {
             let sure = match F::kernels(simd).carry_over(&terms, x, labels, upper, lower) {
-                Some((sure, tightened)) => {
+                Some((sure, tightened)) if terms.features > 0 => {
                     exact += tightened;
-                    tightened_in_lanes = terms.features > 0;
+                    tightened_in_lanes = true;
                     sure
                 }
+                Some((sure, _)) => sure,
                 None => self.carry_over_rows(motion, labels, upper, lower),
             };
             let first = s * BLOCK_ROWS;
@@ -657,7 +659,7 @@ mod tests {
     use super::*;
 
     /// Carries random bounds over a random drift, row by row and with
-    /// `Geometry::carry_over` (in vectors on AVX-512), and checks
+    /// `Geometry::carry_over` (in vectors on AVX-512 and AVX2), and checks
     /// that both give the same bits; returns how many rows were settled
     /// by the drift test alone, how many after tightening, and how many
     /// were tightened.
@@ -769,12 +771,13 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn carrying_bounds_over_is_the_same_row_by_row_and_in_vectors() {
-        if Isa::detect() != Isa::Avx512 {
+        if Isa::detect() == Isa::Portable {
             return; // nothing to compare the row-by-row carry-over with
         }
         let (mut totals, mut rows) = ([0; 3], 0);
-        // k beyond 32 takes the gathering path; the others, permutes. Rows
-        // of more than 8 features are tightened row by row on either path.
+        // On AVX-512 k beyond 32 takes the gathering path, the others
+        // permutes; AVX2 gathers. Rows of more than 8 features (every row
+        // on AVX2) are tightened row by row on either path.
         for k in [1, 2, 5, 16, 17, 30, 32, 33, 40] {
             for d in [1, 2, 3, 4, 8, 9] {
                 for n in [1, 7, 8, 13, 64] {

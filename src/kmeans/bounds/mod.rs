@@ -23,7 +23,8 @@
 //! the test retried; a row that still fails goes back to the kernel, which
 //! also gives it fresh bounds. Every bound is rounded outwards; carrying the
 //! stored `f32` bounds over the drift is done in `f32` arithmetic with its
-//! own slack (`Geometry::carried`), sixteen rows to a register.
+//! own slack (`Geometry::carried`), sixteen rows to a register with AVX-512,
+//! eight with AVX2.
 //!
 //! Labels are therefore the plain kernel's: a fit with bounds has the same
 //! labels and iterations as one without. Its centroids and inertia agree

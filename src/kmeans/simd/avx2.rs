@@ -6,6 +6,7 @@
 
 use std::arch::x86_64::*;
 
+use super::carry_over::CarryOver;
 use super::lanes::{impl_kernels, impl_lanes, impl_simd, Lanes};
 use super::{portable, Element, Isa, FIRST_FEATURES};
 
@@ -87,8 +88,45 @@ macro_rules! first_features {
 
 pub(super) use first_features;
 
-impl_kernels!(Avx2, f32, Avx2F32, "avx2,fma", rows: 4, groups: 2, { first_features!(f32); });
-impl_kernels!(Avx2, f64, Avx2F64, "avx2,fma", rows: 4, groups: 2, { first_features!(f64); });
+/// The bounds' carrying over, eight rows at a time; rows are tightened
+/// one by one by the bounds (`terms.features` is 0 for this instruction set).
+macro_rules! carry_over {
+    ($f:ty) => {
+        #[inline(always)]
+        fn carry_over(
+            self,
+            terms: &CarryOver<'_>,
+            _x: &[$f],
+            labels: &[u32],
+            upper: &mut [f32],
+            lower: &mut [f32],
+        ) -> Option<(u64, usize)> {
+            let n = labels.len();
+            assert!(
+                n <= 64
+                    && upper.len() == n
+                    && lower.len() == n
+                    && terms.features == 0
+                    && terms.drift.len() >= terms.k.max(32)
+                    && terms.others.len() >= terms.k.max(32)
+                    && terms.gap2.len() >= terms.k.max(32),
+                "carrying bounds over: arguments do not match"
+            );
+            // SAFETY: `self` proves AVX2; the lengths were checked.
+            let sure = unsafe { terms.carry_avx2(labels, upper, lower) };
+            Some((sure, n - sure.count_ones() as usize))
+        }
+    };
+}
+
+impl_kernels!(Avx2, f32, Avx2F32, "avx2,fma", rows: 4, groups: 2, {
+    first_features!(f32);
+    carry_over!(f32);
+});
+impl_kernels!(Avx2, f64, Avx2F64, "avx2,fma", rows: 4, groups: 2, {
+    first_features!(f64);
+    carry_over!(f64);
+});
 
 /// The first [`FIRST_FEATURES`] features of the `rows` rows of `x` into
 /// columns `STRIDE` apart, in `f32` (see [`super::Kernels`]), eight rows at

@@ -1,6 +1,7 @@
 //! Carrying Hamerly's bounds over a step's drift sixteen rows at a time
-//! with AVX-512: the same arithmetic, in the same order, as the bounds'
-//! row-by-row code (`bounds::geometry`), which defines what it computes.
+//! with AVX-512 (and tightening short rows in lanes), eight at a time with
+//! AVX2: the same arithmetic, in the same order, as the bounds' row-by-row
+//! code (`bounds::geometry`), which defines what it computes.
 
 #[cfg(target_arch = "x86_64")]
 use super::super::chunks::unsettled;
@@ -70,6 +71,121 @@ impl CarryOver<'_> {
             }
         }
         tables
+    }
+
+    /// The bounds' row-by-row carrying over, eight rows at a time, without
+    /// tightening: the rows that are settled (bit `i` for row `i`). Up to
+    /// 32 centroids, a per-centroid term is picked by permutes of its
+    /// table's eight-lane quarters and blends; beyond, it is gathered from
+    /// memory (gathers are slow: their latency held up every row).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2; the three slices are as long, at most 64.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn carry_avx2(&self, labels: &[u32], upper: &mut [f32], lower: &mut [f32]) -> u64 {
+        use std::arch::x86_64::*;
+        let n = labels.len();
+        let last = _mm256_set1_epi32((self.k - 1) as i32);
+        let splat = _mm256_set1_ps;
+        let (widen, narrow, error) = (
+            splat(self.widen32),
+            splat(self.narrow32),
+            splat(self.error32),
+        );
+        let (tiny, zero) = (splat(F32_TINY), _mm256_setzero_ps());
+        let k = self.k;
+        let lookup = |a: __m256i, table: &[f32]| -> __m256 {
+            // SAFETY: each table holds at least 32 elements (zero past k);
+            // indices are clamped below k.
+            unsafe {
+                let quarter = |q: usize| {
+                    _mm256_permutevar8x32_ps(_mm256_loadu_ps(table.as_ptr().add(8 * q)), a)
+                };
+                // Bits 3 and 4 of each index, as the sign the blends read.
+                let bit3 = _mm256_castsi256_ps(_mm256_slli_epi32::<28>(a));
+                let bit4 = _mm256_castsi256_ps(_mm256_slli_epi32::<27>(a));
+                match k {
+                    0..=8 => quarter(0),
+                    9..=16 => _mm256_blendv_ps(quarter(0), quarter(1), bit3),
+                    17..=32 => _mm256_blendv_ps(
+                        _mm256_blendv_ps(quarter(0), quarter(1), bit3),
+                        _mm256_blendv_ps(quarter(2), quarter(3), bit3),
+                        bit4,
+                    ),
+                    _ => _mm256_i32gather_ps::<4>(table.as_ptr(), a),
+                }
+            }
+        };
+        // The bounds' `carried` for the eight rows at `label`, `up` and
+        // `low`, lane-wise in the same order: their bounds stored back, the
+        // rows settled (bit `i` for lane `i`).
+        let carry = |label: *const u32, up: *mut f32, low: *mut f32| -> u32 {
+            // SAFETY: the caller passes eight elements at each pointer.
+            unsafe {
+                let a = _mm256_min_epu32(_mm256_loadu_si256(label.cast()), last);
+                let carried_up = _mm256_add_ps(
+                    _mm256_mul_ps(
+                        _mm256_add_ps(_mm256_loadu_ps(up), lookup(a, self.drift)),
+                        widen,
+                    ),
+                    tiny,
+                );
+                let carried_low = _mm256_max_ps(
+                    _mm256_sub_ps(
+                        _mm256_mul_ps(
+                            _mm256_sub_ps(_mm256_loadu_ps(low), lookup(a, self.others)),
+                            narrow,
+                        ),
+                        tiny,
+                    ),
+                    zero,
+                );
+                let gap = _mm256_sub_ps(
+                    _mm256_mul_ps(
+                        _mm256_max_ps(carried_low, _mm256_sub_ps(lookup(a, self.gap2), carried_up)),
+                        narrow,
+                    ),
+                    tiny,
+                );
+                let settled = _mm256_and_ps(
+                    _mm256_cmp_ps::<_CMP_GT_OQ>(gap, carried_up),
+                    _mm256_cmp_ps::<_CMP_GT_OQ>(
+                        _mm256_mul_ps(
+                            _mm256_sub_ps(gap, carried_up),
+                            _mm256_add_ps(gap, carried_up),
+                        ),
+                        error,
+                    ),
+                );
+                _mm256_storeu_ps(up, carried_up);
+                _mm256_storeu_ps(low, carried_low);
+                _mm256_movemask_ps(settled) as u32
+            }
+        };
+        let mut sure = 0u64;
+        let whole = n / 8 * 8;
+        for i in (0..whole).step_by(8) {
+            let settled = carry(
+                labels[i..i + 8].as_ptr(),
+                upper[i..i + 8].as_mut_ptr(),
+                lower[i..i + 8].as_mut_ptr(),
+            );
+            sure |= u64::from(settled) << i;
+        }
+        if whole < n {
+            // The last rows, fewer than eight, through eight-lane copies.
+            let rows = n - whole;
+            let (mut label, mut up, mut low) = ([0u32; 8], [0f32; 8], [0f32; 8]);
+            label[..rows].copy_from_slice(&labels[whole..]);
+            up[..rows].copy_from_slice(&upper[whole..]);
+            low[..rows].copy_from_slice(&lower[whole..]);
+            let settled = carry(label.as_ptr(), up.as_mut_ptr(), low.as_mut_ptr());
+            upper[whole..].copy_from_slice(&up[..rows]);
+            lower[whole..].copy_from_slice(&low[..rows]);
+            sure |= u64::from(settled & ((1 << rows) - 1)) << whole;
+        }
+        sure
     }
 
     /// The bounds' row-by-row carrying over sixteen rows at a time then,

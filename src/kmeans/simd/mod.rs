@@ -11,8 +11,8 @@
 //! - `portable`: plain loops for CPUs without either, and the reference
 //!   versions of the distances, which the wide ones match to the bit.
 //! - `carry_over`: carrying Hamerly's bounds over a step's drift sixteen
-//!   rows at a time with AVX-512 (the same arithmetic as the bounds' own
-//!   row-by-row code).
+//!   rows at a time with AVX-512, eight with AVX2 (the same arithmetic as
+//!   the bounds' own row-by-row code).
 //! - `fma`: the multiply-add loops that measure the machine's peak.
 
 mod avx2;
@@ -235,10 +235,12 @@ pub trait Kernels<F: Element>: Copy {
         columns: &mut [f32],
     );
 
-    /// Carries the bounds of up to 64 rows over a step's drift and
-    /// tightens those left unsettled, where this instruction set has a
-    /// vector version of [`CarryOver`]'s arithmetic; `None` where the
-    /// caller's row-by-row code is the one.
+    /// Carries the bounds of up to 64 rows over a step's drift and, when
+    /// `terms.features > 0` (AVX-512 only), tightens those left unsettled,
+    /// where this instruction set has a vector version of [`CarryOver`]'s
+    /// arithmetic: the rows settled and the exact distances computed (with
+    /// no tightening, the rows left to tighten). `None` where the caller's
+    /// row-by-row code is the one.
     #[inline(always)]
     fn carry_over(
         self,
