@@ -2,7 +2,7 @@
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 
-use super::bounds::{worthwhile, Bounds};
+use super::bounds::{rows_worked, worthwhile, Bounds};
 use super::error::{KMeansError, Result};
 use super::float::Float;
 use super::init::kmeans_plusplus;
@@ -360,9 +360,10 @@ impl<F: Float> KMeans<F> {
                 chunks: std::mem::take(&mut step.chunks),
             });
             // Bounds that keep sending many rows to the kernel only cost.
+            let worked = rows_worked(d, step.active, step.rows_read);
             if self.pruning() == Pruning::Auto
                 && bounds.is_some()
-                && suspension.suspends(iteration, step.active, n)
+                && suspension.suspends(iteration, worked, n)
             {
                 bounds = None;
             }

@@ -28,8 +28,9 @@ pub enum Init<F> {
 pub enum Pruning {
     /// Where they can pay (see `bounds::worthwhile`: enough work per
     /// row, and for few features many rows), suspended while steps send
-    /// more than a third of the rows to the kernel, and set again later
-    /// (after ever longer waits, should they still not pay).
+    /// more than a third of the rows to the kernel (with few features, to
+    /// the kernel or to be tightened), and set again later (after ever
+    /// longer waits, should they still not pay).
     #[default]
     Auto,
     /// In every step.

@@ -8,7 +8,9 @@ use super::params::Pruning;
 /// go to the kernel and less where few do; the early steps of a fit move
 /// the centroids most and often send every row there, later ones few. So
 /// bounds are suspended, not dropped, after [`Self::PATIENCE`] steps in a
-/// row that sent more than a third of the rows to the kernel
+/// row that worked on more than a third of the rows (sent them to the
+/// kernel or, where it is as cheap as tightening a bound, tightened them:
+/// `bounds::rows_worked`)
 /// ([`Self::PATIENCE_AGAIN`] once set again), and set again after
 /// [`Self::FIRST_WAIT`] steps, the wait doubling at each suspension: a fit
 /// where they never pay sets them a handful of times (measurements in
@@ -18,7 +20,7 @@ pub struct Suspension {
     /// The step that set the bounds (afresh: it sends every row to the
     /// kernel, or has its rows guessed).
     set_at: usize,
-    /// Steps in a row, since then, that sent too many rows to the kernel.
+    /// Steps in a row, since then, that worked on too many rows.
     failures: usize,
     /// The step that sets them again, while suspended.
     resume_at: Option<usize>,
@@ -38,8 +40,8 @@ impl Default for Suspension {
 }
 
 impl Suspension {
-    /// Steps in a row that send too many rows to the kernel before the
-    /// bounds of the first step are suspended.
+    /// Steps in a row that work on too many rows before the bounds of
+    /// the first step are suspended.
     pub const PATIENCE: usize = 3;
     /// The same for bounds set again: the large early moves are over.
     pub const PATIENCE_AGAIN: usize = 1;
@@ -58,12 +60,12 @@ impl Suspension {
     }
 
     /// Whether the bounds are to be suspended after step `iteration`, which
-    /// ran with them and sent `active` of its `n` rows to the kernel.
-    pub fn suspends(&mut self, iteration: usize, active: usize, n: usize) -> bool {
+    /// ran with them and worked on `worked` of its `n` rows.
+    pub fn suspends(&mut self, iteration: usize, worked: usize, n: usize) -> bool {
         if iteration == self.set_at {
             return false;
         }
-        self.failures = if active * 3 > n { self.failures + 1 } else { 0 };
+        self.failures = if worked * 3 > n { self.failures + 1 } else { 0 };
         let patience = if self.set_at == 0 {
             Self::PATIENCE
         } else {

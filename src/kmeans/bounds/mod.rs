@@ -63,12 +63,14 @@ pub type ChunkBounds<'a> = (&'a mut [f32], &'a mut [f32]);
 
 /// Whether bounds can pay for themselves on `n` rows of `d` features and
 /// `k` centroids: when scoring a row costs the kernel at least
-/// [`MIN_ROW_VECTORS`] vector operations. Centroids in lanes costs `d *
-/// ceil(k / lanes)` multiply-adds; rows in lanes costs `k * (d + 3) / lanes`
-/// (per centroid, `d` multiply-adds, a compare, a minimum and a blend), and
-/// there the bounds pay only on many rows of `f64` data: what they save
-/// there is reading the rows they settle, and `f32` data is summed afresh
-/// every step, every row read (measurements in `docs/tuning.md`).
+/// [`MIN_ROW_VECTORS`] vector operations with centroids in lanes (`d *
+/// ceil(k / lanes)` multiply-adds), [`ROWS_IN_LANES_MIN_VECTORS`] with rows
+/// in lanes (`k * (d + 3) / lanes`: per centroid, `d` multiply-adds, a
+/// compare, a minimum and a blend), where carrying a row's bounds over
+/// costs about as much as a few of them. With rows in lanes the bounds pay
+/// only on many rows of `f64` data: what they save there is reading the
+/// rows they settle, and `f32` data is summed afresh every step, every row
+/// read (measurements in `docs/tuning.md`).
 pub fn worthwhile<F>(n: usize, d: usize, k: usize) -> bool {
     let isa = Isa::detect();
     let lanes = isa.lanes::<F>();
@@ -76,7 +78,7 @@ pub fn worthwhile<F>(n: usize, d: usize, k: usize) -> bool {
         Layout::RowsInLanes => {
             std::mem::size_of::<F>() == 8
                 && n >= ROWS_IN_LANES_MIN_ROWS
-                && k * (d + 3) >= MIN_ROW_VECTORS * lanes
+                && k * (d + 3) >= ROWS_IN_LANES_MIN_VECTORS * lanes
         }
         Layout::CentroidsInLanes => d * k.div_ceil(lanes) >= MIN_ROW_VECTORS,
     }
@@ -84,6 +86,21 @@ pub fn worthwhile<F>(n: usize, d: usize, k: usize) -> bool {
 
 /// See [`worthwhile`].
 pub const MIN_ROW_VECTORS: usize = 16;
+
+/// See [`worthwhile`].
+pub const ROWS_IN_LANES_MIN_VECTORS: usize = 8;
+
+/// The rows a bounded step of `d` features worked on, as the suspension
+/// of bounds that do not pay weighs them: the `active` rows it sent to the
+/// kernel and, with rows in lanes (where scoring a row costs about what
+/// tightening its bound does), the rows it tightened too: `read` counts
+/// both.
+pub fn rows_worked(d: usize, active: usize, read: u64) -> usize {
+    match Layout::choose(d, Isa::detect()) {
+        Layout::RowsInLanes => read as usize,
+        Layout::CentroidsInLanes => active,
+    }
+}
 
 /// See [`worthwhile`]: with rows in lanes, the fewest rows for bounds.
 pub const ROWS_IN_LANES_MIN_ROWS: usize = 50_000;
@@ -276,16 +293,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tightened_rows_count_as_work_where_the_kernel_is_cheap() {
+        let isa = Isa::detect();
+        for d in [1, 2, 4, 5, 10, 100] {
+            let expected = match Layout::choose(d, isa) {
+                Layout::RowsInLanes => 700,
+                Layout::CentroidsInLanes => 300,
+            };
+            assert_eq!(rows_worked(d, 300, 700), expected, "d={d}");
+        }
+        assert_eq!(rows_worked(100, 300, 700), 300);
+    }
+
+    #[test]
     fn bounds_are_kept_where_a_row_costs_the_kernel_enough() {
         // Centroids in lanes: d * ceil(k / lanes) vector multiply-adds.
         assert!(worthwhile::<f64>(1000, 10, 30));
         assert!(worthwhile::<f64>(1000, 100, 2));
         assert!(!worthwhile::<f64>(1_000_000, 10, 8) || Isa::detect().lanes::<f64>() < 8);
         if Layout::choose(2, Isa::detect()) == Layout::RowsInLanes {
-            // Rows in lanes, 8 f64 lanes with AVX-512: k (d + 3) / 8 >= 16
-            // from 50000 rows.
+            // Rows in lanes, 8 f64 lanes with AVX-512 (4 with AVX2):
+            // k (d + 3) / lanes >= 8 from 50000 rows.
             let lanes = Isa::detect().lanes::<f64>();
-            let enough = |d: usize, k: usize| k * (d + 3) >= MIN_ROW_VECTORS * lanes;
+            let enough = |d: usize, k: usize| k * (d + 3) >= ROWS_IN_LANES_MIN_VECTORS * lanes;
             for (n, d, k) in [
                 (100_000, 2, 30),
                 (49_999, 2, 30),
@@ -302,6 +332,11 @@ mod tests {
                 assert!(worthwhile::<f64>(100_000, 2, 30));
                 assert!(!worthwhile::<f64>(10_000, 2, 30));
                 assert!(!worthwhile::<f64>(1_000_000, 2, 8));
+            }
+            if lanes == 4 {
+                assert!(worthwhile::<f64>(100_000, 2, 8));
+                assert!(worthwhile::<f64>(100_000, 4, 8));
+                assert!(!worthwhile::<f64>(1_000_000, 2, 2));
             }
             // f32 data is summed afresh every step: nothing to save.
             for (n, d, k) in [(100_000, 2, 30), (1_000_000, 4, 1000)] {
