@@ -221,14 +221,34 @@ impl Geometry {
             centroids.len() * labels.len()
         );
         let terms = self.carry_over_terms(motion);
-        if let Some((sure, exact)) = F::kernels(simd).carry_over(&terms, x, labels, upper, lower) {
-            if terms.features > 0 || labels.is_empty() {
-                return (sure, exact);
-            }
-            return self.tighten_rows(simd, sure, x, centroids, labels, upper, lower);
+        match self.carry_block(simd, motion, &terms, x, labels, upper, lower) {
+            (sure, Some(exact)) => (sure, exact),
+            (sure, None) => self.tighten_rows(simd, sure, x, centroids, labels, upper, lower),
         }
-        let sure = self.carry_over_rows(motion, labels, upper, lower);
-        self.tighten_rows(simd, sure, x, centroids, labels, upper, lower)
+    }
+
+    /// The carrying over of [`Self::carry_over`] for one block, in vectors
+    /// where the instruction set has them (with AVX-512, short rows are
+    /// tightened in the same call): the rows settled, and how many exact
+    /// distances were computed when the rows left were tightened too
+    /// (`None`: they are still to be).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn carry_block<S: Simd, F: Float>(
+        &self,
+        simd: S,
+        motion: &Motion,
+        terms: &CarryOver<'_>,
+        x: &[F],
+        labels: &[u32],
+        upper: &mut [f32],
+        lower: &mut [f32],
+    ) -> (u64, Option<usize>) {
+        match F::kernels(simd).carry_over(terms, x, labels, upper, lower) {
+            Some((sure, exact)) if terms.features > 0 => (sure, Some(exact)),
+            Some((sure, _)) => (sure, None),
+            None => (self.carry_over_rows(motion, labels, upper, lower), None),
+        }
     }
 
     /// The carrying over of [`Self::carry_over`], row by row: the rows it
@@ -387,15 +407,11 @@ impl Geometry {
                 .zip(lower.chunks_mut(BLOCK_ROWS)),
         );
         for (s, ((x, labels), (upper, lower))) in blocks.enumerate() {
-            let sure = match F::kernels(simd).carry_over(&terms, x, labels, upper, lower) {
-                Some((sure, tightened)) if terms.features > 0 => {
-                    exact += tightened;
-                    tightened_in_lanes = true;
-                    sure
-                }
-                Some((sure, _)) => sure,
-                None => self.carry_over_rows(motion, labels, upper, lower),
-            };
+            let (sure, tightened) = self.carry_block(simd, motion, &terms, x, labels, upper, lower);
+            if let Some(tightened) = tightened {
+                exact += tightened;
+                tightened_in_lanes = true;
+            }
             let first = s * BLOCK_ROWS;
             pending.extend(unsettled(sure, labels.len()).map(|i| (first + i) as u32));
         }
@@ -775,9 +791,9 @@ mod tests {
             return; // nothing to compare the row-by-row carry-over with
         }
         let (mut totals, mut rows) = ([0; 3], 0);
-        // On AVX-512 k beyond 32 takes the gathering path, the others
-        // permutes; AVX2 gathers. Rows of more than 8 features (every row
-        // on AVX2) are tightened row by row on either path.
+        // k beyond 32 takes the gathering path, the others permutes. Rows
+        // of more than 8 features (every row on AVX2) are tightened row by
+        // row on either path.
         for k in [1, 2, 5, 16, 17, 30, 32, 33, 40] {
             for d in [1, 2, 3, 4, 8, 9] {
                 for n in [1, 7, 8, 13, 64] {
