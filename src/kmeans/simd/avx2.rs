@@ -96,22 +96,17 @@ macro_rules! carry_over {
         fn carry_over(
             self,
             terms: &CarryOver<'_>,
-            _x: &[$f],
+            x: &[$f],
             labels: &[u32],
             upper: &mut [f32],
             lower: &mut [f32],
         ) -> Option<(u64, usize)> {
             let n = labels.len();
-            assert!(
-                n <= 64
-                    && upper.len() == n
-                    && lower.len() == n
-                    && terms.features == 0
-                    && terms.drift.len() >= terms.k.max(32)
-                    && terms.others.len() >= terms.k.max(32)
-                    && terms.gap2.len() >= terms.k.max(32),
-                "carrying bounds over: arguments do not match"
+            assert_eq!(
+                terms.features, 0,
+                "carrying bounds over: no tables of features"
             );
+            terms.check(x.len(), n, upper.len(), lower.len());
             // SAFETY: `self` proves AVX2; the lengths were checked.
             let sure = unsafe { terms.carry_avx2(labels, upper, lower) };
             Some((sure, n - sure.count_ones() as usize))

@@ -80,18 +80,7 @@ macro_rules! shared {
             upper: &mut [f32],
             lower: &mut [f32],
         ) -> Option<(u64, usize)> {
-            let n = labels.len();
-            assert!(
-                n <= 64
-                    && upper.len() == n
-                    && lower.len() == n
-                    && (terms.features == 0 || x.len() == n * terms.features)
-                    && terms.drift.len() >= terms.k.max(32)
-                    && terms.others.len() >= terms.k.max(32)
-                    && terms.gap2.len() >= terms.k.max(32)
-                    && terms.tables.len() >= (1 + terms.features) * terms.k.max(32),
-                "carrying bounds over: arguments do not match"
-            );
+            terms.check(x.len(), labels.len(), upper.len(), lower.len());
             // SAFETY: `self` proves AVX-512F; the lengths were checked.
             Some(unsafe { terms.rows_avx512(x, labels, upper, lower) })
         }

@@ -73,6 +73,25 @@ impl CarryOver<'_> {
         tables
     }
 
+    /// Panics unless a block's arguments meet the vector versions' safety
+    /// contract: `n <= 64` rows with as many bounds, `x` holding `n`
+    /// rows of `self.features` features (when tightened here), and every
+    /// table as long as it says.
+    pub fn check(&self, x_len: usize, n: usize, upper_len: usize, lower_len: usize) {
+        let stride = self.k.max(32);
+        assert!(
+            n <= 64
+                && upper_len == n
+                && lower_len == n
+                && (self.features == 0 || x_len == n * self.features)
+                && self.drift.len() >= stride
+                && self.others.len() >= stride
+                && self.gap2.len() >= stride
+                && self.tables.len() >= (1 + self.features) * stride,
+            "carrying bounds over: arguments do not match"
+        );
+    }
+
     /// The bounds' row-by-row carrying over, eight rows at a time, without
     /// tightening: the rows that are settled (bit `i` for row `i`). Up to
     /// 32 centroids, a per-centroid term is picked by permutes of its
