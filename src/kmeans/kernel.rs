@@ -351,6 +351,39 @@ mod tests {
     }
 
     #[test]
+    fn a_centroid_repeated_across_lanes_vectors_and_blocks_goes_to_its_first_copy() {
+        // Centroid j is centroid j % period: every row ties between copies
+        // in the same lane or in other lanes, in other vectors of a block
+        // and in other blocks.
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+        let (n, k) = (61, 45);
+        for (d, period) in [(1, 4), (3, 5), (10, 4), (10, 8), (33, 3), (33, 16)] {
+            let distinct = Array2::from_shape_fn((period, d), |_| rng.gen_range(-5.0..5.0f64));
+            let c = Array2::from_shape_fn((k, d), |(j, f)| distinct[[j % period, f]]);
+            let x = Array2::from_shape_fn((n, d), |_| rng.gen_range(-5.0..5.0f64));
+            let first = PreparedCentroids::with_layout(
+                distinct.view(),
+                Isa::Portable,
+                Layout::CentroidsInLanes,
+            );
+            let mut expected = vec![0u32; n];
+            first.assign(x.as_slice().unwrap(), &mut expected);
+            for (isa, layout) in variants() {
+                let prepared = PreparedCentroids::with_layout(c.view(), isa, layout);
+                let mut labels = vec![u32::MAX; n];
+                let mut scores = vec![0.0; 2 * n];
+                prepared.assign_with_scores(x.as_slice().unwrap(), &mut labels, &mut scores);
+                let what = format!("{isa:?} {layout:?} d={d} period={period}");
+                assert_eq!(labels, expected, "{what}");
+                for i in 0..n {
+                    // The runner-up is the winner's own copy.
+                    assert_eq!(scores[2 * i], scores[2 * i + 1], "{what}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn every_variant_and_width_matches_brute_force() {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
         for (n, d, k) in [

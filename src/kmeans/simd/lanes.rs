@@ -463,9 +463,9 @@ pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool
         // `half_norms` and `lane_index` hold `n_blocks * width` elements.
         unsafe {
             let infinity = L::splat(<L::F as Element>::from_f64(f64::INFINITY));
-            let mut best = [[infinity; V]; R];
-            let mut second = [[infinity; V]; R];
-            let mut best_index = [[L::zero(); V]; R];
+            let mut best = [infinity; R];
+            let mut second = [infinity; R];
+            let mut best_index = [L::zero(); R];
             for b in 0..n_blocks {
                 let block = blocks.as_ptr().add(b * d * width);
                 let mut half_norm = [L::zero(); V];
@@ -486,45 +486,31 @@ pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool
                         }
                     }
                 }
+                // Each lane sees its centroids in increasing index order
+                // (block by block, vector by vector), so keeping only a
+                // strictly lower score keeps the lowest index of a tie.
                 for v in 0..V {
                     let index = L::load(lane_index.as_ptr().add(b * width + v * L::LANES));
                     for r in 0..R {
                         let score = acc[r][v];
                         if SCORES {
-                            second[r][v] = L::min(second[r][v], L::max(best[r][v], score));
+                            second[r] = L::min(second[r], L::max(best[r], score));
                         }
-                        L::keep_lower(score, index, &mut best[r][v], &mut best_index[r][v]);
+                        L::keep_lower(score, index, &mut best[r], &mut best_index[r]);
                     }
                 }
             }
             for r in 0..R {
                 // The lowest score, then the lowest index among the lanes
                 // holding it (ties go to the lowest centroid index).
-                let mut low = best[r][0];
-                for v in 1..V {
-                    low = L::min(low, best[r][v]);
-                }
-                let target = L::horizontal_min(low);
-                let mut index = L::select_equal(best[r][0], target, best_index[r][0], infinity);
-                for v in 1..V {
-                    index = L::min(
-                        index,
-                        L::select_equal(best[r][v], target, best_index[r][v], infinity),
-                    );
-                }
+                let target = L::horizontal_min(best[r]);
+                let index = L::select_equal(best[r], target, best_index[r], infinity);
                 let winner = L::horizontal_min(index);
                 labels[r] = <L::F as Element>::as_f64(winner) as u32;
                 if SCORES {
                     // The runner-up: the winner's lane offers its own second
                     // best, every other lane its best.
-                    let mut runner_up =
-                        L::select_equal(best_index[r][0], winner, second[r][0], best[r][0]);
-                    for v in 1..V {
-                        runner_up = L::min(
-                            runner_up,
-                            L::select_equal(best_index[r][v], winner, second[r][v], best[r][v]),
-                        );
-                    }
+                    let runner_up = L::select_equal(best_index[r], winner, second[r], best[r]);
                     let i = t * R + r;
                     let runner_up = L::horizontal_min(runner_up);
                     scores[2 * i] = target + target;
