@@ -377,10 +377,13 @@ impl Geometry {
 
     /// [`Self::settle`] for a whole chunk (`x` holds its rows, `(labels.len(),
     /// d)` row-major): every block's bounds carried first, then the rows they
-    /// leave tightened in one run, each asked for into the second-level cache
-    /// [`TIGHTEN_AHEAD`] rows before it is read. Those rows are scattered
-    /// through memory, where the hardware prefetchers do not follow, and
-    /// tightening one costs far less than waiting for it. Appends the rows
+    /// leave tightened in one run, each asked for into the second-level
+    /// cache [`TIGHTEN_AHEAD`] rows before it is read (rows of at most
+    /// [`TIGHTEN_IN_LANES_MAX_D`] features four at a time where the
+    /// instruction set has a vector version, `Kernels::tighten`, a group
+    /// ahead). Those rows are scattered through memory, where the hardware
+    /// prefetchers do not follow, and tightening one costs far less than
+    /// waiting for it. Appends the rows
     /// left for the kernel (indices into the chunk, in order) to `pending`
     /// and returns how many exact distances were computed; `None` before the
     /// first assignment (every row needs the kernel).
@@ -418,6 +421,23 @@ impl Geometry {
         if tightened_in_lanes {
             return Some(exact);
         }
+        exact += pending.len() - start;
+        if d <= TIGHTEN_IN_LANES_MAX_D {
+            let tightened = F::kernels(simd).tighten(
+                &terms,
+                x,
+                d,
+                centroids,
+                labels,
+                &mut pending[start..],
+                upper,
+                lower,
+            );
+            if let Some(kept) = tightened {
+                pending.truncate(start + kept);
+                return Some(exact);
+            }
+        }
         let row = |i: u32| &x[i as usize * d..(i as usize + 1) * d];
         let ask = |i: u32| prefetch_into_l2(row(i).as_ptr(), std::mem::size_of_val(row(i)));
         pending[start..]
@@ -435,7 +455,6 @@ impl Geometry {
             pending[kept] = i;
             kept += usize::from(!settled);
         }
-        exact += pending.len() - start;
         pending.truncate(kept);
         Some(exact)
     }
@@ -708,9 +727,10 @@ mod tests {
     /// A drift of random centroids (a step's geometry, the centroids after
     /// it) and `n` rows labelled at random, each near its centroid, with an
     /// upper bound some way above its distance (so that tightening settles
-    /// some of them) and, every other row, a lower bound within a few units
-    /// of `f32`'s last place of where the drift test flips (to tell the
-    /// arithmetic apart).
+    /// some of them) and, every fourth row, a lower bound within a few
+    /// units of `f32`'s last place of where the drift test flips, every
+    /// fourth another of where the test of the tightened bound flips (to
+    /// tell the arithmetic apart).
     #[cfg(target_arch = "x86_64")]
     #[allow(clippy::type_complexity)]
     fn drifted_rows<S: Simd, F: Float>(
@@ -731,23 +751,27 @@ mod tests {
             .flat_map(|&a| flat[a as usize * d..(a as usize + 1) * d].to_vec())
             .map(|v| v + F::from_f64(rng.gen_range(-0.2..0.2)))
             .collect();
-        let upper: Vec<f32> = (0..n)
+        let exact: Vec<f64> = (0..n)
             .map(|i| {
                 let a = labels[i] as usize;
-                let exact =
-                    exact_squared_distance(simd, &x[i * d..(i + 1) * d], &flat[a * d..(a + 1) * d]);
-                (exact.sqrt() + rng.gen_range(0.0..0.3)) as f32
+                exact_squared_distance(simd, &x[i * d..(i + 1) * d], &flat[a * d..(a + 1) * d])
             })
+            .collect();
+        let upper: Vec<f32> = exact
+            .iter()
+            .map(|e| (e.sqrt() + rng.gen_range(0.0..0.3)) as f32)
             .collect();
         let lower: Vec<f32> = (0..n)
             .map(|i| {
                 let a = labels[i] as usize;
-                let edge = upper[i] + motion.drift[a] + motion.others[a];
-                if i % 2 == 0 {
-                    rng.gen_range(0.0..1.5)
-                } else {
-                    (f64::from(edge) * (1.0 + rng.gen_range(-2e-6..2e-6))) as f32
-                }
+                let edge = match i % 4 {
+                    0 | 2 => return rng.gen_range(0.0..1.5),
+                    // Where the drift test flips.
+                    1 => f64::from(upper[i] + motion.drift[a] + motion.others[a]),
+                    // Where the test of the tightened bound flips.
+                    _ => exact[i].sqrt() + f64::from(motion.others[a]),
+                };
+                (edge * (1.0 + rng.gen_range(-2e-6..2e-6))) as f32
             })
             .collect();
         (geometry, centroids, x, labels, upper, lower)
@@ -883,10 +907,11 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     fn settling_a_chunk_is_settling_its_blocks() {
         let (mut pending, mut tightened, mut rows) = (0, 0, 0);
-        // Rows short enough to tighten in lanes (on AVX-512) and longer;
-        // chunks of one block, of whole blocks and with a partial last one.
+        // Rows short enough to tighten in lanes (on AVX-512) or four at a
+        // time (on AVX2), and longer; chunks of one block, of whole blocks
+        // and with a partial last one.
         for k in [2, 17, 40] {
-            for d in [3, 9, 40] {
+            for d in [1, 3, 8, 9, 40] {
                 for n in [1, 64, 150] {
                     let shape = (k, d, n);
                     let float = std::marker::PhantomData;

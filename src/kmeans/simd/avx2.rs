@@ -88,8 +88,9 @@ macro_rules! first_features {
 
 pub(super) use first_features;
 
-/// The bounds' carrying over, eight rows at a time; rows are tightened
-/// one by one by the bounds (`terms.features` is 0 for this instruction set).
+/// The bounds' carrying over, eight rows at a time, and their tightening,
+/// four rows at a time (`terms.features` is 0 for this instruction set: the
+/// carrying over leaves the tightening to the chunk).
 macro_rules! carry_over {
     ($f:ty) => {
         #[inline(always)]
@@ -110,6 +111,22 @@ macro_rules! carry_over {
             // SAFETY: `self` proves AVX2; the lengths were checked.
             let sure = unsafe { terms.carry_avx2(labels, upper, lower) };
             Some((sure, n - sure.count_ones() as usize))
+        }
+
+        #[inline(always)]
+        fn tighten(
+            self,
+            terms: &CarryOver<'_>,
+            x: &[$f],
+            d: usize,
+            centroids: &[$f],
+            labels: &[u32],
+            pending: &mut [u32],
+            upper: &mut [f32],
+            lower: &[f32],
+        ) -> Option<usize> {
+            // SAFETY: `self` proves AVX2.
+            Some(unsafe { terms.tighten_avx2(x, d, centroids, labels, pending, upper, lower) })
         }
     };
 }

@@ -207,6 +207,98 @@ impl CarryOver<'_> {
         sure
     }
 
+    /// The bounds' row-by-row tightening (`Geometry::tighten_row`) of the
+    /// rows `pending` names (indices into `labels`, `upper`, `lower` and the
+    /// rows of `x`, `(labels.len(), d)` row-major), four at a time: each
+    /// upper bound tightened with the exact distance to its centroid
+    /// (`centroids`, `(k, d)` row-major), feature by feature in `f64`, and
+    /// tested again, the tightened bound stored where the row then settles.
+    /// The rows left unsettled are moved to the front of `pending`, in
+    /// order; returns how many. Each group asks for the next group's rows
+    /// while it works: they are scattered through `x`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 (the indexing below is checked).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn tighten_avx2<F: Element>(
+        &self,
+        x: &[F],
+        d: usize,
+        centroids: &[F],
+        labels: &[u32],
+        pending: &mut [u32],
+        upper: &mut [f32],
+        lower: &[f32],
+    ) -> usize {
+        use std::arch::x86_64::*;
+        let half_gap = &self.tables[HALF_GAP * self.k.max(32)..][..self.k];
+        let splat = _mm256_set1_pd;
+        let (widen, narrow, error2) = (splat(self.widen), splat(self.narrow), splat(self.error2));
+        let (two, round_up, spacing) = (
+            splat(2.0),
+            splat(1.0 + F32_ROUNDING),
+            splat(F32_SPACING_MIN),
+        );
+        let lanes = |at: [usize; 4], value: &dyn Fn(usize) -> f64| {
+            _mm256_setr_pd(value(at[0]), value(at[1]), value(at[2]), value(at[3]))
+        };
+        let ask = |i: u32| {
+            super::prefetch_into_l2(x[i as usize * d..].as_ptr(), d * std::mem::size_of::<F>())
+        };
+        pending.iter().take(4).for_each(|&i| ask(i));
+        let mut kept = 0;
+        for start in (0..pending.len()).step_by(4) {
+            let m = (pending.len() - start).min(4);
+            // Short groups repeat their last row; only `m` lanes are kept.
+            let rows: [usize; 4] = std::array::from_fn(|l| pending[start + l.min(m - 1)] as usize);
+            pending[start + m..].iter().take(4).for_each(|&i| ask(i));
+            let a = rows.map(|i| (labels[i] as usize).min(self.k - 1));
+            // The bounds' exact distance: from zero, feature by feature.
+            let mut sum = _mm256_setzero_pd();
+            for f in 0..d {
+                let row = lanes(rows, &|i| x[i * d + f].as_f64());
+                let centroid = lanes(a, &|j| centroids[j * d + f].as_f64());
+                let diff = _mm256_sub_pd(row, centroid);
+                sum = _mm256_add_pd(sum, _mm256_mul_pd(diff, diff));
+            }
+            // `distance_above`, then `certain` against the old lower bound.
+            let up = _mm256_mul_pd(_mm256_sqrt_pd(_mm256_mul_pd(sum, widen)), widen);
+            let low = lanes(rows, &|i| f64::from(lower[i]));
+            let half_gap = lanes(a, &|j| half_gap[j]);
+            let gap = _mm256_mul_pd(
+                _mm256_max_pd(low, _mm256_sub_pd(_mm256_mul_pd(two, half_gap), up)),
+                narrow,
+            );
+            let settled = _mm256_and_pd(
+                _mm256_cmp_pd::<_CMP_GT_OQ>(gap, up),
+                _mm256_cmp_pd::<_CMP_GT_OQ>(
+                    _mm256_mul_pd(_mm256_sub_pd(gap, up), _mm256_add_pd(gap, up)),
+                    error2,
+                ),
+            );
+            let settled = _mm256_movemask_pd(settled) as u32;
+            // `round_up(up * widen)` as `f32`.
+            let tight = _mm256_cvtpd_ps(_mm256_add_pd(
+                _mm256_mul_pd(_mm256_mul_pd(up, widen), round_up),
+                spacing,
+            ));
+            let mut stored = [0f32; 4];
+            // SAFETY: `stored` holds four elements.
+            unsafe { _mm_storeu_ps(stored.as_mut_ptr(), tight) };
+            for (lane, &i) in rows.iter().enumerate().take(m) {
+                if settled >> lane & 1 == 1 {
+                    upper[i] = stored[lane];
+                } else {
+                    pending[kept] = i as u32;
+                    kept += 1;
+                }
+            }
+        }
+        kept
+    }
+
     /// The bounds' row-by-row carrying over sixteen rows at a time then,
     /// when the tables hold the centroids, their tightening for the rows
     /// left, gathered eight at a time (only those rows: usually a few of

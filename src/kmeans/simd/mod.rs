@@ -253,6 +253,29 @@ pub trait Kernels<F: Element>: Copy {
         let _ = (terms, x, labels, upper, lower);
         None
     }
+
+    /// Tightens the upper bounds of the rows `pending` names (rows of
+    /// `d <= TIGHTEN_IN_LANES_MAX_D` features) and tests them again, where
+    /// this instruction set has a vector version of the bounds' arithmetic
+    /// ([`CarryOver::tighten_avx2`]): the rows left unsettled moved to the
+    /// front of `pending`, and how many. `None` where the caller's
+    /// row-by-row code is the one.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn tighten(
+        self,
+        terms: &CarryOver<'_>,
+        x: &[F],
+        d: usize,
+        centroids: &[F],
+        labels: &[u32],
+        pending: &mut [u32],
+        upper: &mut [f32],
+        lower: &[f32],
+    ) -> Option<usize> {
+        let _ = (terms, x, d, centroids, labels, pending, upper, lower);
+        None
+    }
 }
 
 /// The first assignment's guesses look at this many of a row's first
