@@ -15,9 +15,10 @@ use super::super::simd::{
 };
 use super::scratch::Scratch;
 
-/// With AVX-512, rows of at most this many features are tightened eight at
-/// a time by [`CarryOver::rows_avx512`] (gathered feature by feature);
-/// longer rows, and every row on other instruction sets, one by one.
+/// Rows of at most this many features are tightened eight at a time by
+/// [`CarryOver::rows_avx512`] with AVX-512 (gathered feature by feature),
+/// four at a time by [`CarryOver::tighten_avx2`] with AVX2; longer rows,
+/// and every row on other instruction sets, one by one.
 pub const TIGHTEN_IN_LANES_MAX_D: usize = 8;
 
 /// How many rows ahead [`Geometry::settle_chunk`] asks for the rows it
