@@ -42,7 +42,7 @@ impl Default for Suspension {
 impl Suspension {
     /// Steps in a row that work on too many rows before the bounds of
     /// the first step are suspended.
-    pub const PATIENCE: usize = 3;
+    pub const PATIENCE: usize = 2;
     /// The same for bounds set again: the large early moves are over.
     pub const PATIENCE_AGAIN: usize = 1;
     /// Steps without bounds after the first suspension.
