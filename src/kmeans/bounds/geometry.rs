@@ -10,8 +10,8 @@ use super::super::guess::Guess;
 use super::super::kernel::squared_norms;
 use super::super::screen::ScreenedCentroids;
 use super::super::simd::{
-    prefetch_into_l2, squared_distance, squared_norm, CarryOver, Isa, Kernels, Simd, F32_ROUNDING,
-    F32_SPACING_MIN, F32_TINY,
+    prefetch_into_l2, CarryOver, Isa, Kernels, Simd, WithSimd, F32_ROUNDING, F32_SPACING_MIN,
+    F32_TINY,
 };
 use super::scratch::Scratch;
 
@@ -82,35 +82,26 @@ impl Geometry {
         let eps = F::epsilon().as_f64();
         let outward = (2 * d + 16) as f64 * eps;
         let up = |v: f64| v * (1.0 + outward);
-        let down = |v: f64| v * (1.0 - outward);
-        // In the data's type, vectorised: `outward` covers its rounding
-        // ((d + 3) eps on a squared distance, half that on its root).
-        let distance = |a: &[F], b: &[F]| squared_distance(a, b).as_f64().sqrt();
         let standard = centroids.as_standard_layout();
         let flat = standard.as_slice().expect("standard layout is contiguous");
-        let row = |j: usize| &flat[j * d..(j + 1) * d];
+        let before = before.map(|before| before.as_standard_layout());
+        let before = before
+            .as_ref()
+            .map(|b| b.as_slice().expect("standard layout is contiguous"));
+        let (norms, half_gap, moved) = Isa::detect().dispatch(CentroidDistances {
+            centroids: flat,
+            before,
+            k,
+            d,
+            narrow: 1.0 - outward,
+        });
 
-        let centroid_norm_max = up((0..k)
-            .map(|j| squared_norm(row(j)).sqrt())
-            .fold(0.0, f64::max));
+        let centroid_norm_max = up(norms.iter().copied().fold(0.0, f64::max));
         let error_scale = up((2 * d + 8) as f64 * eps);
         let error = error_scale * up((row_norm_max + centroid_norm_max).powi(2));
 
-        let mut half_gap = vec![f64::INFINITY; k];
-        for a in 0..k {
-            for b in a + 1..k {
-                let gap = down(distance(row(a), row(b))) / 2.0;
-                half_gap[a] = half_gap[a].min(gap);
-                half_gap[b] = half_gap[b].min(gap);
-            }
-        }
-
-        let motion = before.map(|before| {
-            let before = before.as_standard_layout();
-            let before = before.as_slice().expect("standard layout is contiguous");
-            let drift: Vec<f32> = (0..k)
-                .map(|j| round_up(up(distance(row(j), &before[j * d..(j + 1) * d]))))
-                .collect();
+        let motion = moved.map(|moved| {
+            let drift: Vec<f32> = moved.iter().map(|&m| round_up(up(m))).collect();
             // The largest drift of the others: the largest, or for the
             // centroid holding it, the second largest.
             let mut order: Vec<usize> = (0..k).collect();
@@ -659,6 +650,51 @@ impl Geometry {
         }
     }
 }
+
+/// The distances [`Geometry::new`] needs, in the instruction set's own
+/// function (the same bits as anywhere: the distances' lanes and pairing
+/// are fixed): each centroid's norm, each one's half gap to the nearest
+/// other (the distance narrowed by `narrow`, halved), and with `before`
+/// (the last step's centroids) how far each moved. In the data's type: the
+/// geometry's `outward` (`1 - narrow`) covers their rounding ((d + 3) eps
+/// on a squared distance, half that on its root).
+struct CentroidDistances<'a, F> {
+    /// `(k, d)` row-major, as `before`.
+    centroids: &'a [F],
+    before: Option<&'a [F]>,
+    k: usize,
+    d: usize,
+    narrow: f64,
+}
+
+impl<F: Float> WithSimd for CentroidDistances<'_, F> {
+    type Output = (Vec<f64>, Vec<f64>, Option<Vec<f64>>);
+
+    #[inline(always)]
+    fn run<S: Simd>(self, simd: S) -> Self::Output {
+        let (k, d, kernels) = (self.k, self.d, F::kernels(simd));
+        let row = |j: usize| &self.centroids[j * d..(j + 1) * d];
+        let distance = |a: &[F], b: &[F]| kernels.squared_distance(a, b).as_f64().sqrt();
+        let norms = (0..k)
+            .map(|j| kernels.squared_norm(row(j)).sqrt())
+            .collect();
+        let mut half_gap = vec![f64::INFINITY; k];
+        for a in 0..k {
+            for b in a + 1..k {
+                let gap = distance(row(a), row(b)) * self.narrow / 2.0;
+                half_gap[a] = half_gap[a].min(gap);
+                half_gap[b] = half_gap[b].min(gap);
+            }
+        }
+        let moved = self.before.map(|before| {
+            (0..k)
+                .map(|j| distance(row(j), &before[j * d..(j + 1) * d]))
+                .collect()
+        });
+        (norms, half_gap, moved)
+    }
+}
+
 /// The squared distance that tightens a bound: feature by feature in `f64`
 /// for rows of at most [`TIGHTEN_IN_LANES_MAX_D`] features (as
 /// [`CarryOver`] computes it, lane-wise), [`Kernels::squared_distance`] for
@@ -691,7 +727,7 @@ const F32_UNIT_ROUNDOFF: f64 = F32_ROUNDING / 2.0;
 #[cfg(test)]
 mod tests {
     use super::super::super::kernel::PreparedCentroids;
-    use super::super::super::simd::{Element, Isa, WithSimd};
+    use super::super::super::simd::{squared_distance, Element, Isa, WithSimd};
     use super::*;
 
     /// Carries random bounds over a random drift, row by row and with
@@ -1171,6 +1207,44 @@ mod tests {
             "{kept} of {rows_seen}"
         );
         assert!(ties > 50, "{ties}");
+    }
+
+    #[test]
+    fn centroid_distances_are_the_same_bits_on_every_instruction_set() {
+        use rand::{Rng, SeedableRng};
+        fn check<F: Float>(k: usize, d: usize, seed: u64) {
+            let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+            let before = Array2::from_shape_fn((k, d), |_| F::from_f64(rng.gen_range(-5.0..5.0)));
+            let after = before.mapv(|v| v + F::from_f64(rng.gen_range(-0.5..0.5)));
+            let (after, before) = (after.as_slice().unwrap(), before.as_slice().unwrap());
+            let op = || CentroidDistances {
+                centroids: after,
+                before: Some(before),
+                k,
+                d,
+                narrow: 1.0 - 1e-12,
+            };
+            let portable = Isa::Portable.dispatch(op());
+            // Against the definitions, one by one.
+            let row = |c: &[F], j: usize| c[j * d..(j + 1) * d].to_vec();
+            let distance = |a: &[F], b: &[F]| squared_distance(a, b).as_f64().sqrt();
+            for j in 0..k {
+                let gap = (0..k)
+                    .filter(|&b| b != j)
+                    .map(|b| distance(&row(after, j), &row(after, b)) * (1.0 - 1e-12) / 2.0)
+                    .fold(f64::INFINITY, f64::min);
+                assert_eq!(portable.1[j].to_bits(), gap.to_bits(), "k={k} d={d} j={j}");
+                let moved = distance(&row(after, j), &row(before, j));
+                assert_eq!(portable.2.as_ref().unwrap()[j].to_bits(), moved.to_bits());
+            }
+            for isa in Isa::supported() {
+                assert_eq!(isa.dispatch(op()), portable, "{isa:?} k={k} d={d}");
+            }
+        }
+        for (k, d) in [(1, 1), (2, 3), (5, 8), (30, 17), (64, 100)] {
+            check::<f64>(k, d, (k * d) as u64);
+            check::<f32>(k, d, (k * d) as u64 + 1);
+        }
     }
 
     #[test]
