@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use super::chunks::seeding_chunk_rows;
 use super::float::Float;
-use super::simd::squared_distance;
+use super::simd::{Isa, Kernels, Simd, WithSimd};
 
 /// Chooses `k` initial centroids from the rows of `x`, `(n, d)`.
 pub fn kmeans_plusplus<F: Float>(x: ArrayView2<F>, k: usize, seed: u64) -> Array2<F> {
@@ -65,20 +65,45 @@ fn update_closest<F: Float>(
     centroid: &[F],
     closest: &mut [F],
 ) -> Vec<f64> {
+    let isa = Isa::detect();
     x.par_chunks(rows * d)
         .zip(closest.par_chunks_mut(rows))
-        .map(|(x_chunk, closest_chunk)| {
-            let mut total = 0.0;
-            for (point, best) in x_chunk.chunks_exact(d).zip(closest_chunk) {
-                let distance = squared_distance(point, centroid);
-                if distance < *best {
-                    *best = distance;
-                }
-                total += best.as_f64();
-            }
-            total
+        .map(|(x, closest)| {
+            isa.dispatch(UpdateClosest {
+                x,
+                d,
+                centroid,
+                closest,
+            })
         })
         .collect()
+}
+
+/// One chunk of [`update_closest`], in the instruction set's own function
+/// (the distances are the same bits on every one).
+struct UpdateClosest<'a, F> {
+    x: &'a [F],
+    d: usize,
+    centroid: &'a [F],
+    closest: &'a mut [F],
+}
+
+impl<F: Float> WithSimd for UpdateClosest<'_, F> {
+    type Output = f64;
+
+    #[inline(always)]
+    fn run<S: Simd>(self, simd: S) -> f64 {
+        let kernels = F::kernels(simd);
+        let mut total = 0.0;
+        for (point, best) in self.x.chunks_exact(self.d).zip(self.closest) {
+            let distance = kernels.squared_distance(point, self.centroid);
+            if distance < *best {
+                *best = distance;
+            }
+            total += best.as_f64();
+        }
+        total
+    }
 }
 
 /// The potential each candidate would leave: `sum_i min(closest_i, ||x_i - x_cand||^2)`.
@@ -89,18 +114,21 @@ fn score_candidates<F: Float>(
     closest: &[F],
     candidates: &[usize],
 ) -> Vec<f64> {
+    let isa = Isa::detect();
+    let candidates: Vec<&[F]> = candidates
+        .iter()
+        .map(|&cand| &x[cand * d..(cand + 1) * d])
+        .collect();
     let partials: Vec<Vec<f64>> = x
         .par_chunks(rows * d)
         .zip(closest.par_chunks(rows))
-        .map(|(x_chunk, closest_chunk)| {
-            let mut totals = vec![0.0; candidates.len()];
-            for (point, &best) in x_chunk.chunks_exact(d).zip(closest_chunk) {
-                for (total, &cand) in totals.iter_mut().zip(candidates) {
-                    let distance = squared_distance(point, &x[cand * d..(cand + 1) * d]);
-                    *total += if distance < best { distance } else { best }.as_f64();
-                }
-            }
-            totals
+        .map(|(x, closest)| {
+            isa.dispatch(ScoreCandidates {
+                x,
+                d,
+                closest,
+                candidates: &candidates,
+            })
         })
         .collect();
     let mut scores = vec![0.0; candidates.len()];
@@ -110,6 +138,31 @@ fn score_candidates<F: Float>(
         }
     }
     scores
+}
+
+/// One chunk of [`score_candidates`], in the instruction set's own function.
+struct ScoreCandidates<'a, F> {
+    x: &'a [F],
+    d: usize,
+    closest: &'a [F],
+    candidates: &'a [&'a [F]],
+}
+
+impl<F: Float> WithSimd for ScoreCandidates<'_, F> {
+    type Output = Vec<f64>;
+
+    #[inline(always)]
+    fn run<S: Simd>(self, simd: S) -> Vec<f64> {
+        let kernels = F::kernels(simd);
+        let mut totals = vec![0.0; self.candidates.len()];
+        for (point, &best) in self.x.chunks_exact(self.d).zip(self.closest) {
+            for (total, &candidate) in totals.iter_mut().zip(self.candidates) {
+                let distance = kernels.squared_distance(point, candidate);
+                *total += if distance < best { distance } else { best }.as_f64();
+            }
+        }
+        totals
+    }
 }
 
 /// The first row whose running sum of `closest` reaches `target`
@@ -174,6 +227,49 @@ mod tests {
         let c = kmeans_plusplus(x.view(), 5, 43);
         assert_eq!(a, b);
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn chunks_score_the_same_bits_on_every_instruction_set() {
+        fn check<F: Float>(d: usize) {
+            let x: Vec<F> = (0..97 * d)
+                .map(|i| F::from_f64(((i * 7919) % 1013) as f64 / 7.0 - 70.0))
+                .collect();
+            let closest: Vec<F> = (0..97).map(|i| F::from_f64(i as f64 * 31.5)).collect();
+            let candidates: Vec<&[F]> = [3, 50, 96]
+                .iter()
+                .map(|&c| &x[c * d..(c + 1) * d])
+                .collect();
+            let score = |isa: Isa| {
+                isa.dispatch(ScoreCandidates {
+                    x: &x,
+                    d,
+                    closest: &closest,
+                    candidates: &candidates,
+                })
+            };
+            let update = |isa: Isa| {
+                let mut closest = closest.clone();
+                let total = isa.dispatch(UpdateClosest {
+                    x: &x,
+                    d,
+                    centroid: &x[7 * d..8 * d],
+                    closest: &mut closest,
+                });
+                (total.to_bits(), closest)
+            };
+            let (portable_scores, portable_closest) = (score(Isa::Portable), update(Isa::Portable));
+            assert!(portable_closest.1.iter().zip(&closest).any(|(a, b)| a < b));
+            for isa in Isa::supported() {
+                let bits = |v: &[f64]| v.iter().map(|s| s.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&score(isa)), bits(&portable_scores), "{isa:?} d={d}");
+                assert_eq!(update(isa), portable_closest, "{isa:?} d={d}");
+            }
+        }
+        for d in [1, 3, 8, 17, 100] {
+            check::<f64>(d);
+            check::<f32>(d);
+        }
     }
 
     #[test]
