@@ -427,6 +427,45 @@ mod tests {
     }
 
     #[test]
+    fn rows_scored_together_or_one_by_one_give_the_same_bits() {
+        // Many tiles in one call are scored block by block, a group of
+        // tiles at a time: each row's result must not depend on the rows
+        // beside it, whether the call holds a partial group, one group or
+        // several.
+        fn check<F: Float>(x: &[F], c: ArrayView2<F>, what: &str) {
+            let (k, d) = c.dim();
+            let n = x.len() / d;
+            for (isa, layout) in variants() {
+                let prepared = PreparedCentroids::with_layout(c, isa, layout);
+                let (mut labels, mut scores) = (vec![0u32; n], vec![F::zero(); 2 * n]);
+                prepared.assign_with_scores(x, &mut labels, &mut scores);
+                for (i, row) in x.chunks_exact(d).enumerate() {
+                    let (mut label, mut score) = ([0u32], [F::zero(); 2]);
+                    prepared.assign_with_scores(row, &mut label, &mut score);
+                    let bits = |s: &[F]| s.iter().map(|v| v.as_f64().to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        label[0], labels[i],
+                        "{what} {isa:?} {layout:?} k={k} row {i}"
+                    );
+                    assert_eq!(
+                        bits(&score),
+                        bits(&scores[2 * i..2 * i + 2]),
+                        "{what} row {i}"
+                    );
+                }
+            }
+        }
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+        for (n, d, k) in [(300, 7, 40), (129, 33, 300), (65, 12, 17), (16, 5, 64)] {
+            let x = Array2::from_shape_fn((n, d), |_| rng.gen_range(-5.0..5.0f64));
+            let c = Array2::from_shape_fn((k, d), |_| rng.gen_range(-5.0..5.0f64));
+            check(x.as_slice().unwrap(), c.view(), "f64");
+            let (x32, c32) = (x.mapv(|v| v as f32), c.mapv(|v| v as f32));
+            check(x32.as_slice().unwrap(), c32.view(), "f32");
+        }
+    }
+
+    #[test]
     fn scores_are_the_best_and_runner_up_of_every_variant() {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(2);
         for (n, d, k) in [

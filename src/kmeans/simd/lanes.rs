@@ -6,7 +6,8 @@
 //! loads and `R` broadcasts feed `R * V` fused multiply-adds. Scores update
 //! per-lane bests with a minimum and their indices with a masked blend (no
 //! branches); each row's lanes are reduced once, the lowest centroid index
-//! winning a tie. On request the runner-up score is tracked too (per lane:
+//! winning a tie. The tiles of 64 rows are taken block by block, so that a
+//! block of centroids is read from the first-level cache by all of them. On request the runner-up score is tracked too (per lane:
 //! `second = min(second, max(best, score))`), for the bounds.
 //!
 //! For few features, [`rows_in_lanes`] turns the layout around: one feature
@@ -452,74 +453,93 @@ pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool
     debug_assert_eq!(out.len() % R, 0);
     debug_assert!(!SCORES || scores.len() == 2 * out.len());
     let n_blocks = half_norms.len() / width;
-    for (t, (tile, labels)) in x
-        .chunks_exact(R * d)
-        .zip(out.chunks_exact_mut(R))
-        .enumerate()
-    {
-        let rows = tile.as_ptr();
-        // SAFETY (all the pointer arithmetic below): `tile` holds R rows of d
-        // elements; block `b` holds `d * width` elements from `b * d * width`;
-        // `half_norms` and `lane_index` hold `n_blocks * width` elements.
+    let n_tiles = out.len() / R;
+    let infinity = unsafe { L::splat(<L::F as Element>::from_f64(f64::INFINITY)) };
+    // The tiles of up to `GROUP_ROWS` rows at a time, block by block: one
+    // block of centroids stays in the first-level cache while every tile of
+    // the group is scored against it, where scoring each tile against
+    // every block streamed all the centroids through it once per tile.
+    let per_group = (GROUP_ROWS / R).clamp(1, MAX_GROUP_TILES);
+    for first in (0..n_tiles).step_by(per_group) {
+        let group = per_group.min(n_tiles - first);
+        let mut best = [[infinity; R]; MAX_GROUP_TILES];
+        let mut second = [[infinity; R]; MAX_GROUP_TILES];
+        let mut best_index = [[unsafe { L::zero() }; R]; MAX_GROUP_TILES];
+        // SAFETY (all the pointer arithmetic below): tile `t` holds R rows
+        // of d elements from `t * R * d`; block `b` holds `d * width`
+        // elements from `b * d * width`; `half_norms` and `lane_index` hold
+        // `n_blocks * width` elements.
         unsafe {
-            let infinity = L::splat(<L::F as Element>::from_f64(f64::INFINITY));
-            let mut best = [infinity; R];
-            let mut second = [infinity; R];
-            let mut best_index = [L::zero(); R];
             for b in 0..n_blocks {
                 let block = blocks.as_ptr().add(b * d * width);
                 let mut half_norm = [L::zero(); V];
+                let mut index = [L::zero(); V];
                 for v in 0..V {
                     half_norm[v] = L::load(half_norms.as_ptr().add(b * width + v * L::LANES));
+                    index[v] = L::load(lane_index.as_ptr().add(b * width + v * L::LANES));
                 }
-                let mut acc = [half_norm; R];
-                for f in 0..d {
-                    let column = block.add(f * width);
-                    let mut c = [L::zero(); V];
-                    for v in 0..V {
-                        c[v] = L::load(column.add(v * L::LANES));
-                    }
-                    for r in 0..R {
-                        let xv = L::splat(*rows.add(r * d + f));
+                for g in 0..group {
+                    let rows = x.as_ptr().add((first + g) * R * d);
+                    let mut acc = [half_norm; R];
+                    for f in 0..d {
+                        let column = block.add(f * width);
+                        let mut c = [L::zero(); V];
                         for v in 0..V {
-                            acc[r][v] = L::fmadd(xv, c[v], acc[r][v]);
+                            c[v] = L::load(column.add(v * L::LANES));
+                        }
+                        for r in 0..R {
+                            let xv = L::splat(*rows.add(r * d + f));
+                            for v in 0..V {
+                                acc[r][v] = L::fmadd(xv, c[v], acc[r][v]);
+                            }
                         }
                     }
-                }
-                // Each lane sees its centroids in increasing index order
-                // (block by block, vector by vector), so keeping only a
-                // strictly lower score keeps the lowest index of a tie.
-                for v in 0..V {
-                    let index = L::load(lane_index.as_ptr().add(b * width + v * L::LANES));
-                    for r in 0..R {
-                        let score = acc[r][v];
-                        if SCORES {
-                            second[r] = L::min(second[r], L::max(best[r], score));
+                    // Each lane sees its centroids in increasing index order
+                    // (block by block, vector by vector), so keeping only a
+                    // strictly lower score keeps the lowest index of a tie.
+                    let (best, second, best_index) =
+                        (&mut best[g], &mut second[g], &mut best_index[g]);
+                    for v in 0..V {
+                        for r in 0..R {
+                            let score = acc[r][v];
+                            if SCORES {
+                                second[r] = L::min(second[r], L::max(best[r], score));
+                            }
+                            L::keep_lower(score, index[v], &mut best[r], &mut best_index[r]);
                         }
-                        L::keep_lower(score, index, &mut best[r], &mut best_index[r]);
                     }
                 }
             }
-            for r in 0..R {
-                // The lowest score, then the lowest index among the lanes
-                // holding it (ties go to the lowest centroid index).
-                let target = L::horizontal_min(best[r]);
-                let index = L::select_equal(best[r], target, best_index[r], infinity);
-                let winner = L::horizontal_min(index);
-                labels[r] = <L::F as Element>::as_f64(winner) as u32;
-                if SCORES {
-                    // The runner-up: the winner's lane offers its own second
-                    // best, every other lane its best.
-                    let runner_up = L::select_equal(best_index[r], winner, second[r], best[r]);
-                    let i = t * R + r;
-                    let runner_up = L::horizontal_min(runner_up);
-                    scores[2 * i] = target + target;
-                    scores[2 * i + 1] = runner_up + runner_up;
+            for g in 0..group {
+                let t = first + g;
+                for r in 0..R {
+                    // The lowest score, then the lowest index among the lanes
+                    // holding it (ties go to the lowest centroid index).
+                    let (best, second, best_index) = (best[g][r], second[g][r], best_index[g][r]);
+                    let target = L::horizontal_min(best);
+                    let index = L::select_equal(best, target, best_index, infinity);
+                    let winner = L::horizontal_min(index);
+                    out[t * R + r] = <L::F as Element>::as_f64(winner) as u32;
+                    if SCORES {
+                        // The runner-up: the winner's lane offers its own
+                        // second best, every other lane its best.
+                        let runner_up = L::select_equal(best_index, winner, second, best);
+                        let i = t * R + r;
+                        let runner_up = L::horizontal_min(runner_up);
+                        scores[2 * i] = target + target;
+                        scores[2 * i + 1] = runner_up + runner_up;
+                    }
                 }
             }
         }
     }
 }
+
+/// How many rows [`tiles`] scores against one block of centroids before
+/// the next block (the step's blocks of rows), in at most
+/// [`MAX_GROUP_TILES`] tiles.
+const GROUP_ROWS: usize = 64;
+const MAX_GROUP_TILES: usize = 16;
 
 /// Rows in lanes, for any number of rows: each vector holds one feature of
 /// `L::LANES` rows (gathered), and every centroid is scored against `G`
