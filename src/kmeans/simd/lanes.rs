@@ -6,9 +6,10 @@
 //! loads and `R` broadcasts feed `R * V` fused multiply-adds. Scores update
 //! per-lane bests with a minimum and their indices with a masked blend (no
 //! branches); each row's lanes are reduced once, the lowest centroid index
-//! winning a tie. The tiles of 64 rows are taken block by block, so that a
-//! block of centroids is read from the first-level cache by all of them. On request the runner-up score is tracked too (per lane:
-//! `second = min(second, max(best, score))`), for the bounds.
+//! winning a tie. On request the runner-up score is tracked too (per lane:
+//! `second = min(second, max(best, score))`), for the bounds. The tiles of
+//! 64 rows are taken block by block, so that a block of centroids is read
+//! from the first-level cache by all of them.
 //!
 //! For few features, [`rows_in_lanes`] turns the layout around: one feature
 //! of `LANES` rows per register, centroids broadcast one at a time, the same
@@ -454,7 +455,13 @@ pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool
     debug_assert!(!SCORES || scores.len() == 2 * out.len());
     let n_blocks = half_norms.len() / width;
     let n_tiles = out.len() / R;
-    let infinity = unsafe { L::splat(<L::F as Element>::from_f64(f64::INFINITY)) };
+    // SAFETY: the caller's CPU runs `L`'s instruction set.
+    let (infinity, zero) = unsafe {
+        (
+            L::splat(<L::F as Element>::from_f64(f64::INFINITY)),
+            L::zero(),
+        )
+    };
     // The tiles of up to `GROUP_ROWS` rows at a time, block by block: one
     // block of centroids stays in the first-level cache while every tile of
     // the group is scored against it, where scoring each tile against
@@ -464,7 +471,7 @@ pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool
         let group = per_group.min(n_tiles - first);
         let mut best = [[infinity; R]; MAX_GROUP_TILES];
         let mut second = [[infinity; R]; MAX_GROUP_TILES];
-        let mut best_index = [[unsafe { L::zero() }; R]; MAX_GROUP_TILES];
+        let mut best_index = [[zero; R]; MAX_GROUP_TILES];
         // SAFETY (all the pointer arithmetic below): tile `t` holds R rows
         // of d elements from `t * R * d`; block `b` holds `d * width`
         // elements from `b * d * width`; `half_norms` and `lane_index` hold
@@ -537,7 +544,8 @@ pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool
 
 /// How many rows [`tiles`] scores against one block of centroids before
 /// the next block (the step's blocks of rows), in at most
-/// [`MAX_GROUP_TILES`] tiles.
+/// [`MAX_GROUP_TILES`] tiles (sixteen of AVX2's four rows; AVX-512's
+/// eight-row tiles use half of its state arrays).
 const GROUP_ROWS: usize = 64;
 const MAX_GROUP_TILES: usize = 16;
 
