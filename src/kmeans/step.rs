@@ -632,17 +632,21 @@ fn block_step<S: Simd, F: Float>(
     }
     if context.extras.inertia || context.extras.within {
         let (centroids, kernels) = (context.centroids, F::kernels(simd));
+        // Summed in a local, which stays in a register: `part.inertia` is
+        // stored and reloaded around the stores into `within` otherwise.
+        let mut inertia = part.inertia;
         for (i, (row, &j)) in x.chunks_exact(d).zip(fresh.iter()).enumerate() {
             let j = j as usize;
             let distance = scratch
                 .known_distance(i)
                 .unwrap_or_else(|| kernels.squared_distance(row, &centroids[j * d..(j + 1) * d]));
             // In row order, as `inertia` sums.
-            part.inertia += distance.as_f64();
+            inertia += distance.as_f64();
             if context.extras.within {
                 part.within[j] += distance.as_f64();
             }
         }
+        part.inertia = inertia;
     }
     true
 }

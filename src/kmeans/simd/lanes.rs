@@ -17,6 +17,8 @@
 //! [`nearest_in_columns`] does the same for the first-feature guesses, from
 //! features already laid out in columns.
 
+use std::mem::MaybeUninit;
+
 use super::Element;
 
 /// Rows in lanes holds every feature of a group of rows in registers: up to
@@ -454,6 +456,8 @@ pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool
     debug_assert_eq!(out.len() % R, 0);
     debug_assert!(!SCORES || scores.len() == 2 * out.len());
     let n_blocks = half_norms.len() / width;
+    // The tiles' states are written by the first block and read after it.
+    assert!(n_blocks > 0, "tiles: no centroids");
     let n_tiles = out.len() / R;
     // SAFETY: the caller's CPU runs `L`'s instruction set.
     let (infinity, zero) = unsafe {
@@ -469,13 +473,16 @@ pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool
     let per_group = (GROUP_ROWS / R).clamp(1, MAX_GROUP_TILES);
     for first in (0..n_tiles).step_by(per_group) {
         let group = per_group.min(n_tiles - first);
-        let mut best = [[infinity; R]; MAX_GROUP_TILES];
-        let mut second = [[infinity; R]; MAX_GROUP_TILES];
-        let mut best_index = [[zero; R]; MAX_GROUP_TILES];
+        // Written by the first block, not filled ahead: filling every
+        // tile's state for each group cost as much as scoring a block of
+        // few features and centroids.
+        let mut states = MaybeUninit::<[TileState<L::V, R>; MAX_GROUP_TILES]>::uninit();
+        let states = states.as_mut_ptr().cast::<TileState<L::V, R>>();
         // SAFETY (all the pointer arithmetic below): tile `t` holds R rows
         // of d elements from `t * R * d`; block `b` holds `d * width`
         // elements from `b * d * width`; `half_norms` and `lane_index` hold
-        // `n_blocks * width` elements.
+        // `n_blocks * width` elements; the states of tiles `g < group <=
+        // MAX_GROUP_TILES` are written by block 0 before they are read.
         unsafe {
             for b in 0..n_blocks {
                 let block = blocks.as_ptr().add(b * d * width);
@@ -504,8 +511,20 @@ pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool
                     // Each lane sees its centroids in increasing index order
                     // (block by block, vector by vector), so keeping only a
                     // strictly lower score keeps the lowest index of a tie.
-                    let (best, second, best_index) =
-                        (&mut best[g], &mut second[g], &mut best_index[g]);
+                    let mut state = if b == 0 {
+                        TileState {
+                            best: [infinity; R],
+                            second: [infinity; R],
+                            best_index: [zero; R],
+                        }
+                    } else {
+                        states.add(g).read()
+                    };
+                    let TileState {
+                        best,
+                        second,
+                        best_index,
+                    } = &mut state;
                     for v in 0..V {
                         for r in 0..R {
                             let score = acc[r][v];
@@ -515,14 +534,18 @@ pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool
                             L::keep_lower(score, index[v], &mut best[r], &mut best_index[r]);
                         }
                     }
+                    states.add(g).write(state);
                 }
             }
             for g in 0..group {
                 let t = first + g;
+                // Every block wrote it (there is at least one).
+                let state = states.add(g).read();
                 for r in 0..R {
                     // The lowest score, then the lowest index among the lanes
                     // holding it (ties go to the lowest centroid index).
-                    let (best, second, best_index) = (best[g][r], second[g][r], best_index[g][r]);
+                    let (best, second, best_index) =
+                        (state.best[r], state.second[r], state.best_index[r]);
                     let target = L::horizontal_min(best);
                     let index = L::select_equal(best, target, best_index, infinity);
                     let winner = L::horizontal_min(index);
@@ -540,6 +563,14 @@ pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool
             }
         }
     }
+}
+
+/// A tile's state between blocks, per row: each lane's best score so far,
+/// its runner-up and the best's centroid index.
+struct TileState<V, const R: usize> {
+    best: [V; R],
+    second: [V; R],
+    best_index: [V; R],
 }
 
 /// How many rows [`tiles`] scores against one block of centroids before
@@ -871,6 +902,66 @@ mod tests {
             width: isa.lanes::<f64>(),
             rows: 3,
         });
+    }
+
+    /// `add_rows` of the instruction set on `x` (rows of `d`), against a
+    /// loop that adds row by row, feature by feature.
+    struct AddRows<F> {
+        x: Vec<F>,
+        labels: Vec<u32>,
+        k: usize,
+        d: usize,
+    }
+
+    impl<F: Element> WithSimd for AddRows<F> {
+        type Output = ();
+
+        fn run<S: Simd>(self, simd: S) {
+            let (k, d) = (self.k, self.d);
+            // Sums that start away from zero, so each addition rounds.
+            let start: Vec<F> = (0..k * d)
+                .map(|i| F::from_f64(0.1 * i as f64 + 1e3))
+                .collect();
+            let (mut sums, mut counts) = (start.clone(), vec![0u64; k]);
+            F::kernels(simd).add_rows(&self.x, &self.labels, &mut sums, &mut counts, d);
+            let (mut expected, mut expected_counts) = (start, vec![0u64; k]);
+            for (row, &j) in self.x.chunks_exact(d).zip(&self.labels) {
+                let j = j as usize;
+                for f in 0..d {
+                    expected[j * d + f] += row[f];
+                }
+                expected_counts[j] += 1;
+            }
+            let bits = |v: &[F]| v.iter().map(|x| x.as_f64().to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&sums), bits(&expected), "{:?}, d = {d}", S::ISA);
+            assert_eq!(counts, expected_counts, "{:?}, d = {d}", S::ISA);
+        }
+    }
+
+    #[test]
+    fn add_rows_adds_each_row_in_order_on_every_isa() {
+        let (n, k) = (37, 5);
+        for d in 1..=20 {
+            let x: Vec<f64> = (0..n * d)
+                .map(|i| ((i * 7919) % 1013) as f64 / 7.0 - 70.0)
+                .collect();
+            let labels: Vec<u32> = (0..n).map(|i| ((i * 31) % k) as u32).collect();
+            for isa in Isa::supported() {
+                let x32 = x.iter().map(|&v| v as f32).collect();
+                isa.dispatch(AddRows {
+                    x: x.clone(),
+                    labels: labels.clone(),
+                    k,
+                    d,
+                });
+                isa.dispatch(AddRows {
+                    x: x32,
+                    labels: labels.clone(),
+                    k,
+                    d,
+                });
+            }
+        }
     }
 
     #[test]

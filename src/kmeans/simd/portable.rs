@@ -260,21 +260,23 @@ fn distance_lanes<F: Element, const SCAN: bool>(a: &[F], b: &[F]) -> (F, F, bool
 /// d)`, row-major), in row order.
 #[inline(always)]
 pub fn add_rows<F: Element>(x: &[F], labels: &[u32], sums: &mut [F], counts: &mut [u64], d: usize) {
-    // Few features: the row's length as a constant, so nothing loops per row.
-    match d {
-        1 => add_rows_d::<F, 1>(x, labels, sums, counts),
-        2 => add_rows_d::<F, 2>(x, labels, sums, counts),
-        3 => add_rows_d::<F, 3>(x, labels, sums, counts),
-        4 => add_rows_d::<F, 4>(x, labels, sums, counts),
-        _ => {
-            for (row, &j) in x.chunks_exact(d).zip(labels) {
-                let j = j as usize;
-                for (s, &v) in sums[j * d..(j + 1) * d].iter_mut().zip(row) {
-                    *s += v;
-                }
-                counts[j] += 1;
+    // Up to 16 features: the row's length as a constant, so that each row
+    // is added in a few whole vectors, without a loop or a scalar tail.
+    macro_rules! constant_d {
+        ($($d:literal)*) => {
+            match d {
+                $($d => return add_rows_d::<F, $d>(x, labels, sums, counts),)*
+                _ => {}
             }
+        };
+    }
+    constant_d!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+    for (row, &j) in x.chunks_exact(d).zip(labels) {
+        let j = j as usize;
+        for (s, &v) in sums[j * d..(j + 1) * d].iter_mut().zip(row) {
+            *s += v;
         }
+        counts[j] += 1;
     }
 }
 
