@@ -27,7 +27,7 @@
 use ndarray::ArrayView2;
 
 use super::float::Float;
-use super::simd::{CentroidLayout, Isa, Kernels, Simd, WithSimd, ROWS_IN_LANES_MAX_D};
+use super::simd::{CentroidLayout, Isa, Kernels, NextRows, Simd, WithSimd, ROWS_IN_LANES_MAX_D};
 
 /// The most rows in a tile of any instruction set.
 const MAX_TILE_ROWS: usize = 8;
@@ -159,7 +159,15 @@ impl<F: Float> PreparedCentroids<F> {
     /// centroids were prepared for).
     #[inline]
     pub fn assign_in<S: Simd>(&self, simd: S, x: &[F], out: &mut [u32]) {
-        self.assign_rows::<S, false>(simd, x, out, &mut []);
+        self.assign_asking_in(simd, x, out, NextRows::NONE);
+    }
+
+    /// As [`assign_in`](Self::assign_in), asking for `next` meanwhile (see
+    /// [`NextRows`]; the rows-in-lanes layout, for few features, asks for
+    /// nothing).
+    #[inline]
+    pub fn assign_asking_in<S: Simd>(&self, simd: S, x: &[F], out: &mut [u32], next: NextRows<'_>) {
+        self.assign_rows::<S, false>(simd, x, out, &mut [], next);
     }
 
     /// As [`assign_in`](Self::assign_in), also writing each row's best and
@@ -174,8 +182,22 @@ impl<F: Float> PreparedCentroids<F> {
         out: &mut [u32],
         scores: &mut [F],
     ) {
+        self.assign_with_scores_asking_in(simd, x, out, scores, NextRows::NONE);
+    }
+
+    /// As [`assign_with_scores_in`](Self::assign_with_scores_in), asking
+    /// for `next` meanwhile (see [`NextRows`]).
+    #[inline]
+    pub fn assign_with_scores_asking_in<S: Simd>(
+        &self,
+        simd: S,
+        x: &[F],
+        out: &mut [u32],
+        scores: &mut [F],
+        next: NextRows<'_>,
+    ) {
         debug_assert_eq!(scores.len(), 2 * out.len());
-        self.assign_rows::<S, true>(simd, x, out, scores);
+        self.assign_rows::<S, true>(simd, x, out, scores, next);
     }
 
     /// [`assign_in`](Self::assign_in) on the instruction set the centroids
@@ -207,6 +229,7 @@ impl<F: Float> PreparedCentroids<F> {
         x: &[F],
         out: &mut [u32],
         scores: &mut [F],
+        next: NextRows<'_>,
     ) {
         debug_assert_eq!(S::ISA, self.isa);
         debug_assert_eq!(x.len(), out.len() * self.d);
@@ -221,7 +244,7 @@ impl<F: Float> PreparedCentroids<F> {
         let (out_full, out_rest) = out.split_at_mut(full);
         let split = if SCORES { 2 * full } else { 0 };
         let (scores_full, scores_rest) = scores.split_at_mut(split);
-        kernels.tiles::<SCORES>(&self.view(), x_full, out_full, scores_full);
+        kernels.tiles::<SCORES>(&self.view(), x_full, out_full, scores_full, next);
         if out_rest.is_empty() {
             return;
         }
@@ -256,7 +279,13 @@ impl<F: Float> PreparedCentroids<F> {
         } else {
             &mut tile_scores[..0]
         };
-        kernels.tiles::<SCORES>(&self.view(), tile, &mut labels[..rows], tile_scores);
+        kernels.tiles::<SCORES>(
+            &self.view(),
+            tile,
+            &mut labels[..rows],
+            tile_scores,
+            NextRows::NONE,
+        );
         out_rest.copy_from_slice(&labels[skip..skip + rest]);
         if SCORES {
             scores_rest.copy_from_slice(&tile_scores[2 * skip..2 * (skip + rest)]);
@@ -462,6 +491,61 @@ mod tests {
             check(x.as_slice().unwrap(), c.view(), "f64");
             let (x32, c32) = (x.mapv(|v| v as f32), c.mapv(|v| v as f32));
             check(x32.as_slice().unwrap(), c32.view(), "f32");
+        }
+    }
+
+    /// [`PreparedCentroids::assign_with_scores_asking_in`] on the
+    /// instruction set the centroids were prepared for.
+    struct AssignAsking<'a> {
+        prepared: &'a PreparedCentroids<f64>,
+        x: &'a [f64],
+        next: NextRows<'a>,
+    }
+
+    impl WithSimd for AssignAsking<'_> {
+        /// The labels, and the scores' bits.
+        type Output = (Vec<u32>, Vec<u64>);
+
+        fn run<S: Simd>(self, simd: S) -> Self::Output {
+            let n = self.x.len() / self.prepared.d;
+            let (mut labels, mut scores) = (vec![0u32; n], vec![0.0; 2 * n]);
+            self.prepared.assign_with_scores_asking_in(
+                simd,
+                self.x,
+                &mut labels,
+                &mut scores,
+                self.next,
+            );
+            (labels, scores.iter().map(|s| s.to_bits()).collect())
+        }
+    }
+
+    #[test]
+    fn asking_for_the_next_rows_changes_no_result() {
+        // The requests are hints to the caches, spread through the
+        // multiply-adds: whatever they ask for (more lines than the tiles
+        // have rounds, fewer, a start mid-line), the labels and scores are
+        // those of a call that asks for nothing.
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(8);
+        let other: Vec<f64> = (0..10_000).map(|i| i as f64).collect();
+        for (n, d, k) in [(64, 10, 8), (200, 33, 300), (17, 5, 3)] {
+            let x = Array2::from_shape_fn((n, d), |_| rng.gen_range(-5.0..5.0f64));
+            let c = Array2::from_shape_fn((k, d), |_| rng.gen_range(-5.0..5.0f64));
+            let x = x.as_slice().unwrap();
+            for (isa, layout) in variants() {
+                let prepared = PreparedCentroids::with_layout(c.view(), isa, layout);
+                let run = |next| {
+                    isa.dispatch(AssignAsking {
+                        prepared: &prepared,
+                        x,
+                        next,
+                    })
+                };
+                let plain = run(NextRows::NONE);
+                for next in [&other[..], &other[1..3], &other[3..]] {
+                    assert_eq!(run(NextRows::of(next)), plain, "{isa:?} {layout:?} k={k}");
+                }
+            }
         }
     }
 

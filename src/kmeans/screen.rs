@@ -27,7 +27,7 @@ use ndarray::ArrayView2;
 
 use super::float::Float;
 use super::kernel::PreparedCentroids;
-use super::simd::{Isa, Kernels, Simd, WithSimd};
+use super::simd::{Isa, Kernels, NextRows, Simd, WithSimd};
 
 /// Rows and centroids above this norm are not screened: `f32` holds their
 /// products with room to spare for any sum of them.
@@ -105,7 +105,8 @@ impl Screen {
     /// in `scores[2 i]` and `scores[2 i + 1]`; appends the others' indices
     /// to `undecided`, leaving their entries alone. Runs in a function of
     /// `simd`'s own, so that the conversion and the norms vectorise as
-    /// widely as the kernel.
+    /// widely as the kernel. Each block's kernel asks for the block after
+    /// it, the last for `next` (see [`NextRows`]).
     pub fn screen<S: Simd, F: Float, const SCORES: bool>(
         &self,
         simd: S,
@@ -113,6 +114,7 @@ impl Screen {
         out: &mut [u32],
         scores: &mut [F],
         undecided: &mut Vec<usize>,
+        next: NextRows<'_>,
     ) {
         simd.run(ScreenRows::<F, SCORES> {
             screen: self,
@@ -120,6 +122,7 @@ impl Screen {
             out,
             scores,
             undecided,
+            next,
         })
     }
 
@@ -138,6 +141,7 @@ impl Screen {
         out: &mut [u32],
         scores: &mut [F],
         undecided: &mut Vec<usize>,
+        next: NextRows<'_>,
     ) {
         let d = self.d;
         let before = undecided.len();
@@ -152,11 +156,17 @@ impl Screen {
             let m = out.len();
             single.clear();
             single.extend(rows.iter().map(|&v| v.as_f64() as f32));
-            self.prepared.assign_with_scores_in(
+            let after = (b + 1) * BLOCK_ROWS * d;
+            let next = match x.get(after..(after + BLOCK_ROWS * d).min(x.len())) {
+                Some(block) if !block.is_empty() => NextRows::of(block),
+                _ => next,
+            };
+            self.prepared.assign_with_scores_asking_in(
                 simd,
                 &single,
                 &mut labels[..m],
                 &mut single_scores[..2 * m],
+                next,
             );
             // One slack for the block, from its largest row norm (one
             // square root instead of one per row).
@@ -209,6 +219,7 @@ struct ScreenRows<'a, F, const SCORES: bool> {
     out: &'a mut [u32],
     scores: &'a mut [F],
     undecided: &'a mut Vec<usize>,
+    next: NextRows<'a>,
 }
 
 impl<F: Float, const SCORES: bool> WithSimd for ScreenRows<'_, F, SCORES> {
@@ -216,8 +227,14 @@ impl<F: Float, const SCORES: bool> WithSimd for ScreenRows<'_, F, SCORES> {
 
     #[inline(always)]
     fn run<S: Simd>(self, simd: S) {
-        self.screen
-            .screen_rows::<S, F, SCORES>(simd, self.x, self.out, self.scores, self.undecided)
+        self.screen.screen_rows::<S, F, SCORES>(
+            simd,
+            self.x,
+            self.out,
+            self.scores,
+            self.undecided,
+            self.next,
+        )
     }
 }
 
@@ -261,10 +278,11 @@ impl<F: Float> ScreenedCentroids<F> {
     }
 
     /// Writes the nearest centroid of each row of `x` (`(out.len(), d)`,
-    /// row-major) to `out`.
+    /// row-major) to `out`, asking for `next` meanwhile (see [`NextRows`]:
+    /// a step's next block of rows).
     #[inline]
-    pub fn assign_in<S: Simd>(&self, simd: S, x: &[F], out: &mut [u32]) {
-        self.assign_rows::<S, false>(simd, x, out, &mut []);
+    pub fn assign_in<S: Simd>(&self, simd: S, x: &[F], out: &mut [u32], next: NextRows<'_>) {
+        self.assign_rows::<S, false>(simd, x, out, &mut [], next);
     }
 
     /// As [`assign_in`](Self::assign_in), with each row's best and
@@ -279,7 +297,7 @@ impl<F: Float> ScreenedCentroids<F> {
         scores: &mut [F],
     ) {
         debug_assert_eq!(scores.len(), 2 * out.len());
-        self.assign_rows::<S, true>(simd, x, out, scores);
+        self.assign_rows::<S, true>(simd, x, out, scores, NextRows::NONE);
     }
 
     fn assign_rows<S: Simd, const SCORES: bool>(
@@ -288,16 +306,17 @@ impl<F: Float> ScreenedCentroids<F> {
         x: &[F],
         out: &mut [u32],
         scores: &mut [F],
+        next: NextRows<'_>,
     ) {
         let Some(screen) = &self.screen else {
             return if SCORES {
                 self.exact.assign_with_scores_in(simd, x, out, scores)
             } else {
-                self.exact.assign_in(simd, x, out)
+                self.exact.assign_asking_in(simd, x, out, next)
             };
         };
         let mut undecided = Vec::new();
-        screen.screen::<S, F, SCORES>(simd, x, out, scores, &mut undecided);
+        screen.screen::<S, F, SCORES>(simd, x, out, scores, &mut undecided, next);
         if undecided.is_empty() {
             return;
         }
@@ -361,16 +380,26 @@ mod tests {
 
         fn run<S: Simd>(self, simd: S) {
             match (self.op, self.scores) {
-                (Op::Screen(screen, undecided), Some(scores)) => {
-                    screen.screen::<S, f64, true>(simd, self.x, self.out, scores, undecided)
-                }
-                (Op::Screen(screen, undecided), None) => {
-                    screen.screen::<S, f64, false>(simd, self.x, self.out, &mut [], undecided)
-                }
+                (Op::Screen(screen, undecided), Some(scores)) => screen.screen::<S, f64, true>(
+                    simd,
+                    self.x,
+                    self.out,
+                    scores,
+                    undecided,
+                    NextRows::NONE,
+                ),
+                (Op::Screen(screen, undecided), None) => screen.screen::<S, f64, false>(
+                    simd,
+                    self.x,
+                    self.out,
+                    &mut [],
+                    undecided,
+                    NextRows::NONE,
+                ),
                 (Op::Assign(c), Some(scores)) => {
                     c.assign_with_scores_in(simd, self.x, self.out, scores)
                 }
-                (Op::Assign(c), None) => c.assign_in(simd, self.x, self.out),
+                (Op::Assign(c), None) => c.assign_in(simd, self.x, self.out, NextRows::NONE),
             }
         }
     }

@@ -13,7 +13,7 @@ use super::float::Float;
 use super::guess::{self, Guess};
 use super::passes::relocate_empty_clusters;
 use super::screen::ScreenedCentroids;
-use super::simd::{prefetch_into_l2, Isa, Kernels, Simd, WithSimd};
+use super::simd::{prefetch_into_l2, Isa, Kernels, NextRows, Simd, WithSimd};
 use super::validate::scan;
 
 /// What one Lloyd step produced.
@@ -224,11 +224,7 @@ pub fn lloyd_step<F: Float>(
         guess: guess.as_ref(),
         centroids: flat_centroids,
         geometry: geometry.as_ref(),
-        // Where the kernel is the first to read the rows (the f32 screen
-        // reads them front to back itself) and they come from memory.
-        stream_in: !prepared.is_screened()
-            && d >= STREAM_IN_MIN_FEATURES
-            && std::mem::size_of_val(x) >= STREAM_IN_MIN_BYTES,
+        ask_next: std::mem::size_of_val(x) >= FROM_MEMORY_MIN_BYTES,
     };
     let partials: Vec<ChunkSums<F>> = x
         .par_chunks(rows * d)
@@ -380,9 +376,10 @@ struct StepContext<'a, F> {
     /// The centroids assigned against, `(k, d)` row-major.
     centroids: &'a [F],
     geometry: Option<&'a Geometry>,
-    /// Read each block front to back before the kernel does (see
-    /// [`stream_in`]).
-    stream_in: bool,
+    /// Without bounds, have the kernel ask for the next block (see
+    /// [`NextRows`]): where the rows come from memory (in the caches, the
+    /// requests only cost).
+    ask_next: bool,
 }
 
 /// One chunk of rows with its labels and bounds.
@@ -462,11 +459,16 @@ fn chunk_step<S: Simd, F: Float>(
             _ => 0,
         };
         let rest = proved * d;
+        // The block after this one, for the kernel to ask for.
+        let next_block = match context.ask_next {
+            true => chunk.x.chunks(BLOCK_ROWS * d).nth(s + 1).unwrap_or(&[]),
+            false => &[],
+        };
         let finite = block_step(
             simd,
             context,
             (&mut part, &mut scratch),
-            &x_block[rest..],
+            (&x_block[rest..], next_block),
             &labels_block[proved..],
             &mut fresh[proved..],
             bounds.map(|(upper, lower)| (&mut upper[proved..], &mut lower[proved..])),
@@ -570,14 +572,15 @@ fn prefetch_next_block<F>(block: &[F], i: usize, d: usize) {
 
 /// Assigns the rows of `x` (at most a block), with `bounds` when the step
 /// has them, and adds them to their sums, their new labels into `fresh`
-/// (`labels` holds the last step's). `false` when the step checks the
-/// data and these rows are not all finite.
+/// (`labels` holds the last step's). Without bounds, the kernel asks for
+/// `next` (the block after `x`) meanwhile. `false` when the step checks
+/// the data and these rows are not all finite.
 #[inline(always)]
 fn block_step<S: Simd, F: Float>(
     simd: S,
     context: &StepContext<'_, F>,
     (part, scratch): (&mut ChunkSums<F>, &mut Scratch<F>),
-    x: &[F],
+    (x, next): (&[F], &[F]),
     labels: &[u32],
     fresh: &mut [u32],
     bounds: Option<(&mut [f32], &mut [f32])>,
@@ -612,12 +615,9 @@ fn block_step<S: Simd, F: Float>(
             part.guessed += guessed;
         }
         _ => {
-            // The data check reads the rows front to back before the
-            // kernel does; otherwise this does, where it pays.
-            if context.stream_in && !context.extras.check_data {
-                stream_in(x);
-            }
-            context.prepared.assign_in(simd, x, fresh);
+            context
+                .prepared
+                .assign_in(simd, x, fresh, NextRows::of(next));
             part.active += fresh.len();
         }
     }
@@ -651,28 +651,10 @@ fn block_step<S: Simd, F: Float>(
     true
 }
 
-/// Data streamed in ahead of the kernel (see [`stream_in`]) has at least
-/// this many features and bytes: beyond the last-level cache of current
-/// CPUs, where the kernel's reads would wait on memory (measurements in
-/// `docs/tuning.md`).
-const STREAM_IN_MIN_FEATURES: usize = 32;
-const STREAM_IN_MIN_BYTES: usize = 32 << 20;
-
-/// Reads `x` front to back, dropping what it read, so that the rows are in
-/// cache when the kernel reads them: a linear read lets the hardware
-/// prefetchers stream them in, which the kernel's tiles (eight rows at a
-/// time, feature by feature) do not.
-#[inline(always)]
-fn stream_in<F: Float>(x: &[F]) {
-    let mut lanes = [F::zero(); 8];
-    let chunks = x.chunks_exact(8);
-    for chunk in chunks {
-        for (l, &v) in lanes.iter_mut().zip(chunk) {
-            *l += v;
-        }
-    }
-    std::hint::black_box(lanes);
-}
+/// Data of at least this many bytes is beyond the last-level cache of
+/// current CPUs: every pass reads its rows from memory, where the kernel
+/// would wait on them (measurements in `docs/tuning.md`).
+const FROM_MEMORY_MIN_BYTES: usize = 32 << 20;
 
 /// [`chunk_step`] for a step that updates or reuses the last step's sums and
 /// has no extras: the bounds settle most rows a block at a time, the others

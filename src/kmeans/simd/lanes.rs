@@ -19,7 +19,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::Element;
+use super::{Element, NextRows};
 
 /// Rows in lanes holds every feature of a group of rows in registers: up to
 /// this many features (beyond it, centroids in lanes is faster).
@@ -198,17 +198,23 @@ macro_rules! impl_kernels {
      { $($extra:tt)* }) => {
         const _: () = {
             use super::lanes::{check_rows_in_lanes, check_tiles, CentroidLayout, Lanes};
+            use super::NextRows;
 
             #[target_feature(enable = $features)]
-            unsafe fn tiles<const V: usize, const SCORES: bool>(
+            unsafe fn tiles<const V: usize, const SCORES: bool, const ASK: bool>(
                 centroids: &CentroidLayout<'_, $f>,
                 x: &[$f],
                 out: &mut [u32],
                 scores: &mut [$f],
+                next: NextRows<'_>,
             ) {
                 // SAFETY: this function's features are the kernel's; the
                 // caller checked the layout.
-                unsafe { super::lanes::tiles::<$lanes, $rows, V, SCORES>(centroids, x, out, scores) }
+                unsafe {
+                    super::lanes::tiles::<$lanes, $rows, V, SCORES, ASK>(
+                        centroids, x, out, scores, next,
+                    )
+                }
             }
 
             #[target_feature(enable = $features)]
@@ -257,16 +263,22 @@ macro_rules! impl_kernels {
                     x: &[$f],
                     out: &mut [u32],
                     scores: &mut [$f],
+                    next: NextRows<'_>,
                 ) {
                     let lanes = <$lanes as Lanes>::LANES;
                     check_tiles(centroids, x, out, scores, SCORES, $rows, lanes);
                     // SAFETY: `self` proves the CPU runs the features; the
                     // layout was checked.
                     unsafe {
-                        if centroids.width == lanes {
-                            tiles::<1, SCORES>(centroids, x, out, scores)
-                        } else {
-                            tiles::<2, SCORES>(centroids, x, out, scores)
+                        // Compiled apart for nothing to ask for (data in
+                        // the caches), which then runs as if asking did not
+                        // exist.
+                        let (c, o, s, n) = (centroids, out, scores, next);
+                        match (centroids.width == lanes, next.lines() > 0) {
+                            (true, false) => tiles::<1, SCORES, false>(c, x, o, s, n),
+                            (true, true) => tiles::<1, SCORES, true>(c, x, o, s, n),
+                            (false, false) => tiles::<2, SCORES, false>(c, x, o, s, n),
+                            (false, true) => tiles::<2, SCORES, true>(c, x, o, s, n),
                         }
                     }
                 }
@@ -435,7 +447,8 @@ pub fn check_columns<const D: usize>(
 
 /// Every whole tile of `R` rows of `x`: the nearest centroid of each row
 /// and, when `SCORES`, its best and runner-up scores (`||c||^2 - 2 x.c`) as
-/// `scores[2 * i]` and `scores[2 * i + 1]`.
+/// `scores[2 * i]` and `scores[2 * i + 1]`. The lines of `next` are asked
+/// for evenly through the multiply-adds.
 ///
 /// # Safety
 /// The CPU must support `L`'s instruction set; `p` must be laid out with
@@ -443,11 +456,18 @@ pub fn check_columns<const D: usize>(
 /// multiple of `R`; when `SCORES`, `scores.len() == 2 * out.len()`.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // indices over register arrays, unrolled
-pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool>(
+pub unsafe fn tiles<
+    L: Lanes,
+    const R: usize,
+    const V: usize,
+    const SCORES: bool,
+    const ASK: bool,
+>(
     p: &CentroidLayout<'_, L::F>,
     x: &[L::F],
     out: &mut [u32],
     scores: &mut [L::F],
+    next: NextRows<'_>,
 ) {
     let (blocks, half_norms, lane_index, d, width) =
         (p.blocks, p.half_norms, p.lane_index, p.d, p.width);
@@ -471,6 +491,12 @@ pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool
     // the group is scored against it, where scoring each tile against
     // every block streamed all the centroids through it once per tile.
     let per_group = (GROUP_ROWS / R).clamp(1, MAX_GROUP_TILES);
+    // One line of `next` every `every` rounds of a tile's features.
+    let (lines, mut line) = (next.lines(), 0);
+    let every = (n_blocks * n_tiles * d)
+        .checked_div(lines)
+        .map_or(usize::MAX, |e| e.max(1));
+    let mut countdown = every;
     for first in (0..n_tiles).step_by(per_group) {
         let group = per_group.min(n_tiles - first);
         // Written by the first block, not filled ahead: filling every
@@ -496,6 +522,14 @@ pub unsafe fn tiles<L: Lanes, const R: usize, const V: usize, const SCORES: bool
                     let rows = x.as_ptr().add((first + g) * R * d);
                     let mut acc = [half_norm; R];
                     for f in 0..d {
+                        countdown -= 1;
+                        if ASK && countdown == 0 {
+                            countdown = every;
+                            if line < lines {
+                                next.ask(line);
+                                line += 1;
+                            }
+                        }
                         let column = block.add(f * width);
                         let mut c = [L::zero(); V];
                         for v in 0..V {
@@ -864,7 +898,7 @@ mod tests {
             };
             let x = vec![0.0; self.rows * d];
             let mut out = vec![0; self.rows];
-            f64::kernels(simd).tiles::<false>(&centroids, &x, &mut out, &mut []);
+            f64::kernels(simd).tiles::<false>(&centroids, &x, &mut out, &mut [], NextRows::NONE);
         }
     }
 

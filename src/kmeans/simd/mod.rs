@@ -180,12 +180,14 @@ pub trait Kernels<F: Element>: Copy {
     /// [`Simd::TILE_ROWS`] rows, `d` features each) in the centroids-in-lanes
     /// layout and, when `SCORES`, its best and runner-up scores
     /// (`||c||^2 - 2 x.c`) as `scores[2 i]` and `scores[2 i + 1]`.
+    /// Meanwhile it asks for `next` (see [`NextRows`]).
     fn tiles<const SCORES: bool>(
         self,
         centroids: &CentroidLayout<'_, F>,
         x: &[F],
         out: &mut [u32],
         scores: &mut [F],
+        next: NextRows<'_>,
     );
 
     /// As [`Self::tiles`] in the rows-in-lanes layout, for any number of
@@ -322,6 +324,45 @@ impl Element for f64 {
     }
 }
 
+/// The rows a step reads after the ones a kernel scores, asked for into the
+/// second-level cache a line at a time between the kernel's multiply-adds:
+/// memory then delivers them while the kernel computes, where the rows were
+/// otherwise read only once it was done (the hardware prefetchers follow
+/// reads, and the kernel reads none of these).
+#[derive(Debug, Clone, Copy)]
+pub struct NextRows<'a> {
+    bytes: &'a [u8],
+}
+
+impl NextRows<'static> {
+    /// Nothing to ask for.
+    pub const NONE: Self = NextRows { bytes: &[] };
+}
+
+impl<'a> NextRows<'a> {
+    /// These rows.
+    pub fn of<F: Element>(rows: &'a [F]) -> Self {
+        // SAFETY: the elements are floats (no padding, any byte is
+        // initialised), and the bytes borrow `rows` for as long.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(rows.as_ptr().cast::<u8>(), std::mem::size_of_val(rows))
+        };
+        NextRows { bytes }
+    }
+
+    /// Cache lines the rows span (their start rounded down to a line).
+    pub fn lines(self) -> usize {
+        let start = self.bytes.as_ptr() as usize % 64;
+        (start + self.bytes.len()).div_ceil(64) * usize::from(!self.bytes.is_empty())
+    }
+
+    /// Asks for line `line` of [`lines`](Self::lines).
+    #[inline(always)]
+    pub fn ask(self, line: usize) {
+        prefetch_into_l2(self.bytes.as_ptr().wrapping_add(line * 64), 1);
+    }
+}
+
 /// Asks for the cache line at `p` (and, for `bytes > 64`, the lines after
 /// it) into the second-level cache. A prefetch never faults, whatever the
 /// address.
@@ -337,4 +378,27 @@ pub fn prefetch_into_l2<T>(p: *const T, bytes: usize) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (p, bytes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NextRows;
+
+    #[test]
+    fn next_rows_span_the_lines_they_touch() {
+        #[repr(align(64))]
+        struct Lines([f64; 32]);
+        let rows = Lines([0.0; 32]);
+        let rows = &rows.0;
+        assert_eq!(NextRows::NONE.lines(), 0);
+        assert_eq!(NextRows::of(&rows[..0]).lines(), 0);
+        assert_eq!(NextRows::of(&rows[4..4]).lines(), 0);
+        assert_eq!(NextRows::of(&rows[..1]).lines(), 1);
+        assert_eq!(NextRows::of(&rows[..8]).lines(), 1);
+        assert_eq!(NextRows::of(&rows[..9]).lines(), 2);
+        // From mid-line: the first line and the ones after.
+        assert_eq!(NextRows::of(&rows[7..9]).lines(), 2);
+        assert_eq!(NextRows::of(&rows[4..28]).lines(), 4);
+        assert_eq!(NextRows::of(&rows[..]).lines(), 4);
+    }
 }

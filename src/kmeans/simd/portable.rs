@@ -4,7 +4,7 @@
 //! reproduce to the bit.
 
 use super::lanes::{check_tiles, CentroidLayout};
-use super::{Element, Isa, Kernels, Simd, WithSimd, FIRST_FEATURES};
+use super::{Element, Isa, Kernels, NextRows, Simd, WithSimd, FIRST_FEATURES};
 
 /// The target baseline: no vector extensions beyond it.
 #[derive(Debug, Clone, Copy)]
@@ -38,7 +38,10 @@ impl<F: Element> Kernels<F> for Portable {
         x: &[F],
         out: &mut [u32],
         scores: &mut [F],
+        _next: NextRows<'_>,
     ) {
+        // Asks for nothing: the portable tiles are for comparisons and for
+        // CPUs without the vector kernels.
         let lanes = Isa::Portable.lanes::<F>();
         check_tiles(centroids, x, out, scores, SCORES, Self::TILE_ROWS, lanes);
         match centroids.width {
