@@ -295,9 +295,10 @@ impl<F: Float> ScreenedCentroids<F> {
         x: &[F],
         out: &mut [u32],
         scores: &mut [F],
+        next: NextRows<'_>,
     ) {
         debug_assert_eq!(scores.len(), 2 * out.len());
-        self.assign_rows::<S, true>(simd, x, out, scores, NextRows::NONE);
+        self.assign_rows::<S, true>(simd, x, out, scores, next);
     }
 
     fn assign_rows<S: Simd, const SCORES: bool>(
@@ -310,7 +311,8 @@ impl<F: Float> ScreenedCentroids<F> {
     ) {
         let Some(screen) = &self.screen else {
             return if SCORES {
-                self.exact.assign_with_scores_in(simd, x, out, scores)
+                self.exact
+                    .assign_with_scores_asking_in(simd, x, out, scores, next)
             } else {
                 self.exact.assign_asking_in(simd, x, out, next)
             };
@@ -397,7 +399,7 @@ mod tests {
                     NextRows::NONE,
                 ),
                 (Op::Assign(c), Some(scores)) => {
-                    c.assign_with_scores_in(simd, self.x, self.out, scores)
+                    c.assign_with_scores_in(simd, self.x, self.out, scores, NextRows::NONE)
                 }
                 (Op::Assign(c), None) => c.assign_in(simd, self.x, self.out, NextRows::NONE),
             }

@@ -376,9 +376,9 @@ struct StepContext<'a, F> {
     /// The centroids assigned against, `(k, d)` row-major.
     centroids: &'a [F],
     geometry: Option<&'a Geometry>,
-    /// Without bounds, have the kernel ask for the next block (see
-    /// [`NextRows`]): where the rows come from memory (in the caches, the
-    /// requests only cost).
+    /// Have the kernel ask for the next block (see [`NextRows`]) when it
+    /// scores a whole block: where the rows come from memory (in the
+    /// caches, the requests only cost).
     ask_next: bool,
 }
 
@@ -572,9 +572,9 @@ fn prefetch_next_block<F>(block: &[F], i: usize, d: usize) {
 
 /// Assigns the rows of `x` (at most a block), with `bounds` when the step
 /// has them, and adds them to their sums, their new labels into `fresh`
-/// (`labels` holds the last step's). Without bounds, the kernel asks for
-/// `next` (the block after `x`) meanwhile. `false` when the step checks
-/// the data and these rows are not all finite.
+/// (`labels` holds the last step's). A kernel that scores the whole block
+/// asks for `next` (the block after `x`) meanwhile. `false` when the step
+/// checks the data and these rows are not all finite.
 #[inline(always)]
 fn block_step<S: Simd, F: Float>(
     simd: S,
@@ -603,7 +603,7 @@ fn block_step<S: Simd, F: Float>(
                 context.prepared,
                 context.guess,
                 context.centroids,
-                x,
+                (x, NextRows::of(next)),
                 labels,
                 fresh,
                 upper,
@@ -702,6 +702,7 @@ fn chunk_step_pending<S: Simd, F: Float>(
             simd,
             context.prepared,
             &rows,
+            NextRows::NONE,
             &mut fresh[..m],
             &mut fresh_upper[..m],
             &mut fresh_lower[..m],

@@ -10,8 +10,8 @@ use super::super::guess::Guess;
 use super::super::kernel::squared_norms;
 use super::super::screen::ScreenedCentroids;
 use super::super::simd::{
-    prefetch_into_l2, CarryOver, Isa, Kernels, Simd, WithSimd, F32_ROUNDING, F32_SPACING_MIN,
-    F32_TINY,
+    prefetch_into_l2, CarryOver, Isa, Kernels, NextRows, Simd, WithSimd, F32_ROUNDING,
+    F32_SPACING_MIN, F32_TINY,
 };
 use super::scratch::Scratch;
 
@@ -452,14 +452,17 @@ impl Geometry {
     }
 
     /// Runs the rows of `rows` (row-major, at most [`BLOCK_ROWS`])
-    /// through the kernel: their labels into `labels`, fresh bounds into
-    /// `upper` and `lower`, one per row.
+    /// through the kernel, which asks for `next` meanwhile (see
+    /// [`NextRows`]): their labels into `labels`, fresh bounds into `upper`
+    /// and `lower`, one per row.
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub fn rescore<S: Simd, F: Float>(
         &self,
         simd: S,
         prepared: &ScreenedCentroids<F>,
         rows: &[F],
+        next: NextRows<'_>,
         labels: &mut [u32],
         upper: &mut [f32],
         lower: &mut [f32],
@@ -467,7 +470,7 @@ impl Geometry {
         let n = labels.len();
         let mut scores = [F::zero(); 2 * BLOCK_ROWS];
         let scores = &mut scores[..2 * n];
-        prepared.assign_with_scores_in(simd, rows, labels, scores);
+        prepared.assign_with_scores_in(simd, rows, labels, scores, next);
         let (mut up, mut low) = ([0.0; BLOCK_ROWS], [0.0; BLOCK_ROWS]);
         let (up, low) = (&mut up[..n], &mut low[..n]);
         self.fresh_bounds(simd, rows, scores, up, low);
@@ -485,7 +488,8 @@ impl Geometry {
     /// labels the rows it can prove instead. Returns how many rows were
     /// run through the kernel (each scored against every centroid), how
     /// many single exact distances were computed, and how many rows were
-    /// guessed.
+    /// guessed. When most rows go to the kernel, it takes the whole block
+    /// and asks for `next` meanwhile (see [`NextRows`]).
     ///
     /// `centroids` is `(k, d)` row-major, the same centroids as `prepared`.
     #[allow(clippy::too_many_arguments)]
@@ -496,7 +500,7 @@ impl Geometry {
         prepared: &ScreenedCentroids<F>,
         guess: Option<&Guess<F>>,
         centroids: &[F],
-        x: &[F],
+        (x, next): (&[F], NextRows<'_>),
         labels: &[u32],
         fresh: &mut [u32],
         upper: &mut [f32],
@@ -539,7 +543,7 @@ impl Geometry {
         if pending * 4 >= n * 3 {
             // Most rows need the kernel: run it on all of them in place
             // (the others get the label they have, and fresh bounds).
-            self.rescore(simd, prepared, x, fresh, upper, lower);
+            self.rescore(simd, prepared, x, next, fresh, upper, lower);
             scratch.known = 0;
             return (n, exact, guessed);
         }
@@ -555,6 +559,7 @@ impl Geometry {
             simd,
             prepared,
             rows,
+            NextRows::NONE,
             &mut fresh_labels[..pending],
             &mut fresh_upper[..pending],
             &mut fresh_lower[..pending],
