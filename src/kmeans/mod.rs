@@ -67,7 +67,8 @@
 //! - `init`, `passes`, `step`: k-means++, the passes besides a step (plain
 //!   assignment, inertia, the rows empty clusters take), and one Lloyd step:
 //!   every row assigned and added to its cluster's sum while in cache, the
-//!   next block prefetched meanwhile.
+//!   next block prefetched meanwhile (by the kernel, between its
+//!   multiply-adds, where the data is beyond the caches).
 //! - `suspension`, `fit`: when bounds are suspended and set again; the loop:
 //!   relocation, the stopping rules, scaling, and the inertia (from the last
 //!   step's per-cluster sums when the bounds show no label would change, so
