@@ -156,17 +156,11 @@ impl<F: Float> PreparedCentroids<F> {
 
     /// Writes the nearest centroid of each row of `x` (`(out.len(), d)`,
     /// row-major) to `out`, on the instruction set of `simd` (the one the
-    /// centroids were prepared for).
-    #[inline]
-    pub fn assign_in<S: Simd>(&self, simd: S, x: &[F], out: &mut [u32]) {
-        self.assign_asking_in(simd, x, out, NextRows::NONE);
-    }
-
-    /// As [`assign_in`](Self::assign_in), asking for `next` meanwhile (see
+    /// centroids were prepared for), asking for `next` meanwhile (see
     /// [`NextRows`]; the rows-in-lanes layout, for few features, asks for
     /// nothing).
     #[inline]
-    pub fn assign_asking_in<S: Simd>(&self, simd: S, x: &[F], out: &mut [u32], next: NextRows<'_>) {
+    pub fn assign_in<S: Simd>(&self, simd: S, x: &[F], out: &mut [u32], next: NextRows<'_>) {
         self.assign_rows::<S, false>(simd, x, out, &mut [], next);
     }
 
@@ -176,19 +170,6 @@ impl<F: Float> PreparedCentroids<F> {
     /// `scores[2 * i + 1]`. The labels are the same as `assign_in`'s.
     #[inline]
     pub fn assign_with_scores_in<S: Simd>(
-        &self,
-        simd: S,
-        x: &[F],
-        out: &mut [u32],
-        scores: &mut [F],
-    ) {
-        self.assign_with_scores_asking_in(simd, x, out, scores, NextRows::NONE);
-    }
-
-    /// As [`assign_with_scores_in`](Self::assign_with_scores_in), asking
-    /// for `next` meanwhile (see [`NextRows`]).
-    #[inline]
-    pub fn assign_with_scores_asking_in<S: Simd>(
         &self,
         simd: S,
         x: &[F],
@@ -307,10 +288,13 @@ impl<F: Float> WithSimd for Assign<'_, F> {
     #[inline(always)]
     fn run<S: Simd>(self, simd: S) {
         match self.scores {
-            Some(scores) => self
+            Some(scores) => {
+                self.prepared
+                    .assign_with_scores_in(simd, self.x, self.out, scores, NextRows::NONE)
+            }
+            None => self
                 .prepared
-                .assign_with_scores_in(simd, self.x, self.out, scores),
-            None => self.prepared.assign_in(simd, self.x, self.out),
+                .assign_in(simd, self.x, self.out, NextRows::NONE),
         }
     }
 }
@@ -494,7 +478,7 @@ mod tests {
         }
     }
 
-    /// [`PreparedCentroids::assign_with_scores_asking_in`] on the
+    /// [`PreparedCentroids::assign_with_scores_in`] on the
     /// instruction set the centroids were prepared for.
     struct AssignAsking<'a> {
         prepared: &'a PreparedCentroids<f64>,
@@ -509,13 +493,8 @@ mod tests {
         fn run<S: Simd>(self, simd: S) -> Self::Output {
             let n = self.x.len() / self.prepared.d;
             let (mut labels, mut scores) = (vec![0u32; n], vec![0.0; 2 * n]);
-            self.prepared.assign_with_scores_asking_in(
-                simd,
-                self.x,
-                &mut labels,
-                &mut scores,
-                self.next,
-            );
+            self.prepared
+                .assign_with_scores_in(simd, self.x, &mut labels, &mut scores, self.next);
             (labels, scores.iter().map(|s| s.to_bits()).collect())
         }
     }

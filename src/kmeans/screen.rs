@@ -156,12 +156,11 @@ impl Screen {
             let m = out.len();
             single.clear();
             single.extend(rows.iter().map(|&v| v.as_f64() as f32));
-            let after = (b + 1) * BLOCK_ROWS * d;
-            let next = match x.get(after..(after + BLOCK_ROWS * d).min(x.len())) {
-                Some(block) if !block.is_empty() => NextRows::of(block),
-                _ => next,
-            };
-            self.prepared.assign_with_scores_asking_in(
+            let next = x
+                .chunks(BLOCK_ROWS * d)
+                .nth(b + 1)
+                .map_or(next, NextRows::of);
+            self.prepared.assign_with_scores_in(
                 simd,
                 &single,
                 &mut labels[..m],
@@ -311,10 +310,9 @@ impl<F: Float> ScreenedCentroids<F> {
     ) {
         let Some(screen) = &self.screen else {
             return if SCORES {
-                self.exact
-                    .assign_with_scores_asking_in(simd, x, out, scores, next)
+                self.exact.assign_with_scores_in(simd, x, out, scores, next)
             } else {
-                self.exact.assign_asking_in(simd, x, out, next)
+                self.exact.assign_in(simd, x, out, next)
             };
         };
         let mut undecided = Vec::new();
@@ -331,14 +329,15 @@ impl<F: Float> ScreenedCentroids<F> {
         if SCORES {
             let mut exact = vec![F::zero(); 2 * undecided.len()];
             self.exact
-                .assign_with_scores_in(simd, &rows, &mut labels, &mut exact);
+                .assign_with_scores_in(simd, &rows, &mut labels, &mut exact, NextRows::NONE);
             for (p, &i) in undecided.iter().enumerate() {
                 out[i] = labels[p];
                 scores[2 * i] = exact[2 * p];
                 scores[2 * i + 1] = exact[2 * p + 1];
             }
         } else {
-            self.exact.assign_in(simd, &rows, &mut labels);
+            self.exact
+                .assign_in(simd, &rows, &mut labels, NextRows::NONE);
             for (p, &i) in undecided.iter().enumerate() {
                 out[i] = labels[p];
             }

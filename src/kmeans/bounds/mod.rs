@@ -53,7 +53,7 @@ use rayon::prelude::*;
 use super::chunks::{chunk_rows, unsettled, BLOCK_ROWS};
 use super::float::Float;
 use super::kernel::{Layout, PreparedCentroids};
-use super::simd::{Isa, Simd, WithSimd};
+use super::simd::{Isa, NextRows, Simd, WithSimd};
 
 pub use geometry::Geometry;
 pub use scratch::Scratch;
@@ -278,7 +278,7 @@ impl<F: Float> WithSimd for HoldChunk<'_, F> {
                 kernel += 1;
                 let mut nearest = [0u32];
                 self.prepared
-                    .assign_in(simd, &x[i * d..(i + 1) * d], &mut nearest);
+                    .assign_in(simd, &x[i * d..(i + 1) * d], &mut nearest, NextRows::NONE);
                 if nearest[0] != labels[i] || kernel > self.budget {
                     return None;
                 }
