@@ -352,8 +352,11 @@ impl<'a> NextRows<'a> {
 
     /// Cache lines the rows span (their start rounded down to a line).
     pub fn lines(self) -> usize {
+        if self.bytes.is_empty() {
+            return 0;
+        }
         let start = self.bytes.as_ptr() as usize % 64;
-        (start + self.bytes.len()).div_ceil(64) * usize::from(!self.bytes.is_empty())
+        (start + self.bytes.len()).div_ceil(64)
     }
 
     /// Asks for line `line` of [`lines`](Self::lines).
