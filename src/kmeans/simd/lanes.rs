@@ -522,12 +522,14 @@ pub unsafe fn tiles<
                     let rows = x.as_ptr().add((first + g) * R * d);
                     let mut acc = [half_norm; R];
                     for f in 0..d {
-                        countdown -= 1;
-                        if ASK && countdown == 0 {
-                            countdown = every;
-                            if line < lines {
-                                next.ask(line);
-                                line += 1;
+                        if ASK {
+                            countdown -= 1;
+                            if countdown == 0 {
+                                countdown = every;
+                                if line < lines {
+                                    next.ask(line);
+                                    line += 1;
+                                }
                             }
                         }
                         let column = block.add(f * width);
@@ -542,9 +544,6 @@ pub unsafe fn tiles<
                             }
                         }
                     }
-                    // Each lane sees its centroids in increasing index order
-                    // (block by block, vector by vector), so keeping only a
-                    // strictly lower score keeps the lowest index of a tie.
                     let mut state = if b == 0 {
                         TileState {
                             best: [infinity; R],
@@ -559,6 +558,9 @@ pub unsafe fn tiles<
                         second,
                         best_index,
                     } = &mut state;
+                    // Each lane sees its centroids in increasing index order
+                    // (block by block, vector by vector), so keeping only a
+                    // strictly lower score keeps the lowest index of a tie.
                     for v in 0..V {
                         for r in 0..R {
                             let score = acc[r][v];
