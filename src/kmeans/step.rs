@@ -166,6 +166,10 @@ pub fn lloyd_step<F: Float>(
     let n_chunks = n.div_ceil(rows);
     let mut bounds = bounds;
     let screen_kernel_rows = bounds.as_ref().is_none_or(|b| b.kernel_rows_many());
+    // See `StepContext::gather`.
+    let gather = bounds
+        .as_ref()
+        .is_some_and(|b| !b.kernel_rows_many() || (!b.tested() && k >= GATHER_UNTESTED_MIN_K));
     let (geometry, bound_chunks) = match bounds.as_deref_mut() {
         Some(bounds) => {
             let (geometry, chunks) = bounds.prepare(centroids, rows);
@@ -225,6 +229,7 @@ pub fn lloyd_step<F: Float>(
         centroids: flat_centroids,
         geometry: geometry.as_ref(),
         ask_next: std::mem::size_of_val(x) >= FROM_MEMORY_MIN_BYTES,
+        gather,
     };
     let partials: Vec<ChunkSums<F>> = x
         .par_chunks(rows * d)
@@ -380,6 +385,15 @@ struct StepContext<'a, F> {
     /// scores a whole block: where the rows come from memory (in the
     /// caches, the requests only cost).
     ask_next: bool,
+    /// Gather the rows the bounds leave from the whole chunk for the
+    /// kernel ([`chunk_step_pending`]): where the last step sent few rows
+    /// there, so that the kernel gets full blocks. Where it sent many, each
+    /// block takes the kernel in place instead, in the first-level cache:
+    /// gathering would read most rows twice, once to tighten their bounds
+    /// and once for the kernel. Bounds no step has tested yet are gathered
+    /// for [`GATHER_UNTESTED_MIN_K`] centroids or more, where a kernel call
+    /// on a few rows costs most.
+    gather: bool,
 }
 
 /// One chunk of rows with its labels and bounds.
@@ -421,7 +435,7 @@ fn chunk_step<S: Simd, F: Float>(
     let d = context.d;
     let extras = context.extras;
     if let (Some(geometry), true, false) = (
-        context.geometry,
+        context.geometry.filter(|_| context.gather),
         context.incremental || chunk.kept.is_some(),
         extras.check_data || extras.inertia || extras.within,
     ) {
@@ -650,6 +664,9 @@ fn block_step<S: Simd, F: Float>(
     }
     true
 }
+
+/// See [`StepContext::gather`] (measurements in `docs/tuning.md`).
+const GATHER_UNTESTED_MIN_K: usize = 16;
 
 /// Data of at least this many bytes is beyond the last-level cache of
 /// current CPUs: every pass reads its rows from memory, where the kernel

@@ -511,7 +511,29 @@ impl Geometry {
         let d = x.len() / n.max(1);
         let guess = guess.filter(|_| scratch.trial.worth_it());
         scratch.known = 0;
-        let settled = self.settle(simd, centroids, x, labels, upper, lower);
+        let settled = self.motion.as_ref().map(|motion| {
+            let terms = self.carry_over_terms(motion);
+            match self.carry_block(simd, motion, &terms, x, labels, upper, lower) {
+                (sure, Some(exact)) => (sure, exact),
+                // Tightening rows the kernel will take with the whole block
+                // anyway only costs: where it has not been settling rows in
+                // this chunk, a block left mostly unsettled goes straight
+                // to the kernel.
+                (sure, None)
+                    if n - sure.count_ones() as usize >= n * 3 / 4
+                        && !scratch.tightening.pays() =>
+                {
+                    (sure, 0)
+                }
+                (carried, None) => {
+                    let (sure, exact) =
+                        self.tighten_rows(simd, carried, x, centroids, labels, upper, lower);
+                    let settled = (sure.count_ones() - carried.count_ones()) as usize;
+                    scratch.tightening.record(exact, settled);
+                    (sure, exact)
+                }
+            }
+        });
         let (sure, exact, guessed) = match (settled, guess) {
             (Some((sure, exact)), _) => {
                 fresh.copy_from_slice(labels);

@@ -128,8 +128,9 @@ pub struct Bounds<F> {
     reference: Option<Array2<F>>,
     /// No row is longer than this (`sqrt(d)` times the largest magnitude).
     row_norm_max: f64,
-    /// Rows the last step sent to the kernel (all of them before the first).
-    kernel_rows: usize,
+    /// Rows the last step sent to the kernel; `None` until a step has
+    /// tested these bounds (the step that sets them sends every row).
+    kernel_rows: Option<usize>,
 }
 
 impl<F: Float> Bounds<F> {
@@ -143,7 +144,7 @@ impl<F: Float> Bounds<F> {
             lower: vec![0.0; n],
             reference: None,
             row_norm_max,
-            kernel_rows: n,
+            kernel_rows: None,
         }
     }
 
@@ -151,14 +152,21 @@ impl<F: Float> Bounds<F> {
     /// [`MANY_KERNEL_ROWS_FRACTION`] to the kernel: not only rows near a
     /// boundary then (with many centroids, Hamerly's one lower bound can
     /// settle none), so the next step's kernel rows are worth screening in
-    /// `f32` as a plain pass's are.
+    /// `f32` as a plain pass's are. True too before any step has tested
+    /// the bounds.
     pub fn kernel_rows_many(&self) -> bool {
-        self.kernel_rows * MANY_KERNEL_ROWS_FRACTION >= self.upper.len()
+        self.kernel_rows
+            .is_none_or(|rows| rows * MANY_KERNEL_ROWS_FRACTION >= self.upper.len())
+    }
+
+    /// Whether a step has tested these bounds since they were set.
+    pub fn tested(&self) -> bool {
+        self.kernel_rows.is_some()
     }
 
     /// Records how many rows the step just run sent to the kernel.
     pub fn set_kernel_rows(&mut self, rows: usize) {
-        self.kernel_rows = rows;
+        self.kernel_rows = Some(rows);
     }
 
     /// Sets the bound on row norms, once the data's magnitudes are known.

@@ -15,6 +15,7 @@ pub struct Scratch<F> {
     pub(super) first_features: Vec<f32>,
     pub(super) guesses: [u32; BLOCK_ROWS],
     pub(super) trial: Trial,
+    pub(super) tightening: Tightening,
     /// The rows of the last call whose distance is in `distances`.
     pub(super) known: u64,
     pub(super) distances: [F; BLOCK_ROWS],
@@ -27,6 +28,7 @@ impl<F: Float> Default for Scratch<F> {
             first_features: Vec::new(),
             guesses: [0; BLOCK_ROWS],
             trial: Trial::default(),
+            tightening: Tightening::default(),
             known: 0,
             distances: [F::zero(); BLOCK_ROWS],
         }
@@ -55,5 +57,29 @@ impl<F: Copy> Scratch<F> {
     /// `Kernels::squared_distance` does, the same bits).
     pub fn known_distance(&self, i: usize) -> Option<F> {
         (self.known >> i & 1 == 1).then(|| self.distances[i])
+    }
+}
+
+/// How the chunk's tightened bounds have fared: how many rows had their
+/// upper bound tightened, and how many of them it settled.
+#[derive(Debug, Default)]
+pub struct Tightening {
+    tightened: usize,
+    settled: usize,
+}
+
+impl Tightening {
+    /// Whether tightening has settled at least one row in four of those
+    /// it tightened (or too few were tried to tell): fewer, and a block
+    /// mostly unsettled after the carry over would still go to the kernel
+    /// whole after tightening.
+    pub fn pays(&self) -> bool {
+        self.tightened < BLOCK_ROWS || self.settled * 4 >= self.tightened
+    }
+
+    /// Records `tightened` rows tightened, `settled` of them settled.
+    pub fn record(&mut self, tightened: usize, settled: usize) {
+        self.tightened += tightened;
+        self.settled += settled;
     }
 }

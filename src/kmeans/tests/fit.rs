@@ -387,6 +387,35 @@ fn bounded_steps_that_settle_few_rows_screen_their_kernel_rows() {
     }
 }
 
+/// Overlapping blobs with two centroids: the early bounded steps settle
+/// almost no row, and tightening a bound settles none. A step after one
+/// that sent most rows to the kernel takes the kernel to each block in
+/// place, and once tightening has not paid in a chunk, sends its mostly
+/// unsettled blocks there untightened: the same fit as without bounds,
+/// with such steps computing hardly a single distance beyond the kernel's.
+#[test]
+fn blocks_the_bounds_mostly_fail_go_to_the_kernel_untightened() {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(47);
+    let (n, d, k) = (20_000, 48, 2);
+    let (_, x) = noisy_blobs(&mut rng, (n, d, k), 40.0, false);
+    let init = Array2::from_shape_fn((k, d), |(j, f)| x[[(j * 7919) % n, f]]);
+    let with = fit_with_bounds(&x, &init, true);
+    let without = fit_with_bounds(&x, &init, false);
+    assert_same_fit(&with, &without, 1e-12, "f64");
+    let (x32, init32) = (x.mapv(|v| v as f32), init.mapv(|v| v as f32));
+    let with32 = fit_with_bounds(&x32, &init32, true);
+    assert_same_fit(&with32, &fit_with_bounds(&x32, &init32, false), 1e-6, "f32");
+    // Every row through the kernel (k distances each), few tightened.
+    let (all, few) = ((n * k) as u64, (n / 4) as u64);
+    for fit in [&with.work, &with32.work] {
+        let untightened = fit.per_pass[1..fit.passes() - 1]
+            .iter()
+            .filter(|p| p.rows == n as u64 && (all..all + few).contains(&p.distances))
+            .count();
+        assert!(untightened > 0, "{:?}", fit.per_pass);
+    }
+}
+
 /// Fits of overlapping blobs, where the first steps send most rows to
 /// the kernel and later ones fewer: `Pruning::Auto` suspends the bounds
 /// and sets them again, with the same fit as without bounds.
