@@ -455,7 +455,6 @@ pub fn check_columns<const D: usize>(
 /// blocks `V * L::LANES` wide; `x.len() == out.len() * d` with `out.len()` a
 /// multiple of `R`; when `SCORES`, `scores.len() == 2 * out.len()`.
 #[inline(always)]
-#[allow(clippy::needless_range_loop)] // indices over register arrays, unrolled
 pub unsafe fn tiles<
     L: Lanes,
     const R: usize,
@@ -469,8 +468,7 @@ pub unsafe fn tiles<
     scores: &mut [L::F],
     next: NextRows<'_>,
 ) {
-    let (blocks, half_norms, lane_index, d, width) =
-        (p.blocks, p.half_norms, p.lane_index, p.d, p.width);
+    let (half_norms, d, width) = (p.half_norms, p.d, p.width);
     debug_assert_eq!(width, V * L::LANES);
     debug_assert_eq!(x.len(), out.len() * d);
     debug_assert_eq!(out.len() % R, 0);
@@ -492,11 +490,43 @@ pub unsafe fn tiles<
     // every block streamed all the centroids through it once per tile.
     let per_group = (GROUP_ROWS / R).clamp(1, MAX_GROUP_TILES);
     // One line of `next` every `every` rounds of a tile's features.
-    let (lines, mut line) = (next.lines(), 0);
+    let lines = next.lines();
     let every = (n_blocks * n_tiles * d)
         .checked_div(lines)
         .map_or(usize::MAX, |e| e.max(1));
-    let mut countdown = every;
+    let mut asker = Asker {
+        next,
+        lines,
+        line: 0,
+        every,
+        countdown: every,
+    };
+    // SAFETY (all the pointer arithmetic below): tile `t` holds R rows of d
+    // elements from `t * R * d`; block `b` holds `d * width` elements from
+    // `b * d * width`; `half_norms` and `lane_index` hold `n_blocks *
+    // width` elements.
+    let block_at = |b: usize| unsafe { centroid_block::<L, V>(p, b) };
+    let fresh = || TileState {
+        best: [infinity; R],
+        second: [infinity; R],
+        best_index: [zero; R],
+    };
+    if n_blocks == 1 {
+        // One block: each tile's state stays in registers, from its
+        // scores to its rows' labels.
+        let (block, half_norm, index) = block_at(0);
+        for t in 0..n_tiles {
+            // SAFETY: as above.
+            unsafe {
+                let rows = x.as_ptr().add(t * R * d);
+                let acc = score_tile::<L, R, V, ASK>(block, half_norm, rows, d, width, &mut asker);
+                let mut state = fresh();
+                keep_scores::<L, R, V, SCORES>(&acc, &index, &mut state);
+                finish_tile::<L, R, SCORES>(&state, t, infinity, out, scores);
+            }
+        }
+        return;
+    }
     for first in (0..n_tiles).step_by(per_group) {
         let group = per_group.min(n_tiles - first);
         // Written by the first block, not filled ahead: filling every
@@ -504,98 +534,189 @@ pub unsafe fn tiles<
         // few features and centroids.
         let mut states = MaybeUninit::<[TileState<L::V, R>; MAX_GROUP_TILES]>::uninit();
         let states = states.as_mut_ptr().cast::<TileState<L::V, R>>();
-        // SAFETY (all the pointer arithmetic below): tile `t` holds R rows
-        // of d elements from `t * R * d`; block `b` holds `d * width`
-        // elements from `b * d * width`; `half_norms` and `lane_index` hold
-        // `n_blocks * width` elements; the states of tiles `g < group <=
+        // SAFETY: as above; the states of tiles `g < group <=
         // MAX_GROUP_TILES` are written by block 0 before they are read.
         unsafe {
             for b in 0..n_blocks {
-                let block = blocks.as_ptr().add(b * d * width);
-                let mut half_norm = [L::zero(); V];
-                let mut index = [L::zero(); V];
-                for v in 0..V {
-                    half_norm[v] = L::load(half_norms.as_ptr().add(b * width + v * L::LANES));
-                    index[v] = L::load(lane_index.as_ptr().add(b * width + v * L::LANES));
-                }
+                let (block, half_norm, index) = block_at(b);
                 for g in 0..group {
                     let rows = x.as_ptr().add((first + g) * R * d);
-                    let mut acc = [half_norm; R];
-                    for f in 0..d {
-                        if ASK {
-                            countdown -= 1;
-                            if countdown == 0 {
-                                countdown = every;
-                                if line < lines {
-                                    next.ask(line);
-                                    line += 1;
-                                }
-                            }
-                        }
-                        let column = block.add(f * width);
-                        let mut c = [L::zero(); V];
-                        for v in 0..V {
-                            c[v] = L::load(column.add(v * L::LANES));
-                        }
-                        for r in 0..R {
-                            let xv = L::splat(*rows.add(r * d + f));
-                            for v in 0..V {
-                                acc[r][v] = L::fmadd(xv, c[v], acc[r][v]);
-                            }
-                        }
-                    }
+                    let acc =
+                        score_tile::<L, R, V, ASK>(block, half_norm, rows, d, width, &mut asker);
                     let mut state = if b == 0 {
-                        TileState {
-                            best: [infinity; R],
-                            second: [infinity; R],
-                            best_index: [zero; R],
-                        }
+                        fresh()
                     } else {
                         states.add(g).read()
                     };
-                    let TileState {
-                        best,
-                        second,
-                        best_index,
-                    } = &mut state;
-                    // Each lane sees its centroids in increasing index order
-                    // (block by block, vector by vector), so keeping only a
-                    // strictly lower score keeps the lowest index of a tie.
-                    for v in 0..V {
-                        for r in 0..R {
-                            let score = acc[r][v];
-                            if SCORES {
-                                second[r] = L::min(second[r], L::max(best[r], score));
-                            }
-                            L::keep_lower(score, index[v], &mut best[r], &mut best_index[r]);
-                        }
-                    }
+                    keep_scores::<L, R, V, SCORES>(&acc, &index, &mut state);
                     states.add(g).write(state);
                 }
             }
             for g in 0..group {
-                let t = first + g;
                 // Every block wrote it (there is at least one).
                 let state = states.add(g).read();
-                for r in 0..R {
-                    // The lowest score, then the lowest index among the lanes
-                    // holding it (ties go to the lowest centroid index).
-                    let (best, second, best_index) =
-                        (state.best[r], state.second[r], state.best_index[r]);
-                    let target = L::horizontal_min(best);
-                    let index = L::select_equal(best, target, best_index, infinity);
-                    let winner = L::horizontal_min(index);
-                    out[t * R + r] = <L::F as Element>::as_f64(winner) as u32;
-                    if SCORES {
-                        // The runner-up: the winner's lane offers its own
-                        // second best, every other lane its best.
-                        let runner_up = L::select_equal(best_index, winner, second, best);
-                        let i = t * R + r;
-                        let runner_up = L::horizontal_min(runner_up);
-                        scores[2 * i] = target + target;
-                        scores[2 * i + 1] = runner_up + runner_up;
-                    }
+                finish_tile::<L, R, SCORES>(&state, first + g, infinity, out, scores);
+            }
+        }
+    }
+}
+
+/// Block `b` of the centroids: where its columns start, its half norms
+/// and its lanes' centroid indices.
+///
+/// # Safety
+/// The CPU must support `L`'s instruction set; `p` must hold block `b`,
+/// `V * L::LANES` wide.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // indices over register arrays, unrolled
+unsafe fn centroid_block<L: Lanes, const V: usize>(
+    p: &CentroidLayout<'_, L::F>,
+    b: usize,
+) -> (*const L::F, [L::V; V], [L::V; V]) {
+    let (width, d) = (p.width, p.d);
+    let mut half_norm = [L::zero(); V];
+    let mut index = [L::zero(); V];
+    // SAFETY: block `b` is within the layout, by the contract.
+    unsafe {
+        for v in 0..V {
+            half_norm[v] = L::load(p.half_norms.as_ptr().add(b * width + v * L::LANES));
+            index[v] = L::load(p.lane_index.as_ptr().add(b * width + v * L::LANES));
+        }
+        (p.blocks.as_ptr().add(b * d * width), half_norm, index)
+    }
+}
+
+/// Where [`tiles`] stands in asking for the lines of the next rows: one
+/// line every `every` rounds of a tile's features.
+struct Asker<'a> {
+    next: NextRows<'a>,
+    lines: usize,
+    line: usize,
+    every: usize,
+    countdown: usize,
+}
+
+impl Asker<'_> {
+    /// One round of a tile's features: asks for the next line when due.
+    #[inline(always)]
+    fn round(&mut self) {
+        self.countdown -= 1;
+        if self.countdown == 0 {
+            self.countdown = self.every;
+            if self.line < self.lines {
+                self.next.ask(self.line);
+                self.line += 1;
+            }
+        }
+    }
+}
+
+/// The scores of one tile of `R` rows (`rows`, `d` features each) against
+/// one block of centroids (`width` lanes a feature from `block`), started
+/// at the block's half norms: `half_norm - x.c` lane by lane, a chain of
+/// `d` multiply-adds per lane.
+///
+/// # Safety
+/// The CPU must support `L`'s instruction set; `rows` must hold `R * d`
+/// elements and `block` `d * width`.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // indices over register arrays, unrolled
+unsafe fn score_tile<L: Lanes, const R: usize, const V: usize, const ASK: bool>(
+    block: *const L::F,
+    half_norm: [L::V; V],
+    rows: *const L::F,
+    d: usize,
+    width: usize,
+    asker: &mut Asker<'_>,
+) -> [[L::V; V]; R] {
+    let mut acc = [half_norm; R];
+    for f in 0..d {
+        if ASK {
+            asker.round();
+        }
+        // SAFETY: within `block` and `rows`, by the contract.
+        unsafe {
+            let column = block.add(f * width);
+            let mut c = [L::zero(); V];
+            for v in 0..V {
+                c[v] = L::load(column.add(v * L::LANES));
+            }
+            for r in 0..R {
+                let xv = L::splat(*rows.add(r * d + f));
+                for v in 0..V {
+                    acc[r][v] = L::fmadd(xv, c[v], acc[r][v]);
                 }
+            }
+        }
+    }
+    acc
+}
+
+/// Keeps a tile's scores against one block in its state: each lane's best
+/// and its centroid index (`index`) and, when `SCORES`, its runner-up.
+/// Each lane sees its centroids in increasing index order (block by block,
+/// vector by vector), so keeping only a strictly lower score keeps the
+/// lowest index of a tie.
+///
+/// # Safety
+/// The CPU must support `L`'s instruction set.
+#[inline(always)]
+unsafe fn keep_scores<L: Lanes, const R: usize, const V: usize, const SCORES: bool>(
+    acc: &[[L::V; V]; R],
+    index: &[L::V; V],
+    state: &mut TileState<L::V, R>,
+) {
+    let TileState {
+        best,
+        second,
+        best_index,
+    } = state;
+    for v in 0..V {
+        for r in 0..R {
+            let score = acc[r][v];
+            // SAFETY: the caller's CPU runs `L`'s instruction set.
+            unsafe {
+                if SCORES {
+                    second[r] = L::min(second[r], L::max(best[r], score));
+                }
+                L::keep_lower(score, index[v], &mut best[r], &mut best_index[r]);
+            }
+        }
+    }
+}
+
+/// The labels of tile `t` from its state after every block, into `out`,
+/// and when `SCORES` each row's best and runner-up scores into `scores`.
+///
+/// # Safety
+/// The CPU must support `L`'s instruction set; `out` must hold tile `t`'s
+/// rows (and `scores` twice as many, when `SCORES`).
+#[inline(always)]
+unsafe fn finish_tile<L: Lanes, const R: usize, const SCORES: bool>(
+    state: &TileState<L::V, R>,
+    t: usize,
+    infinity: L::V,
+    out: &mut [u32],
+    scores: &mut [L::F],
+) {
+    for r in 0..R {
+        // SAFETY: the caller's CPU runs `L`'s instruction set.
+        unsafe {
+            // The lowest score, then the lowest index among the lanes
+            // holding it (ties go to the lowest centroid index).
+            let (best, second, best_index) = (state.best[r], state.second[r], state.best_index[r]);
+            let target = L::horizontal_min(best);
+            let index = L::select_equal(best, target, best_index, infinity);
+            let winner = L::horizontal_min(index);
+            out[t * R + r] = <L::F as Element>::as_f64(winner) as u32;
+            if SCORES {
+                // The runner-up: the winner's lane offers its own second
+                // best, every other lane its best.
+                let runner_up = L::select_equal(best_index, winner, second, best);
+                let i = t * R + r;
+                let runner_up = L::horizontal_min(runner_up);
+                scores[2 * i] = target + target;
+                scores[2 * i + 1] = runner_up + runner_up;
             }
         }
     }
