@@ -31,6 +31,45 @@ horizontal_min: |v| { _mm512_reduce_min_pd(v) },
 select_equal: |key, target, if_equal, otherwise| {
     let equal = _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(key, _mm512_set1_pd(target));
     _mm512_mask_blend_pd(equal, otherwise, if_equal)
+},
+lowest_per_row: |scores, index, out| {
+    // Adjacent runs of lanes are merged, pairs, then fours, then all
+    // eight, several rows to a register: the right run's lowest replaces
+    // the left's only where strictly lower, so each merge keeps the
+    // leftmost (lowest-index) lowest lane of its run.
+    assert!(scores.len() == 8 && out.len() == 8);
+    macro_rules! merge {
+        ($lo:expr, $hi:expr, $lo_i:expr, $hi_i:expr) => {{
+            let right = _mm512_cmp_pd_mask::<_CMP_LT_OQ>($hi, $lo);
+            (_mm512_mask_blend_pd(right, $lo, $hi), _mm512_mask_blend_pd(right, $lo_i, $hi_i))
+        }};
+    }
+    // Lanes 0 and 1, 2 and 3, ...: two rows a register, interleaved.
+    let (even, odd) = (_mm512_unpacklo_pd(index, index), _mm512_unpackhi_pd(index, index));
+    let pairs: [(__m512d, __m512d); 4] = std::array::from_fn(|p| {
+        let (a, b) = (scores[2 * p], scores[2 * p + 1]);
+        merge!(_mm512_unpacklo_pd(a, b), _mm512_unpackhi_pd(a, b), even, odd)
+    });
+    // Lanes 0-1 and 2-3, 4-5 and 6-7: four rows a register.
+    let fours: [(__m512d, __m512d); 2] = std::array::from_fn(|q| {
+        let ((a, a_i), (b, b_i)) = (pairs[2 * q], pairs[2 * q + 1]);
+        merge!(
+            _mm512_shuffle_f64x2::<0x88>(a, b),
+            _mm512_shuffle_f64x2::<0xDD>(a, b),
+            _mm512_shuffle_f64x2::<0x88>(a_i, b_i),
+            _mm512_shuffle_f64x2::<0xDD>(a_i, b_i)
+        )
+    });
+    // Lanes 0-3 and 4-7: the eight rows in order.
+    let ((a, a_i), (b, b_i)) = (fours[0], fours[1]);
+    let (_, lowest) = merge!(
+        _mm512_shuffle_f64x2::<0x88>(a, b),
+        _mm512_shuffle_f64x2::<0xDD>(a, b),
+        _mm512_shuffle_f64x2::<0x88>(a_i, b_i),
+        _mm512_shuffle_f64x2::<0xDD>(a_i, b_i)
+    );
+    // SAFETY: `out` holds eight `u32`.
+    unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), _mm512_cvttpd_epu32(lowest)) }
 });
 
 impl_lanes!(Avx512F32, f32, __m512, 16, "avx512f,fma",

@@ -88,6 +88,16 @@ pub trait Lanes: Copy {
         if_equal: Self::V,
         otherwise: Self::V,
     ) -> Self::V;
+    /// Whether the type has [`Self::lowest_per_row`].
+    const LOWEST_PER_ROW: bool = false;
+    /// For each of `LANES` rows (`scores[r]`, lane `j` its score for the
+    /// centroid `index` holds in lane `j`, in increasing order): the
+    /// centroid of its lowest score, the lowest of a tie, into `out[r]`.
+    /// The rows reduced together, where reducing each across its lanes
+    /// alone took most of a one-block tile's time.
+    unsafe fn lowest_per_row(_scores: &[Self::V], _index: Self::V, _out: &mut [u32]) {
+        unreachable!("lowest_per_row: not provided here (see LOWEST_PER_ROW)")
+    }
 }
 
 macro_rules! impl_lanes {
@@ -99,7 +109,8 @@ macro_rules! impl_lanes {
      deinterleave: |$dl:ident, $dh:ident| $deinterleave:block,
      keep_lower: |$s:ident, $i:ident, $b:ident, $bi:ident| $keep:block,
      horizontal_min: |$hv:ident| $hmin:block,
-     select_equal: |$ek:ident, $et:ident, $ey:ident, $en:ident| $eq:block) => {
+     select_equal: |$ek:ident, $et:ident, $ey:ident, $en:ident| $eq:block
+     $(, lowest_per_row: |$ls:ident, $li:ident, $lo:ident| $lowest:block)?) => {
         /// Marker for this instruction set and float type.
         #[derive(Debug, Clone, Copy)]
         pub struct $name;
@@ -182,6 +193,14 @@ macro_rules! impl_lanes {
             unsafe fn select_equal($ek: $v, $et: $f, $ey: $v, $en: $v) -> $v {
                 $eq
             }
+            $(
+                const LOWEST_PER_ROW: bool = true;
+                #[inline]
+                #[target_feature(enable = $feature)]
+                unsafe fn lowest_per_row($ls: &[$v], $li: $v, $lo: &mut [u32]) {
+                    $lowest
+                }
+            )?
         }
     };
 }
@@ -520,6 +539,12 @@ pub unsafe fn tiles<
             unsafe {
                 let rows = x.as_ptr().add(t * R * d);
                 let acc = score_tile::<L, R, V, ASK>(block, half_norm, rows, d, width, &mut asker);
+                if V == 1 && R == L::LANES && !SCORES && L::LOWEST_PER_ROW {
+                    // Each lane holds one centroid: its score is the best.
+                    let best: [L::V; R] = std::array::from_fn(|r| acc[r][0]);
+                    L::lowest_per_row(&best, index[0], &mut out[t * R..(t + 1) * R]);
+                    continue;
+                }
                 let mut state = fresh();
                 keep_scores::<L, R, V, SCORES>(&acc, &index, &mut state);
                 finish_tile::<L, R, SCORES>(&state, t, infinity, out, scores);
@@ -1022,6 +1047,63 @@ mod tests {
             let x = vec![0.0; self.rows * d];
             let mut out = vec![0; self.rows];
             f64::kernels(simd).tiles::<false>(&centroids, &x, &mut out, &mut [], NextRows::NONE);
+        }
+    }
+
+    /// `Lanes::lowest_per_row` on `L` (`LANES` rows of `LANES` lanes)
+    /// against a row-by-row search, on scores with many ties and infinite
+    /// (padded) lanes.
+    #[cfg(target_arch = "x86_64")]
+    fn lowest_per_row_is_each_rows_first_lowest_lane<L: Lanes<F = f64>>() {
+        assert!(L::LOWEST_PER_ROW);
+        let lanes = L::LANES;
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        for case in 0..2000 {
+            let scores: Vec<Vec<f64>> = (0..lanes)
+                .map(|_| {
+                    (0..lanes)
+                        .map(|_| match next() % 7 {
+                            0 => f64::INFINITY,
+                            v => (v % (2 + case % 4)) as f64 - 1.5,
+                        })
+                        .collect()
+                })
+                .collect();
+            // Increasing centroid indices, not always the lane numbers.
+            let mut index = vec![0.0f64; lanes];
+            for j in 1..lanes {
+                index[j] = index[j - 1] + 1.0 + (next() % 3) as f64 * (case % 2) as f64;
+            }
+            let expected: Vec<u32> = scores
+                .iter()
+                .map(|row| {
+                    let lowest = (0..lanes).fold(0, |b, j| if row[j] < row[b] { j } else { b });
+                    index[lowest] as u32
+                })
+                .collect();
+            let mut out = vec![0u32; lanes];
+            // SAFETY: the caller checked the instruction set; every pointer
+            // holds `lanes` elements.
+            unsafe {
+                let rows: Vec<_> = scores.iter().map(|r| L::load(r.as_ptr())).collect();
+                L::lowest_per_row(&rows, L::load(index.as_ptr()), &mut out);
+            }
+            assert_eq!(out, expected, "case {case}: {scores:?}, {index:?}");
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn rows_reduced_together_keep_each_rows_first_lowest_lane() {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            lowest_per_row_is_each_rows_first_lowest_lane::<super::super::avx2::Avx2F64>();
+        }
+        if std::is_x86_feature_detected!("avx512f") {
+            lowest_per_row_is_each_rows_first_lowest_lane::<super::super::avx512::Avx512F64>();
         }
     }
 
