@@ -489,7 +489,9 @@ impl Geometry {
     /// run through the kernel (each scored against every centroid), how
     /// many single exact distances were computed, and how many rows were
     /// guessed. When most rows go to the kernel, it takes the whole block
-    /// and asks for `next` meanwhile (see [`NextRows`]).
+    /// and asks for `next` meanwhile (see [`NextRows`]); once tightening
+    /// has stopped paying in the chunk (`Tightening`), a block the carried
+    /// bounds leave mostly unsettled goes there untightened.
     ///
     /// `centroids` is `(k, d)` row-major, the same centroids as `prepared`.
     #[allow(clippy::too_many_arguments)]
@@ -520,7 +522,7 @@ impl Geometry {
                 // this chunk, a block left mostly unsettled goes straight
                 // to the kernel.
                 (sure, None)
-                    if n - sure.count_ones() as usize >= n * 3 / 4
+                    if (n - sure.count_ones() as usize) * 4 >= n * 3
                         && !scratch.tightening.pays() =>
                 {
                     (sure, 0)

@@ -37,23 +37,33 @@ select_equal: |key, target, if_equal, otherwise| {
     let equal = _mm256_cmp_pd::<_CMP_EQ_OQ>(key, _mm256_set1_pd(target));
     _mm256_blendv_pd(otherwise, if_equal, equal)
 },
-lowest_per_row: |scores, index, out| {
+lowest_per_row: |scores, indices, out| {
     // Adjacent runs of lanes are merged, pairs then all four, two rows to
-    // a register: the right run's lowest replaces the left's only where
-    // strictly lower, so each merge keeps the leftmost (lowest-index)
-    // lowest lane of its run.
-    assert!(scores.len() == 4 && out.len() == 4);
+    // a register: the right run's lowest replaces the left's where its
+    // score is lower, or equal with a lower index.
+    assert!(scores.len() == 4 && indices.len() == 4 && out.len() == 4);
     macro_rules! merge {
         ($lo:expr, $hi:expr, $lo_i:expr, $hi_i:expr) => {{
-            let right = _mm256_cmp_pd::<_CMP_LT_OQ>($hi, $lo);
-            (_mm256_blendv_pd($lo, $hi, right), _mm256_blendv_pd($lo_i, $hi_i, right))
+            let (lo, hi, lo_i, hi_i) = ($lo, $hi, $lo_i, $hi_i);
+            let tie = _mm256_cmp_pd::<_CMP_EQ_OQ>(hi, lo);
+            let lower_index = _mm256_cmp_pd::<_CMP_LT_OQ>(hi_i, lo_i);
+            let right = _mm256_or_pd(
+                _mm256_cmp_pd::<_CMP_LT_OQ>(hi, lo),
+                _mm256_and_pd(tie, lower_index),
+            );
+            (_mm256_blendv_pd(lo, hi, right), _mm256_blendv_pd(lo_i, hi_i, right))
         }};
     }
     // Lanes 0 and 1, 2 and 3: two rows a register, interleaved.
-    let (even, odd) = (_mm256_unpacklo_pd(index, index), _mm256_unpackhi_pd(index, index));
     let pairs: [(__m256d, __m256d); 2] = std::array::from_fn(|p| {
         let (a, b) = (scores[2 * p], scores[2 * p + 1]);
-        merge!(_mm256_unpacklo_pd(a, b), _mm256_unpackhi_pd(a, b), even, odd)
+        let (a_i, b_i) = (indices[2 * p], indices[2 * p + 1]);
+        merge!(
+            _mm256_unpacklo_pd(a, b),
+            _mm256_unpackhi_pd(a, b),
+            _mm256_unpacklo_pd(a_i, b_i),
+            _mm256_unpackhi_pd(a_i, b_i)
+        )
     });
     // Lanes 0-1 and 2-3: the four rows in order.
     let ((a, a_i), (b, b_i)) = (pairs[0], pairs[1]);
@@ -63,7 +73,7 @@ lowest_per_row: |scores, index, out| {
         _mm256_permute2f128_pd::<0x20>(a_i, b_i),
         _mm256_permute2f128_pd::<0x31>(a_i, b_i)
     );
-    // SAFETY: `out` holds four `u32`; the indices are below 2^31.
+    // SAFETY: `out` holds four `u32`; centroid indices are below 2^31.
     unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), _mm256_cvttpd_epi32(lowest)) }
 });
 

@@ -32,23 +32,30 @@ select_equal: |key, target, if_equal, otherwise| {
     let equal = _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(key, _mm512_set1_pd(target));
     _mm512_mask_blend_pd(equal, otherwise, if_equal)
 },
-lowest_per_row: |scores, index, out| {
+lowest_per_row: |scores, indices, out| {
     // Adjacent runs of lanes are merged, pairs, then fours, then all
     // eight, several rows to a register: the right run's lowest replaces
-    // the left's only where strictly lower, so each merge keeps the
-    // leftmost (lowest-index) lowest lane of its run.
-    assert!(scores.len() == 8 && out.len() == 8);
+    // the left's where its score is lower, or equal with a lower index.
+    assert!(scores.len() == 8 && indices.len() == 8 && out.len() == 8);
     macro_rules! merge {
         ($lo:expr, $hi:expr, $lo_i:expr, $hi_i:expr) => {{
-            let right = _mm512_cmp_pd_mask::<_CMP_LT_OQ>($hi, $lo);
-            (_mm512_mask_blend_pd(right, $lo, $hi), _mm512_mask_blend_pd(right, $lo_i, $hi_i))
+            let (lo, hi, lo_i, hi_i) = ($lo, $hi, $lo_i, $hi_i);
+            let tie = _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(hi, lo);
+            let right = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(hi, lo)
+                | _mm512_mask_cmp_pd_mask::<_CMP_LT_OQ>(tie, hi_i, lo_i);
+            (_mm512_mask_blend_pd(right, lo, hi), _mm512_mask_blend_pd(right, lo_i, hi_i))
         }};
     }
     // Lanes 0 and 1, 2 and 3, ...: two rows a register, interleaved.
-    let (even, odd) = (_mm512_unpacklo_pd(index, index), _mm512_unpackhi_pd(index, index));
     let pairs: [(__m512d, __m512d); 4] = std::array::from_fn(|p| {
         let (a, b) = (scores[2 * p], scores[2 * p + 1]);
-        merge!(_mm512_unpacklo_pd(a, b), _mm512_unpackhi_pd(a, b), even, odd)
+        let (a_i, b_i) = (indices[2 * p], indices[2 * p + 1]);
+        merge!(
+            _mm512_unpacklo_pd(a, b),
+            _mm512_unpackhi_pd(a, b),
+            _mm512_unpacklo_pd(a_i, b_i),
+            _mm512_unpackhi_pd(a_i, b_i)
+        )
     });
     // Lanes 0-1 and 2-3, 4-5 and 6-7: four rows a register.
     let fours: [(__m512d, __m512d); 2] = std::array::from_fn(|q| {

@@ -91,11 +91,11 @@ pub trait Lanes: Copy {
     /// Whether the type has [`Self::lowest_per_row`].
     const LOWEST_PER_ROW: bool = false;
     /// For each of `LANES` rows (`scores[r]`, lane `j` its score for the
-    /// centroid `index` holds in lane `j`, in increasing order): the
-    /// centroid of its lowest score, the lowest of a tie, into `out[r]`.
-    /// The rows reduced together, where reducing each across its lanes
-    /// alone took most of a one-block tile's time.
-    unsafe fn lowest_per_row(_scores: &[Self::V], _index: Self::V, _out: &mut [u32]) {
+    /// centroid `indices[r]` holds in lane `j`): the centroid of its lowest
+    /// score, the lowest index of a tie, into `out[r]`. The rows reduced
+    /// together, where reducing each across its lanes alone took most of
+    /// a tile's time with few centroids.
+    unsafe fn lowest_per_row(_scores: &[Self::V], _indices: &[Self::V], _out: &mut [u32]) {
         unreachable!("lowest_per_row: not provided here (see LOWEST_PER_ROW)")
     }
 }
@@ -197,7 +197,7 @@ macro_rules! impl_lanes {
                 const LOWEST_PER_ROW: bool = true;
                 #[inline]
                 #[target_feature(enable = $feature)]
-                unsafe fn lowest_per_row($ls: &[$v], $li: $v, $lo: &mut [u32]) {
+                unsafe fn lowest_per_row($ls: &[$v], $li: &[$v], $lo: &mut [u32]) {
                     $lowest
                 }
             )?
@@ -542,7 +542,7 @@ pub unsafe fn tiles<
                 if V == 1 && R == L::LANES && !SCORES && L::LOWEST_PER_ROW {
                     // Each lane holds one centroid: its score is the best.
                     let best: [L::V; R] = std::array::from_fn(|r| acc[r][0]);
-                    L::lowest_per_row(&best, index[0], &mut out[t * R..(t + 1) * R]);
+                    L::lowest_per_row(&best, &[index[0]; R], &mut out[t * R..(t + 1) * R]);
                     continue;
                 }
                 let mut state = fresh();
@@ -724,6 +724,11 @@ unsafe fn finish_tile<L: Lanes, const R: usize, const SCORES: bool>(
     out: &mut [u32],
     scores: &mut [L::F],
 ) {
+    if R == L::LANES && !SCORES && L::LOWEST_PER_ROW {
+        // SAFETY: the caller's CPU runs `L`'s instruction set.
+        unsafe { L::lowest_per_row(&state.best, &state.best_index, &mut out[t * R..(t + 1) * R]) };
+        return;
+    }
     for r in 0..R {
         // SAFETY: the caller's CPU runs `L`'s instruction set.
         unsafe {
@@ -1052,7 +1057,8 @@ mod tests {
 
     /// `Lanes::lowest_per_row` on `L` (`LANES` rows of `LANES` lanes)
     /// against a row-by-row search, on scores with many ties and infinite
-    /// (padded) lanes.
+    /// (padded) lanes, with increasing indices shared by the rows and with
+    /// each row's own in any order.
     #[cfg(target_arch = "x86_64")]
     fn lowest_per_row_is_each_rows_first_lowest_lane<L: Lanes<F = f64>>() {
         assert!(L::LOWEST_PER_ROW);
@@ -1090,9 +1096,33 @@ mod tests {
             // holds `lanes` elements.
             unsafe {
                 let rows: Vec<_> = scores.iter().map(|r| L::load(r.as_ptr())).collect();
-                L::lowest_per_row(&rows, L::load(index.as_ptr()), &mut out);
+                let index = vec![L::load(index.as_ptr()); lanes];
+                L::lowest_per_row(&rows, &index, &mut out);
             }
             assert_eq!(out, expected, "case {case}: {scores:?}, {index:?}");
+            // Indices in any order, row by row (several blocks and vectors
+            // of centroids): the lowest score, then the lowest index.
+            let indices: Vec<Vec<f64>> = (0..lanes)
+                .map(|_| (0..lanes).map(|_| (next() % (2 * lanes)) as f64).collect())
+                .collect();
+            let expected: Vec<u32> = scores
+                .iter()
+                .zip(&indices)
+                .map(|(row, index)| {
+                    let better = |j: usize, b: usize| {
+                        row[j] < row[b] || (row[j] == row[b] && index[j] < index[b])
+                    };
+                    let lowest = (0..lanes).fold(0, |b, j| if better(j, b) { j } else { b });
+                    index[lowest] as u32
+                })
+                .collect();
+            // SAFETY: as above.
+            unsafe {
+                let rows: Vec<_> = scores.iter().map(|r| L::load(r.as_ptr())).collect();
+                let index: Vec<_> = indices.iter().map(|i| L::load(i.as_ptr())).collect();
+                L::lowest_per_row(&rows, &index, &mut out);
+            }
+            assert_eq!(out, expected, "case {case}: {scores:?}, {indices:?}");
         }
     }
 
