@@ -100,6 +100,69 @@ horizontal_min: |v| { _mm512_reduce_min_ps(v) },
 select_equal: |key, target, if_equal, otherwise| {
     let equal = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(key, _mm512_set1_ps(target));
     _mm512_mask_blend_ps(equal, otherwise, if_equal)
+},
+lowest_two_per_row: |best, second, indices, out, scores| {
+    // (best, runner-up, index) of the lanes merged in pairs until one is
+    // left a row, several rows to a register: the best by score, then
+    // index (so the order of the merges does not matter), the runner-up
+    // the lower of both runner-ups and the other best.
+    assert!(best.len() == 8 && second.len() == 8 && indices.len() == 8);
+    assert!(out.len() == 8 && scores.len() == 16);
+    macro_rules! merge {
+        ($lo:expr, $hi:expr) => {{
+            let ((b1, s1, i1), (b2, s2, i2)) = ($lo, $hi);
+            let tie = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(b2, b1);
+            let right = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(b2, b1)
+                | _mm512_mask_cmp_ps_mask::<_CMP_LT_OQ>(tie, i2, i1);
+            (
+                _mm512_mask_blend_ps(right, b1, b2),
+                _mm512_min_ps(_mm512_min_ps(s1, s2), _mm512_max_ps(b1, b2)),
+                _mm512_mask_blend_ps(right, i1, i2),
+            )
+        }};
+    }
+    // The same rearrangement of each of a triple's three registers.
+    macro_rules! each {
+        (|$x:ident, $y:ident| $e:expr, $a:expr, $b:expr) => {{
+            let (a, b) = ($a, $b);
+            let f = |$x: __m512, $y: __m512| $e;
+            (f(a.0, b.0), f(a.1, b.1), f(a.2, b.2))
+        }};
+    }
+    let row = |r: usize| (best[r], second[r], indices[r]);
+    // Two rows a register: lanes 0-1 of a 128-bit chunk against 2-3.
+    let pairs: [(__m512, __m512, __m512); 4] = std::array::from_fn(|p| {
+        let (a, b) = (row(2 * p), row(2 * p + 1));
+        merge!(
+            each!(|x, y| _mm512_unpacklo_ps(x, y), a, b),
+            each!(|x, y| _mm512_unpackhi_ps(x, y), a, b)
+        )
+    });
+    // Four rows a register: a chunk's two 64-bit halves.
+    let as_pd = |x: __m512| _mm512_castps_pd(x);
+    let fours: [(__m512, __m512, __m512); 2] = std::array::from_fn(|q| {
+        let (a, b) = (pairs[2 * q], pairs[2 * q + 1]);
+        merge!(
+            each!(|x, y| _mm512_castpd_ps(_mm512_unpacklo_pd(as_pd(x), as_pd(y))), a, b),
+            each!(|x, y| _mm512_castpd_ps(_mm512_unpackhi_pd(as_pd(x), as_pd(y))), a, b)
+        )
+    });
+    // Rows 0-3 twice, then rows 4-7 twice: chunks 0 and 2 against 1 and 3.
+    let (a, b) = (fours[0], fours[1]);
+    let twice = merge!(
+        each!(|x, y| _mm512_shuffle_f32x4::<0x88>(x, y), a, b),
+        each!(|x, y| _mm512_shuffle_f32x4::<0xDD>(x, y), a, b)
+    );
+    // Each chunk against its neighbour, then chunks 0 and 2: rows 0-7.
+    let once = merge!(twice, each!(|x, _y| _mm512_shuffle_f32x4::<0xB1>(x, x), twice, twice));
+    let (b, s, i) = each!(|x, _y| _mm512_shuffle_f32x4::<0x08>(x, x), once, once);
+    let pairs_of = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    let doubled = _mm512_permutex2var_ps(_mm512_add_ps(b, b), pairs_of, _mm512_add_ps(s, s));
+    // SAFETY: `out` holds eight `u32`, `scores` sixteen `f32`.
+    unsafe {
+        _mm256_storeu_si256(out.as_mut_ptr().cast(), _mm512_castsi512_si256(_mm512_cvttps_epu32(i)));
+        _mm512_storeu_ps(scores.as_mut_ptr(), doubled);
+    }
 });
 
 impl_simd!(

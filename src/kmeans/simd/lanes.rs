@@ -98,6 +98,24 @@ pub trait Lanes: Copy {
     unsafe fn lowest_per_row(_scores: &[Self::V], _indices: &[Self::V], _out: &mut [u32]) {
         unreachable!("lowest_per_row: not provided here (see LOWEST_PER_ROW)")
     }
+    /// Whether the type has [`Self::lowest_two_per_row`].
+    const LOWEST_TWO_PER_ROW: bool = false;
+    /// For each of `LANES / 2` rows (`best[r]`, `second[r]` and
+    /// `indices[r]`: each lane's best score, runner-up and the best's
+    /// centroid): the centroid of its lowest score, the lowest index of a
+    /// tie, into `out[r]`, and that score and the runner-up (the winning
+    /// lane's own runner-up or another lane's best), each doubled, into
+    /// `scores[2 r]` and `scores[2 r + 1]`. [`Self::lowest_per_row`] for
+    /// tiles whose rows fill half a register, keeping a runner-up.
+    unsafe fn lowest_two_per_row(
+        _best: &[Self::V],
+        _second: &[Self::V],
+        _indices: &[Self::V],
+        _out: &mut [u32],
+        _scores: &mut [Self::F],
+    ) {
+        unreachable!("lowest_two_per_row: not provided here (see LOWEST_TWO_PER_ROW)")
+    }
 }
 
 macro_rules! impl_lanes {
@@ -110,7 +128,9 @@ macro_rules! impl_lanes {
      keep_lower: |$s:ident, $i:ident, $b:ident, $bi:ident| $keep:block,
      horizontal_min: |$hv:ident| $hmin:block,
      select_equal: |$ek:ident, $et:ident, $ey:ident, $en:ident| $eq:block
-     $(, lowest_per_row: |$ls:ident, $li:ident, $lo:ident| $lowest:block)?) => {
+     $(, lowest_per_row: |$ls:ident, $li:ident, $lo:ident| $lowest:block)?
+     $(, lowest_two_per_row: |$tb:ident, $ts:ident, $ti:ident, $to:ident, $tc:ident|
+         $lowest_two:block)?) => {
         /// Marker for this instruction set and float type.
         #[derive(Debug, Clone, Copy)]
         pub struct $name;
@@ -199,6 +219,20 @@ macro_rules! impl_lanes {
                 #[target_feature(enable = $feature)]
                 unsafe fn lowest_per_row($ls: &[$v], $li: &[$v], $lo: &mut [u32]) {
                     $lowest
+                }
+            )?
+            $(
+                const LOWEST_TWO_PER_ROW: bool = true;
+                #[inline]
+                #[target_feature(enable = $feature)]
+                unsafe fn lowest_two_per_row(
+                    $tb: &[$v],
+                    $ts: &[$v],
+                    $ti: &[$v],
+                    $to: &mut [u32],
+                    $tc: &mut [$f],
+                ) {
+                    $lowest_two
                 }
             )?
         }
@@ -724,9 +758,22 @@ unsafe fn finish_tile<L: Lanes, const R: usize, const SCORES: bool>(
     out: &mut [u32],
     scores: &mut [L::F],
 ) {
+    let rows = t * R..(t + 1) * R;
     if R == L::LANES && !SCORES && L::LOWEST_PER_ROW {
         // SAFETY: the caller's CPU runs `L`'s instruction set.
-        unsafe { L::lowest_per_row(&state.best, &state.best_index, &mut out[t * R..(t + 1) * R]) };
+        unsafe { L::lowest_per_row(&state.best, &state.best_index, &mut out[rows]) };
+        return;
+    }
+    if 2 * R == L::LANES && L::LOWEST_TWO_PER_ROW {
+        // Without `SCORES` the runner-ups are not kept: written aside.
+        let mut aside = [<L::F as Element>::from_f64(0.0); 2 * MAX_TILE_ROWS];
+        let scores = match SCORES {
+            true => &mut scores[2 * rows.start..2 * rows.end],
+            false => &mut aside[..2 * R],
+        };
+        let (best, second, index) = (&state.best, &state.second, &state.best_index);
+        // SAFETY: the caller's CPU runs `L`'s instruction set.
+        unsafe { L::lowest_two_per_row(best, second, index, &mut out[rows], scores) };
         return;
     }
     for r in 0..R {
@@ -766,6 +813,9 @@ struct TileState<V, const R: usize> {
 /// eight-row tiles use half of its state arrays).
 const GROUP_ROWS: usize = 64;
 const MAX_GROUP_TILES: usize = 16;
+
+/// The most rows of a tile (AVX-512's eight).
+const MAX_TILE_ROWS: usize = 8;
 
 /// Rows in lanes, for any number of rows: each vector holds one feature of
 /// `L::LANES` rows (gathered), and every centroid is scored against `G`
@@ -1128,6 +1178,81 @@ mod tests {
         }
     }
 
+    /// `Lanes::lowest_two_per_row` on `L` (`LANES / 2` rows) against the
+    /// row-by-row reduction of `finish_tile`: the lowest score, the lowest
+    /// index among the lanes holding it, and the runner-up (the winning
+    /// lane's own, or another lane's best), on scores with many ties,
+    /// infinite (padded) lanes and each row's lane indices in any order.
+    #[cfg(target_arch = "x86_64")]
+    fn lowest_two_per_row_is_the_row_by_row_reduction<L: Lanes<F = f32>>() {
+        assert!(L::LOWEST_TWO_PER_ROW);
+        let (lanes, rows) = (L::LANES, L::LANES / 2);
+        let mut seed = 11u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        for case in 0..2000 {
+            let (mut best, mut second, mut indices) = (vec![], vec![], vec![]);
+            for _ in 0..rows {
+                let (mut b, mut s, mut i) = (vec![], vec![], vec![]);
+                for lane in 0..lanes {
+                    if next() % 6 == 0 {
+                        // A padded lane: never updated.
+                        b.push(f32::INFINITY);
+                        s.push(f32::INFINITY);
+                        i.push(0.0);
+                        continue;
+                    }
+                    let score = (next() % (2 + case % 5)) as f32 - 1.5;
+                    let runner_up = match next() % 4 {
+                        0 => f32::INFINITY,
+                        gap => score + (gap - 1) as f32,
+                    };
+                    // Distinct indices, in no order.
+                    let index = ((lane * 7 + case) % lanes + lanes * (next() % 3)) as f32;
+                    b.push(score);
+                    s.push(runner_up);
+                    i.push(index);
+                }
+                best.push(b);
+                second.push(s);
+                indices.push(i);
+            }
+            let mut expected_out = vec![];
+            let mut expected_scores = vec![];
+            for r in 0..rows {
+                let target = best[r].iter().copied().fold(f32::INFINITY, f32::min);
+                let winner = (0..lanes)
+                    .filter(|&j| best[r][j] == target)
+                    .map(|j| indices[r][j])
+                    .fold(f32::INFINITY, f32::min);
+                let runner_up = (0..lanes)
+                    .map(|j| match indices[r][j] == winner {
+                        true => second[r][j],
+                        false => best[r][j],
+                    })
+                    .fold(f32::INFINITY, f32::min);
+                expected_out.push(winner as u32);
+                expected_scores.extend([target + target, runner_up + runner_up]);
+            }
+            let (mut out, mut scores) = (vec![0u32; rows], vec![0f32; 2 * rows]);
+            // SAFETY: the caller checked the instruction set; every pointer
+            // holds `lanes` elements.
+            unsafe {
+                let load = |v: &Vec<Vec<f32>>| v.iter().map(|r| L::load(r.as_ptr())).collect();
+                let (b, s, i): (Vec<_>, Vec<_>, Vec<_>) =
+                    (load(&best), load(&second), load(&indices));
+                L::lowest_two_per_row(&b, &s, &i, &mut out, &mut scores);
+            }
+            let what = format!("case {case}: {best:?} {second:?} {indices:?}");
+            assert_eq!(out, expected_out, "{what}");
+            assert_eq!(scores, expected_scores, "{what}");
+        }
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn rows_reduced_together_keep_each_rows_first_lowest_lane() {
@@ -1136,6 +1261,7 @@ mod tests {
         }
         if std::is_x86_feature_detected!("avx512f") {
             lowest_per_row_is_each_rows_first_lowest_lane::<super::super::avx512::Avx512F64>();
+            lowest_two_per_row_is_the_row_by_row_reduction::<super::super::avx512::Avx512F32>();
         }
     }
 
