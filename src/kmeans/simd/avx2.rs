@@ -104,6 +104,66 @@ horizontal_min: |v| {
 select_equal: |key, target, if_equal, otherwise| {
     let equal = _mm256_cmp_ps::<_CMP_EQ_OQ>(key, _mm256_set1_ps(target));
     _mm256_blendv_ps(otherwise, if_equal, equal)
+},
+lowest_two_per_row: |best, second, indices, out, scores| {
+    // (best, runner-up, index) of the lanes merged in pairs until one is
+    // left a row, several rows to a register: the best by score, then
+    // index (so the order of the merges does not matter), the runner-up
+    // the lower of both runner-ups and the other best.
+    assert!(best.len() == 4 && second.len() == 4 && indices.len() == 4);
+    assert!(out.len() == 4 && scores.len() == 8);
+    macro_rules! merge {
+        ($lo:expr, $hi:expr) => {{
+            let ((b1, s1, i1), (b2, s2, i2)) = ($lo, $hi);
+            let tie = _mm256_cmp_ps::<_CMP_EQ_OQ>(b2, b1);
+            let lower_index = _mm256_cmp_ps::<_CMP_LT_OQ>(i2, i1);
+            let right = _mm256_or_ps(
+                _mm256_cmp_ps::<_CMP_LT_OQ>(b2, b1),
+                _mm256_and_ps(tie, lower_index),
+            );
+            (
+                _mm256_blendv_ps(b1, b2, right),
+                _mm256_min_ps(_mm256_min_ps(s1, s2), _mm256_max_ps(b1, b2)),
+                _mm256_blendv_ps(i1, i2, right),
+            )
+        }};
+    }
+    // The same rearrangement of each of a triple's three registers.
+    macro_rules! each {
+        (|$x:ident, $y:ident| $e:expr, $a:expr, $b:expr) => {{
+            let (a, b) = ($a, $b);
+            let f = |$x: __m256, $y: __m256| $e;
+            (f(a.0, b.0), f(a.1, b.1), f(a.2, b.2))
+        }};
+    }
+    let row = |r: usize| (best[r], second[r], indices[r]);
+    // Two rows a register: lanes 0-1 of a 128-bit half against 2-3.
+    let pairs: [(__m256, __m256, __m256); 2] = std::array::from_fn(|p| {
+        let (a, b) = (row(2 * p), row(2 * p + 1));
+        merge!(
+            each!(|x, y| _mm256_unpacklo_ps(x, y), a, b),
+            each!(|x, y| _mm256_unpackhi_ps(x, y), a, b)
+        )
+    });
+    // Four rows a half: a half's two 64-bit quarters.
+    let as_pd = |x: __m256| _mm256_castps_pd(x);
+    let (a, b) = (pairs[0], pairs[1]);
+    let halves = merge!(
+        each!(|x, y| _mm256_castpd_ps(_mm256_unpacklo_pd(as_pd(x), as_pd(y))), a, b),
+        each!(|x, y| _mm256_castpd_ps(_mm256_unpackhi_pd(as_pd(x), as_pd(y))), a, b)
+    );
+    // Each half against the other: rows 0-3 in the lower half.
+    let swapped = each!(|x, _y| _mm256_permute2f128_ps::<0x01>(x, x), halves, halves);
+    let (b, s, i) = merge!(halves, swapped);
+    let (b, s) = (_mm256_castps256_ps128(b), _mm256_castps256_ps128(s));
+    let (b, s) = (_mm_add_ps(b, b), _mm_add_ps(s, s));
+    // SAFETY: `out` holds four `u32` (the indices are below 2^31),
+    // `scores` eight `f32`.
+    unsafe {
+        _mm_storeu_si128(out.as_mut_ptr().cast(), _mm_cvttps_epi32(_mm256_castps256_ps128(i)));
+        _mm_storeu_ps(scores.as_mut_ptr(), _mm_unpacklo_ps(b, s));
+        _mm_storeu_ps(scores.as_mut_ptr().add(4), _mm_unpackhi_ps(b, s));
+    }
 });
 
 impl_simd!(Avx2, Isa::Avx2, "avx2,fma", Avx2F32, tile_rows: 4, "AVX2 with FMA");

@@ -1258,6 +1258,7 @@ mod tests {
     fn rows_reduced_together_keep_each_rows_first_lowest_lane() {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             lowest_per_row_is_each_rows_first_lowest_lane::<super::super::avx2::Avx2F64>();
+            lowest_two_per_row_is_the_row_by_row_reduction::<super::super::avx2::Avx2F32>();
         }
         if std::is_x86_feature_detected!("avx512f") {
             lowest_per_row_is_each_rows_first_lowest_lane::<super::super::avx512::Avx512F64>();
