@@ -1069,6 +1069,8 @@ unsafe fn centroid_scores<L: Lanes, const D: usize>(
 mod tests {
     use super::super::{Element, Isa, Kernels, Simd, WithSimd};
     use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_xoshiro::Xoshiro256PlusPlus;
 
     /// A layout of `k` centroids of `d` features, `width` wide, for the
     /// checks (the values do not matter).
@@ -1113,13 +1115,8 @@ mod tests {
     fn lowest_per_row_is_each_rows_first_lowest_lane<L: Lanes<F = f64>>() {
         assert!(L::LOWEST_PER_ROW);
         let lanes = L::LANES;
-        let mut seed = 7u64;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) as usize
-        };
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
+        let mut next = || rng.gen::<u32>() as usize;
         for case in 0..2000 {
             let scores: Vec<Vec<f64>> = (0..lanes)
                 .map(|_| {
@@ -1187,13 +1184,8 @@ mod tests {
     fn lowest_two_per_row_is_the_row_by_row_reduction<L: Lanes<F = f32>>() {
         assert!(L::LOWEST_TWO_PER_ROW);
         let (lanes, rows) = (L::LANES, L::LANES / 2);
-        let mut seed = 11u64;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) as usize
-        };
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+        let mut next = || rng.gen::<u32>() as usize;
         for case in 0..2000 {
             let (mut best, mut second, mut indices) = (vec![], vec![], vec![]);
             for _ in 0..rows {
