@@ -8,7 +8,7 @@ use super::float::Float;
 use super::init::kmeans_plusplus;
 use super::params::{Init, KMeans, Pruning};
 use super::passes::{assign, inertia};
-use super::step::{lloyd_step, Extras, Totals};
+use super::step::{lloyd_step, Extras, StepBuffers, Totals};
 use super::suspension::Suspension;
 use super::validate::{check_not_empty, finite_max_abs, locate_non_finite};
 
@@ -269,6 +269,7 @@ impl<F: Float> KMeans<F> {
         let mut stats: Option<ClusterStats<F>> = None;
         // The last step's per-cluster sums and counts.
         let mut totals: Option<Totals> = None;
+        let mut buffers = StepBuffers::default();
         for iteration in 0..self.max_iter() {
             // A step that would change no label ends the fit. The bounds can
             // often tell so without reading the data, and the inertia then
@@ -313,7 +314,7 @@ impl<F: Float> KMeans<F> {
             let previous_centroids = extras.within.then(|| centroids.clone());
             let step = lloyd_step(
                 flat,
-                d,
+                &mut buffers,
                 centroids.view(),
                 &mut labels,
                 bounds.as_mut(),

@@ -109,6 +109,30 @@ pub struct Extras {
     pub within: bool,
 }
 
+/// Each chunk's sum buffers, kept from one step of a fit to the next.
+///
+/// A chunk's `(k, n_features)` sums can be as large as its rows (large `k`
+/// and `d`); allocated afresh every step, the allocator maps them anew, and
+/// each first write to one of their pages costs a page fault and, with
+/// threads, an interrupt of the other cores to flush their address caches.
+/// Kept, they are only zeroed, by each chunk on its own thread.
+#[derive(Debug, Default)]
+pub struct StepBuffers<F> {
+    spares: Vec<Spare<F>>,
+}
+
+/// Sums smaller than this are allocated afresh: the allocator hands them
+/// out without a fault, and a recycled small buffer may share a cache line
+/// with another chunk's, written by another thread.
+const SPARE_MIN_BYTES: usize = 16 << 10;
+
+/// One chunk's buffers: the sums, and the moves (see [`ChunkSums::moved`]).
+#[derive(Debug, Default)]
+struct Spare<F> {
+    sums: Vec<F>,
+    moved: Vec<f64>,
+}
+
 /// One chunk's share of the centroid update.
 struct ChunkSums<F> {
     /// `(k, n_features)`, row-major (empty when the step updates the last
@@ -149,9 +173,12 @@ struct ChunkSums<F> {
 /// step (whose labels `labels` hold), only the rows that change cluster are
 /// read to update them (`f64` data): rows the bounds settle are not read at
 /// all. The centroids then differ from a fresh summation by rounding only.
+///
+/// `buffers` are the chunks' sums from the last step of the same fit (any
+/// buffers will do; their contents are overwritten).
 pub fn lloyd_step<F: Float>(
     x: &[F],
-    d: usize,
+    buffers: &mut StepBuffers<F>,
     centroids: ArrayView2<F>,
     labels: &mut [u32],
     bounds: Option<&mut Bounds<F>>,
@@ -159,7 +186,7 @@ pub fn lloyd_step<F: Float>(
     extras: Extras,
 ) -> Option<Step<F>> {
     let n = labels.len();
-    let k = centroids.nrows();
+    let (k, d) = centroids.dim();
     let standard = centroids.as_standard_layout();
     let flat_centroids = standard.as_slice().expect("standard layout is contiguous");
     let rows = chunk_rows(n);
@@ -231,17 +258,23 @@ pub fn lloyd_step<F: Float>(
         ask_next: std::mem::size_of_val(x) >= FROM_MEMORY_MIN_BYTES,
         gather,
     };
+    let keep_spares = k * d * std::mem::size_of::<F>() >= SPARE_MIN_BYTES;
+    let spares: Vec<Spare<F>> = (0..n_chunks)
+        .map(|_| buffers.spares.pop().unwrap_or_default())
+        .collect();
     let partials: Vec<ChunkSums<F>> = x
         .par_chunks(rows * d)
         .zip(label_chunks)
         .zip(bound_chunks)
         .zip(reused)
-        .map(|(((x_chunk, label_chunk), bound_chunk), kept)| {
+        .zip(spares)
+        .map(|((((x_chunk, label_chunk), bound_chunk), kept), spare)| {
             let chunk = Chunk {
                 x: x_chunk,
                 labels: label_chunk,
                 bounds: bound_chunk,
                 kept,
+                spare,
             };
             isa.dispatch(ChunkStep {
                 context: &context,
@@ -298,6 +331,12 @@ pub fn lloyd_step<F: Float>(
                 sums: part.sums.iter().map(|v| v.as_f64()).collect(),
                 counts: part.counts,
                 changed: part.changed,
+            });
+        }
+        if keep_spares {
+            buffers.spares.push(Spare {
+                sums: part.sums,
+                moved: part.moved,
             });
         }
     }
@@ -403,6 +442,8 @@ struct Chunk<'a, F> {
     bounds: Option<ChunkBounds<'a>>,
     /// The chunk's sums from the last step, when this step may reuse them.
     kept: Option<&'a ChunkTotal>,
+    /// Buffers for the chunk's sums.
+    spare: Spare<F>,
 }
 
 /// One chunk's share of a Lloyd step, as one operation for the chunk's
@@ -441,7 +482,7 @@ fn chunk_step<S: Simd, F: Float>(
     ) {
         return chunk_step_pending(simd, context, geometry, chunk);
     }
-    let mut part = ChunkSums::new(context);
+    let mut part = ChunkSums::new(context, chunk.spare);
     let mut scratch = Scratch::default();
     let mut fresh = [0u32; BLOCK_ROWS];
     // Assign a few rows, then add them to their sums while they are
@@ -491,10 +532,15 @@ fn chunk_step<S: Simd, F: Float>(
             part.finite = false;
             break;
         }
-        for (label, &j) in labels_block.iter_mut().zip(fresh.iter()) {
-            part.changed += usize::from(*label != j);
-            *label = j;
-        }
+        // Counted in a local: `part` lives in memory, and a count kept
+        // there is stored and reloaded for every row.
+        let changed = labels_block
+            .iter()
+            .zip(fresh.iter())
+            .filter(|(old, new)| old != new)
+            .count();
+        part.changed += changed;
+        labels_block.copy_from_slice(fresh);
     }
     if context.reuse {
         part.reuse_reads = chunk.labels.len();
@@ -688,7 +734,7 @@ fn chunk_step_pending<S: Simd, F: Float>(
     chunk: Chunk<'_, F>,
 ) -> ChunkSums<F> {
     let d = context.d;
-    let mut part = ChunkSums::new(context);
+    let mut part = ChunkSums::new(context, chunk.spare);
     let (upper, lower) = chunk.bounds.expect("a step with a geometry has bounds");
     let mut pending: Vec<u32> = Vec::with_capacity(chunk.labels.len());
     let settled = geometry.settle_chunk(
@@ -742,7 +788,8 @@ fn chunk_step_pending<S: Simd, F: Float>(
     if let Some(kept) = chunk.kept {
         part.reuse_reads = part.active + part.exact;
         if part.changed == 0 {
-            part.sums = kept.sums.iter().map(|&v| F::from_f64(v)).collect();
+            part.sums.clear();
+            part.sums.extend(kept.sums.iter().map(|&v| F::from_f64(v)));
             part.counts.clone_from(&kept.counts);
         } else {
             // In blocks, as a step without bounds sums them: the same bits.
@@ -761,16 +808,23 @@ fn chunk_step_pending<S: Simd, F: Float>(
 }
 
 impl<F: Float> ChunkSums<F> {
-    /// Nothing summed yet, for a step of `context`.
-    fn new(context: &StepContext<'_, F>) -> Self {
+    /// Nothing summed yet, for a step of `context`, in `spare`'s buffers.
+    fn new(context: &StepContext<'_, F>, spare: Spare<F>) -> Self {
         let (d, k) = (context.d, context.k);
         let (full, incremental) = if context.incremental { (0, k) } else { (k, 0) };
+        let Spare {
+            mut sums,
+            mut moved,
+        } = spare;
+        sums.clear();
+        sums.resize(full * d, F::zero());
+        moved.clear();
         ChunkSums {
-            sums: vec![F::zero(); full * d],
+            sums,
             counts: vec![0; full],
-            // Allocated when the first row moves: in most bounded steps,
-            // most chunks move none.
-            moved: Vec::new(),
+            // Zeroed when the first row moves: in most bounded steps, most
+            // chunks move none.
+            moved,
             moved_counts: Vec::new(),
             clusters: incremental,
             changed: 0,
@@ -790,7 +844,7 @@ impl<F: Float> ChunkSums<F> {
     fn move_row(&mut self, row: &[F], old: u32, new: u32) {
         let d = row.len();
         if self.moved_counts.is_empty() {
-            self.moved = vec![0.0; self.clusters * d];
+            self.moved.resize(self.clusters * d, 0.0);
             self.moved_counts = vec![0; self.clusters];
         }
         let (old, new) = (old as usize, new as usize);

@@ -6,7 +6,7 @@ use super::super::bounds::Bounds;
 use super::super::fit::{ClusterStats, KMeansFit};
 use super::super::float::Float;
 use super::super::params::{Init, Pruning};
-use super::super::step::{lloyd_step, Extras, Totals};
+use super::super::step::{lloyd_step, Extras, Step, StepBuffers, Totals};
 use super::super::KMeansError;
 use crate::kmeans::KMeansParams;
 use ndarray::{array, Array2};
@@ -564,10 +564,11 @@ fn bounds_skip_most_rows_once_clusters_settle() {
     let mut bounds = Bounds::new(x.nrows(), 2.0 * 13.0);
     let mut centroids = init;
     let mut active = Vec::new();
+    let mut buffers = StepBuffers::default();
     for _ in 0..6 {
         let step = lloyd_step(
             flat,
-            4,
+            &mut buffers,
             centroids.view(),
             &mut labels,
             Some(&mut bounds),
@@ -588,6 +589,82 @@ fn bounds_skip_most_rows_once_clusters_settle() {
     assert_same_fit(&with, &without, 1e-12, "settling blobs");
     assert_eq!(with.work.passes(), without.work.passes());
     assert!(with.work.distances() * 2 < without.work.distances());
+}
+
+/// Four Lloyd steps with bounds from `init`, each after the first updating
+/// the last step's sums: in `recycled` buffers, or fresh ones each step.
+fn four_steps(
+    x: &Array2<f64>,
+    init: &Array2<f64>,
+    mut recycled: Option<&mut StepBuffers<f64>>,
+) -> Vec<Step<f64>> {
+    let flat = x.as_slice().unwrap();
+    let mut labels = vec![u32::MAX; x.nrows()];
+    let mut bounds = Bounds::new(x.nrows(), f64::INFINITY);
+    let (mut centroids, mut totals) = (init.clone(), None::<Totals>);
+    let mut steps = Vec::new();
+    for _ in 0..4 {
+        let mut fresh = StepBuffers::default();
+        let step = lloyd_step(
+            flat,
+            recycled.as_deref_mut().unwrap_or(&mut fresh),
+            centroids.view(),
+            &mut labels,
+            Some(&mut bounds),
+            totals.as_ref(),
+            Extras::default(),
+        )
+        .unwrap();
+        totals = Some(Totals {
+            sums: step.sums.clone(),
+            counts: step.counts.clone(),
+            chunks: Vec::new(),
+        });
+        centroids = step.centroids.clone();
+        steps.push(step);
+    }
+    steps
+}
+
+#[test]
+fn recycled_step_buffers_give_what_fresh_ones_give() {
+    // 64 centroids of 32 features (sums large enough to be recycled), on
+    // uniform data, where rows keep changing cluster.
+    let uniform = |seed| {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let x = Array2::from_shape_fn((6_000, 32), |_| rng.gen_range(-1.0..1.0));
+        let init = init_of(&x, 64);
+        (x, init)
+    };
+    let (x, init) = uniform(9);
+    let fresh = four_steps(&x, &init, None);
+    // Buffers that another fit's steps left holding its sums and moves.
+    let mut buffers = StepBuffers::default();
+    let (other, other_init) = uniform(10);
+    let other_steps = four_steps(&other, &other_init, Some(&mut buffers));
+    assert!(
+        other_steps[3].changed > 0,
+        "the other fit's last step moves rows"
+    );
+    // And a step without bounds, which leaves whole sums in them.
+    lloyd_step(
+        other.as_slice().unwrap(),
+        &mut buffers,
+        other_steps[3].centroids.view(),
+        &mut vec![0; 6_000],
+        None,
+        None,
+        Extras::default(),
+    )
+    .unwrap();
+    let recycled = four_steps(&x, &init, Some(&mut buffers));
+    assert!(fresh[3].changed > 0, "the last step moves rows");
+    for (i, (a, b)) in recycled.iter().zip(&fresh).enumerate() {
+        assert_eq!(a.centroids, b.centroids, "centroids of step {i}");
+        let bits = |s: &Step<f64>| s.sums.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(a), bits(b), "sums of step {i}");
+        assert_eq!(a.counts, b.counts, "counts of step {i}");
+    }
 }
 
 #[test]
@@ -746,7 +823,7 @@ fn non_finite_data_is_found_where_the_first_step_guesses() {
     // it proves (the bounds' error depends on it).
     let step = lloyd_step(
         x.as_slice().unwrap(),
-        40,
+        &mut StepBuffers::default(),
         means.view(),
         &mut vec![u32::MAX; 5000],
         Some(&mut Bounds::new(5000, f64::INFINITY)),
