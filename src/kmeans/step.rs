@@ -304,15 +304,10 @@ pub fn lloyd_step<F: Float>(
         sums.copy_from_slice(&previous.sums);
         counts.copy_from_slice(&previous.counts);
     }
+    add_chunk_sums(&mut sums, &partials);
     for part in partials {
-        for (s, v) in sums.iter_mut().zip(&part.sums) {
-            *s += v.as_f64();
-        }
         for (c, v) in counts.iter_mut().zip(&part.counts) {
             *c += v;
-        }
-        for (s, v) in sums.iter_mut().zip(&part.moved) {
-            *s += v;
         }
         for (c, v) in counts.iter_mut().zip(&part.moved_counts) {
             *c = c.wrapping_add_signed(*v);
@@ -402,6 +397,37 @@ pub fn lloyd_step<F: Float>(
         within: extras.within.then_some(within),
         chunks: chunk_totals,
     })
+}
+
+/// Elements of the sums each task of [`add_chunk_sums`] adds up.
+const MERGE_BLOCK: usize = 1 << 12;
+
+/// Adds each chunk's sums and moves to `sums` (`(k, d)`), chunk after chunk
+/// for every element: the same bits however the elements are shared out.
+/// At large `k` and `d` the chunks' sums are megabytes, and they are added
+/// a block of elements at a time in parallel, the block staying in cache.
+fn add_chunk_sums<F: Float>(sums: &mut [f64], partials: &[ChunkSums<F>]) {
+    let add = |offset: usize, block: &mut [f64]| {
+        for part in partials {
+            if !part.sums.is_empty() {
+                for (s, v) in block.iter_mut().zip(&part.sums[offset..]) {
+                    *s += v.as_f64();
+                }
+            }
+            if !part.moved.is_empty() {
+                for (s, v) in block.iter_mut().zip(&part.moved[offset..]) {
+                    *s += v;
+                }
+            }
+        }
+    };
+    if sums.len() <= MERGE_BLOCK {
+        add(0, sums);
+    } else {
+        sums.par_chunks_mut(MERGE_BLOCK)
+            .enumerate()
+            .for_each(|(b, block)| add(b * MERGE_BLOCK, block));
+    }
 }
 
 /// What every chunk of one step shares.

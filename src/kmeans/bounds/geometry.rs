@@ -3,6 +3,7 @@
 //! carrying and tightening in vectors, to the same bits.
 
 use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
 
 use super::super::chunks::{unsettled, BLOCK_ROWS};
 use super::super::float::Float;
@@ -88,13 +89,20 @@ impl Geometry {
         let before = before
             .as_ref()
             .map(|b| b.as_slice().expect("standard layout is contiguous"));
-        let (norms, half_gap, moved) = Isa::detect().dispatch(CentroidDistances {
+        let isa = Isa::detect();
+        let (norms, moved) = isa.dispatch(CentroidDistances {
             centroids: flat,
             before,
             k,
             d,
-            narrow: 1.0 - outward,
         });
+        // Square roots and rounded products keep the order of what they
+        // are applied to: the nearest's root is the least root, to the bit.
+        let narrow = 1.0 - outward;
+        let half_gap: Vec<f64> = nearest_squared_gaps(isa, flat, k, d)
+            .into_iter()
+            .map(|gap| gap.sqrt() * narrow / 2.0)
+            .collect();
 
         let centroid_norm_max = up(norms.iter().copied().fold(0.0, f64::max));
         let error_scale = up((2 * d + 8) as f64 * eps);
@@ -680,47 +688,116 @@ impl Geometry {
     }
 }
 
-/// The distances [`Geometry::new`] needs, in the instruction set's own
-/// function (the same bits as anywhere: the distances' lanes and pairing
-/// are fixed): each centroid's norm, each one's half gap to the nearest
-/// other (the distance narrowed by `narrow`, halved), and with `before`
-/// (the last step's centroids) how far each moved. In the data's type: the
-/// geometry's `outward` (`1 - narrow`) covers their rounding ((d + 3) eps
-/// on a squared distance, half that on its root).
+/// The distances [`Geometry::new`] needs besides the gaps, in the
+/// instruction set's own function (the same bits as anywhere: the
+/// distances' lanes and pairing are fixed): each centroid's norm and, with
+/// `before` (the last step's centroids), how far each moved. In the data's
+/// type: the geometry's `outward` covers their rounding ((d + 3) eps on a
+/// squared distance, half that on its root), as it does the gaps'.
 struct CentroidDistances<'a, F> {
     /// `(k, d)` row-major, as `before`.
     centroids: &'a [F],
     before: Option<&'a [F]>,
     k: usize,
     d: usize,
-    narrow: f64,
 }
 
 impl<F: Float> WithSimd for CentroidDistances<'_, F> {
-    type Output = (Vec<f64>, Vec<f64>, Option<Vec<f64>>);
+    type Output = (Vec<f64>, Option<Vec<f64>>);
 
     #[inline(always)]
     fn run<S: Simd>(self, simd: S) -> Self::Output {
         let (k, d, kernels) = (self.k, self.d, F::kernels(simd));
         let row = |j: usize| &self.centroids[j * d..(j + 1) * d];
-        let distance = |a: &[F], b: &[F]| kernels.squared_distance(a, b).as_f64().sqrt();
         let norms = (0..k)
             .map(|j| kernels.squared_norm(row(j)).sqrt())
             .collect();
-        let mut half_gap = vec![f64::INFINITY; k];
-        for a in 0..k {
-            for b in a + 1..k {
-                let gap = distance(row(a), row(b)) * self.narrow / 2.0;
-                half_gap[a] = half_gap[a].min(gap);
-                half_gap[b] = half_gap[b].min(gap);
-            }
-        }
         let moved = self.before.map(|before| {
             (0..k)
-                .map(|j| distance(row(j), &before[j * d..(j + 1) * d]))
+                .map(|j| {
+                    let before = &before[j * d..(j + 1) * d];
+                    kernels.squared_distance(row(j), before).as_f64().sqrt()
+                })
                 .collect()
         });
-        (norms, half_gap, moved)
+        (norms, moved)
+    }
+}
+
+/// Multiply-adds of centroid pairs one task of [`nearest_squared_gaps`]
+/// takes at least: fewer pairs are scanned on the calling thread.
+const GAP_TASK_MULTIPLY_ADDS: usize = 1 << 18;
+
+/// `min_{b != a} ||c_a - c_b||^2` for each of the `k` centroids (`(k, d)`
+/// row-major; +inf for a lone centroid), each pair's distance computed
+/// once. At large `k` these `k^2 / 2` distances cost as much as a bounded
+/// step's rows, so they are shared among threads: rows `a` and `k - 1 - a`
+/// of the triangle hold `k - 1` pairs together, tasks take such folds, and
+/// their minima merge exactly in any order.
+fn nearest_squared_gaps<F: Float>(isa: Isa, centroids: &[F], k: usize, d: usize) -> Vec<f64> {
+    let folds = k.div_ceil(2);
+    let per_task = GAP_TASK_MULTIPLY_ADDS
+        .div_ceil(k.saturating_sub(1).max(1) * d.max(1))
+        .max(1);
+    let gaps_of = |range: std::ops::Range<usize>| {
+        isa.dispatch(GapFolds {
+            centroids,
+            k,
+            d,
+            folds: range,
+        })
+    };
+    if folds <= per_task {
+        return gaps_of(0..folds);
+    }
+    let ranges: Vec<_> = (0..folds)
+        .step_by(per_task)
+        .map(|first| first..(first + per_task).min(folds))
+        .collect();
+    ranges
+        .into_par_iter()
+        .map(gaps_of)
+        .reduce_with(|mut a, b| {
+            for (a, b) in a.iter_mut().zip(b) {
+                *a = a.min(b);
+            }
+            a
+        })
+        .unwrap_or_else(|| vec![f64::INFINITY; k])
+}
+
+/// The folds `folds` of [`nearest_squared_gaps`]: for rows `a` and `k - 1 -
+/// a` of each, the squared distance to every later centroid, kept as the
+/// least for both centroids of the pair.
+struct GapFolds<'a, F> {
+    centroids: &'a [F],
+    k: usize,
+    d: usize,
+    folds: std::ops::Range<usize>,
+}
+
+impl<F: Float> WithSimd for GapFolds<'_, F> {
+    type Output = Vec<f64>;
+
+    #[inline(always)]
+    fn run<S: Simd>(self, simd: S) -> Vec<f64> {
+        let (k, d, kernels) = (self.k, self.d, F::kernels(simd));
+        let row = |j: usize| &self.centroids[j * d..(j + 1) * d];
+        let mut gaps = vec![f64::INFINITY; k];
+        for fold in self.folds {
+            let mirror = k - 1 - fold;
+            for a in [fold, mirror]
+                .into_iter()
+                .take(if fold == mirror { 1 } else { 2 })
+            {
+                for b in a + 1..k {
+                    let gap = kernels.squared_distance(row(a), row(b)).as_f64();
+                    gaps[a] = gaps[a].min(gap);
+                    gaps[b] = gaps[b].min(gap);
+                }
+            }
+        }
+        gaps
     }
 }
 
@@ -1251,26 +1328,48 @@ mod tests {
                 before: Some(before),
                 k,
                 d,
-                narrow: 1.0 - 1e-12,
             };
             let portable = Isa::Portable.dispatch(op());
-            // Against the definitions, one by one.
+            let gaps = nearest_squared_gaps(Isa::Portable, after, k, d);
+            // Against the definitions, one by one (the half gap as the
+            // geometry takes it: the least of the pairs' narrowed roots).
             let row = |c: &[F], j: usize| c[j * d..(j + 1) * d].to_vec();
             let distance = |a: &[F], b: &[F]| squared_distance(a, b).as_f64().sqrt();
-            for j in 0..k {
-                let gap = (0..k)
+            let narrow = 1.0 - 1e-12;
+            for (j, gap) in gaps.iter().enumerate() {
+                let half_gap = (0..k)
                     .filter(|&b| b != j)
-                    .map(|b| distance(&row(after, j), &row(after, b)) * (1.0 - 1e-12) / 2.0)
+                    .map(|b| {
+                        let (first, second) = (j.min(b), j.max(b));
+                        distance(&row(after, first), &row(after, second)) * narrow / 2.0
+                    })
                     .fold(f64::INFINITY, f64::min);
-                assert_eq!(portable.1[j].to_bits(), gap.to_bits(), "k={k} d={d} j={j}");
+                let got = gap.sqrt() * narrow / 2.0;
+                assert_eq!(got.to_bits(), half_gap.to_bits(), "k={k} d={d} j={j}");
                 let moved = distance(&row(after, j), &row(before, j));
-                assert_eq!(portable.2.as_ref().unwrap()[j].to_bits(), moved.to_bits());
+                assert_eq!(portable.1.as_ref().unwrap()[j].to_bits(), moved.to_bits());
             }
             for isa in Isa::supported() {
                 assert_eq!(isa.dispatch(op()), portable, "{isa:?} k={k} d={d}");
+                let same = nearest_squared_gaps(isa, after, k, d);
+                assert_eq!(same, gaps, "{isa:?} k={k} d={d}");
             }
         }
-        for (k, d) in [(1, 1), (2, 3), (5, 8), (30, 17), (64, 100)] {
+        // The last shapes take several tasks (odd and even k).
+        for (k, d) in [
+            (1usize, 1usize),
+            (2, 3),
+            (5, 8),
+            (30, 17),
+            (64, 100),
+            (601, 8),
+            (300, 30),
+        ] {
+            assert_eq!(
+                k.div_ceil(2) > GAP_TASK_MULTIPLY_ADDS.div_ceil((k - 1).max(1) * d),
+                k > 64,
+                "k={k} d={d}: one task up to k = 64, several beyond"
+            );
             check::<f64>(k, d, (k * d) as u64);
             check::<f32>(k, d, (k * d) as u64 + 1);
         }

@@ -698,6 +698,74 @@ fn results_do_not_depend_on_threads_or_repeat_runs() {
     assert_eq!(one, fit(1));
 }
 
+/// A step's per-cluster sums are, to the bit, each chunk's sums (its rows in
+/// order, from zero) added chunk after chunk: also where they are large
+/// enough to be added a block of elements at a time in parallel.
+#[test]
+fn step_sums_add_the_chunks_in_order() {
+    let (n, d, k) = (4_000, 64, 100);
+    let (x, init) = random_blobs(n, d, k, 14);
+    let mut labels = vec![u32::MAX; n];
+    let step = lloyd_step(
+        x.as_slice().unwrap(),
+        &mut StepBuffers::default(),
+        init.view(),
+        &mut labels,
+        None,
+        None,
+        Extras::default(),
+    )
+    .unwrap();
+    assert!(!step.relocated);
+    let rows = super::super::chunks::chunk_rows(n);
+    assert!(n.div_ceil(rows) > 4, "several chunks");
+    let mut expected = vec![0.0f64; k * d];
+    for (chunk, chunk_labels) in x
+        .axis_chunks_iter(ndarray::Axis(0), rows)
+        .zip(labels.chunks(rows))
+    {
+        let mut sums = vec![0.0f64; k * d];
+        for (row, &j) in chunk.rows().into_iter().zip(chunk_labels) {
+            for (s, &v) in sums[j as usize * d..(j as usize + 1) * d]
+                .iter_mut()
+                .zip(row)
+            {
+                *s += v;
+            }
+        }
+        for (e, s) in expected.iter_mut().zip(&sums) {
+            *e += s;
+        }
+    }
+    let bits = |v: &[f64]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&step.sums), bits(&expected));
+}
+
+/// At large k and d the centroids' gaps and the chunks' sums are each
+/// shared among threads: the fit is still the same on any count.
+#[test]
+fn large_k_results_do_not_depend_on_threads() {
+    let (x, _) = random_blobs(3_000, 32, 64, 12);
+    let fit = |threads, pruning| {
+        KMeansParams::new(256)
+            .init(Init::Given(init_of(&x, 256)))
+            .pruning(pruning)
+            .threads(threads)
+            .check()
+            .unwrap()
+            .fit(x.view())
+            .unwrap()
+    };
+    let one = fit(1, Pruning::Always);
+    assert!(one.n_iter > 2, "{}", one.n_iter);
+    assert_eq!(one, fit(2, Pruning::Always));
+    assert_eq!(one, fit(3, Pruning::Always));
+    let plain = fit(1, Pruning::Never);
+    assert_eq!(plain, fit(2, Pruning::Never));
+    assert_eq!(one.labels, plain.labels);
+    assert_eq!(one.n_iter, plain.n_iter);
+}
+
 /// A model with a thread count of its own builds its pool at its first
 /// fit and keeps it (clones made after share it): the same fit every time, in the
 /// same pool, of the count asked for.
