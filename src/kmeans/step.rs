@@ -126,7 +126,8 @@ pub struct StepBuffers<F> {
 /// with another chunk's, written by another thread.
 const SPARE_MIN_BYTES: usize = 16 << 10;
 
-/// One chunk's buffers: the sums, and the moves (see [`ChunkSums::moved`]).
+/// One chunk's buffers: the sums, and the moves (see [`ChunkSums::moved`]:
+/// empty, or zero throughout).
 #[derive(Debug, Default)]
 struct Spare<F> {
     sums: Vec<F>,
@@ -141,9 +142,15 @@ struct ChunkSums<F> {
     counts: Vec<u64>,
     /// What the rows that changed cluster take from their old cluster's sum
     /// and give to their new one, when the step updates the last step's
-    /// sums: `(k, n_features)`, and the change in counts.
+    /// sums: `(k, n_features)`, and the change in counts. Only the rows of
+    /// `touched` clusters are other than zero (the merge adds those, and
+    /// zeroes them again for the next step).
     moved: Vec<f64>,
     moved_counts: Vec<i64>,
+    /// The clusters a row moved from or to, each once, and per cluster
+    /// whether it is among them.
+    touched: Vec<u32>,
+    is_touched: Vec<bool>,
     /// `k` when the step updates the last step's sums (else 0).
     clusters: usize,
     changed: usize,
@@ -305,7 +312,19 @@ pub fn lloyd_step<F: Float>(
         counts.copy_from_slice(&previous.counts);
     }
     add_chunk_sums(&mut sums, &partials);
-    for part in partials {
+    for mut part in partials {
+        // After the chunks' sums, of which an updating step has none: each
+        // element still takes the chunks in order.
+        for &j in &part.touched {
+            let cluster = j as usize * d..(j as usize + 1) * d;
+            for (s, v) in sums[cluster.clone()]
+                .iter_mut()
+                .zip(&part.moved[cluster.clone()])
+            {
+                *s += v;
+            }
+            part.moved[cluster].fill(0.0);
+        }
         for (c, v) in counts.iter_mut().zip(&part.counts) {
             *c += v;
         }
@@ -402,22 +421,15 @@ pub fn lloyd_step<F: Float>(
 /// Elements of the sums each task of [`add_chunk_sums`] adds up.
 const MERGE_BLOCK: usize = 1 << 12;
 
-/// Adds each chunk's sums and moves to `sums` (`(k, d)`), chunk after chunk
-/// for every element: the same bits however the elements are shared out.
-/// At large `k` and `d` the chunks' sums are megabytes, and they are added
-/// a block of elements at a time in parallel, the block staying in cache.
+/// Adds each chunk's sums to `sums` (`(k, d)`), chunk after chunk for
+/// every element: the same bits however the elements are shared out. At
+/// large `k` and `d` the chunks' sums are megabytes, and they are added a
+/// block of elements at a time in parallel, the block staying in cache.
 fn add_chunk_sums<F: Float>(sums: &mut [f64], partials: &[ChunkSums<F>]) {
     let add = |offset: usize, block: &mut [f64]| {
-        for part in partials {
-            if !part.sums.is_empty() {
-                for (s, v) in block.iter_mut().zip(&part.sums[offset..]) {
-                    *s += v.as_f64();
-                }
-            }
-            if !part.moved.is_empty() {
-                for (s, v) in block.iter_mut().zip(&part.moved[offset..]) {
-                    *s += v;
-                }
+        for part in partials.iter().filter(|part| !part.sums.is_empty()) {
+            for (s, v) in block.iter_mut().zip(&part.sums[offset..]) {
+                *s += v.as_f64();
             }
         }
     };
@@ -844,14 +856,18 @@ impl<F: Float> ChunkSums<F> {
         } = spare;
         sums.clear();
         sums.resize(full * d, F::zero());
-        moved.clear();
+        if moved.len() != incremental * d {
+            moved.clear();
+        }
         ChunkSums {
             sums,
             counts: vec![0; full],
-            // Zeroed when the first row moves: in most bounded steps, most
+            // Made when the first row moves: in most bounded steps, most
             // chunks move none.
             moved,
             moved_counts: Vec::new(),
+            touched: Vec::new(),
+            is_touched: Vec::new(),
             clusters: incremental,
             changed: 0,
             inertia: 0.0,
@@ -872,6 +888,13 @@ impl<F: Float> ChunkSums<F> {
         if self.moved_counts.is_empty() {
             self.moved.resize(self.clusters * d, 0.0);
             self.moved_counts = vec![0; self.clusters];
+            self.is_touched = vec![false; self.clusters];
+        }
+        for j in [old, new] {
+            if !self.is_touched[j as usize] {
+                self.is_touched[j as usize] = true;
+                self.touched.push(j);
+            }
         }
         let (old, new) = (old as usize, new as usize);
         for (f, &v) in row.iter().enumerate() {
