@@ -406,6 +406,9 @@ mod tests {
             (53, 2, 30),
             (29, 33, 17),
             (70, 1, 65),
+            // Packed tiles with AVX-512: sixteen blocks or more and 64
+            // features or more, in both types.
+            (130, 64, 500),
         ] {
             let x = Array2::from_shape_fn((n, d), |_| rng.gen_range(-5.0..5.0f64));
             let c = Array2::from_shape_fn((k, d), |_| rng.gen_range(-5.0..5.0f64));
@@ -469,7 +472,13 @@ mod tests {
             }
         }
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
-        for (n, d, k) in [(300, 7, 40), (129, 33, 300), (65, 12, 17), (16, 5, 64)] {
+        for (n, d, k) in [
+            (300, 7, 40),
+            (129, 33, 300),
+            (65, 12, 17),
+            (16, 5, 64),
+            (129, 64, 500),
+        ] {
             let x = Array2::from_shape_fn((n, d), |_| rng.gen_range(-5.0..5.0f64));
             let c = Array2::from_shape_fn((k, d), |_| rng.gen_range(-5.0..5.0f64));
             check(x.as_slice().unwrap(), c.view(), "f64");
@@ -538,6 +547,7 @@ mod tests {
             (53, 2, 30),
             (29, 33, 17),
             (70, 1, 65),
+            (120, 64, 260),
         ] {
             // Small integers: many exact ties between centroids.
             let x = Array2::from_shape_fn((n, d), |_| rng.gen_range(-3..=3) as f64);

@@ -77,7 +77,8 @@ lowest_per_row: |scores, indices, out| {
     );
     // SAFETY: `out` holds eight `u32`.
     unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), _mm512_cvttpd_epu32(lowest)) }
-});
+},
+wide_tiles: true);
 
 impl_lanes!(Avx512F32, f32, __m512, 16, "avx512f,fma",
 zero: _mm512_setzero_ps, splat: _mm512_set1_ps, load: _mm512_loadu_ps, store: _mm512_storeu_ps,
@@ -163,7 +164,8 @@ lowest_two_per_row: |best, second, indices, out, scores| {
         _mm256_storeu_si256(out.as_mut_ptr().cast(), _mm512_castsi512_si256(_mm512_cvttps_epu32(i)));
         _mm512_storeu_ps(scores.as_mut_ptr(), doubled);
     }
-});
+},
+wide_tiles: true);
 
 impl_simd!(
     Avx512,

@@ -98,6 +98,10 @@ pub trait Lanes: Copy {
     unsafe fn lowest_per_row(_scores: &[Self::V], _indices: &[Self::V], _out: &mut [u32]) {
         unreachable!("lowest_per_row: not provided here (see LOWEST_PER_ROW)")
     }
+    /// Whether [`tiles`] scores rows against many blocks in packed tiles
+    /// of [`WIDE_ROWS`] rows: `2 * WIDE_ROWS` accumulators and the
+    /// registers beside them fit (AVX-512's thirty-two).
+    const WIDE_TILES: bool = false;
     /// Whether the type has [`Self::lowest_two_per_row`].
     const LOWEST_TWO_PER_ROW: bool = false;
     /// For each of `LANES / 2` rows (`best[r]`, `second[r]` and
@@ -130,7 +134,8 @@ macro_rules! impl_lanes {
      select_equal: |$ek:ident, $et:ident, $ey:ident, $en:ident| $eq:block
      $(, lowest_per_row: |$ls:ident, $li:ident, $lo:ident| $lowest:block)?
      $(, lowest_two_per_row: |$tb:ident, $ts:ident, $ti:ident, $to:ident, $tc:ident|
-         $lowest_two:block)?) => {
+         $lowest_two:block)?
+     $(, wide_tiles: $wide:expr)?) => {
         /// Marker for this instruction set and float type.
         #[derive(Debug, Clone, Copy)]
         pub struct $name;
@@ -234,6 +239,9 @@ macro_rules! impl_lanes {
                 ) {
                     $lowest_two
                 }
+            )?
+            $(
+                const WIDE_TILES: bool = $wide;
             )?
         }
     };
@@ -501,7 +509,8 @@ pub fn check_columns<const D: usize>(
 /// Every whole tile of `R` rows of `x`: the nearest centroid of each row
 /// and, when `SCORES`, its best and runner-up scores (`||c||^2 - 2 x.c`) as
 /// `scores[2 * i]` and `scores[2 * i + 1]`. The lines of `next` are asked
-/// for evenly through the multiply-adds.
+/// for evenly through the multiply-adds. Against many blocks, where the
+/// type allows, most rows go in taller tiles, packed ([`wide_tiles`]).
 ///
 /// # Safety
 /// The CPU must support `L`'s instruction set; `p` must be laid out with
@@ -529,6 +538,164 @@ pub unsafe fn tiles<
     let n_blocks = half_norms.len() / width;
     // The tiles' states are written by the first block and read after it.
     assert!(n_blocks > 0, "tiles: no centroids");
+    // Against many blocks, whole groups of rows go in packed tiles, the
+    // rows left (whole tiles of `R`) row after row.
+    let wide_rows = match L::WIDE_TILES
+        && V == 2
+        && n_blocks >= WIDE_MIN_BLOCKS
+        && d >= WIDE_MIN_D
+        && WIDE_GROUP_ROWS.is_multiple_of(R)
+    {
+        true => out.len() / WIDE_GROUP_ROWS * WIDE_GROUP_ROWS,
+        false => 0,
+    };
+    // One line of `next` every `every` rounds of a tile's features.
+    let lines = next.lines();
+    let every = (n_blocks * ((out.len() - wide_rows) / R + wide_rows / WIDE_ROWS) * d)
+        .checked_div(lines)
+        .map_or(usize::MAX, |e| e.max(1));
+    let mut asker = Asker {
+        next,
+        lines,
+        line: 0,
+        every,
+        countdown: every,
+    };
+    let (out_wide, out) = out.split_at_mut(wide_rows);
+    let (scores_wide, scores) = match SCORES {
+        true => scores.split_at_mut(2 * wide_rows),
+        false => (&mut [][..], scores),
+    };
+    let (x_wide, x) = x.split_at(wide_rows * d);
+    // SAFETY: the caller's CPU runs `L`'s instruction set; the rows and
+    // centroids are as the contract says, the packed rows whole groups.
+    unsafe {
+        if wide_rows > 0 {
+            wide_tiles::<L, V, SCORES, ASK>(p, x_wide, out_wide, scores_wide, &mut asker);
+        }
+        row_tiles::<L, R, V, SCORES, ASK>(p, x, out, scores, &mut asker);
+    }
+}
+
+/// Rows of a packed tile (see [`Lanes::WIDE_TILES`]): two vectors of
+/// centroids take 28 accumulators of AVX-512's 32 registers.
+const WIDE_ROWS: usize = 14;
+/// Rows of packed tiles taken at a time: four tiles, and a whole number of
+/// AVX-512's eight-row tiles, so that the rows left are whole tiles too.
+const WIDE_GROUP_ROWS: usize = 4 * WIDE_ROWS;
+/// Blocks of centroids, and features, from which rows go in packed tiles:
+/// packing a group's rows, and merging each tile's scores into its state
+/// after every block, pay for themselves over enough multiply-adds.
+const WIDE_MIN_BLOCKS: usize = 16;
+const WIDE_MIN_D: usize = 64;
+/// Up to this many features a group's packed rows are kept on the stack
+/// (57 KB of `f64`).
+const WIDE_STACK_D: usize = 128;
+
+/// [`tiles`] for whole groups of [`WIDE_GROUP_ROWS`] rows in tiles of
+/// [`WIDE_ROWS`]: each group's rows are first packed feature after feature
+/// (`f * WIDE_ROWS + r` within a tile), so that a feature's broadcasts come
+/// from one place at fixed offsets, and more rows share each load of the
+/// centroids than an eight-row tile's. The chains of multiply-adds are the
+/// same: so are the scores and labels.
+///
+/// # Safety
+/// As [`tiles`], with `out.len()` a multiple of [`WIDE_GROUP_ROWS`].
+#[inline(always)]
+unsafe fn wide_tiles<L: Lanes, const V: usize, const SCORES: bool, const ASK: bool>(
+    p: &CentroidLayout<'_, L::F>,
+    x: &[L::F],
+    out: &mut [u32],
+    scores: &mut [L::F],
+    asker: &mut Asker<'_>,
+) {
+    const TILES: usize = WIDE_GROUP_ROWS / WIDE_ROWS;
+    let (d, width) = (p.d, p.width);
+    let n_blocks = p.half_norms.len() / width;
+    // SAFETY: the caller's CPU runs `L`'s instruction set.
+    let (infinity, zero) = unsafe {
+        (
+            L::splat(<L::F as Element>::from_f64(f64::INFINITY)),
+            L::zero(),
+        )
+    };
+    // A group's packed rows: on the stack up to `WIDE_STACK_D` features (a
+    // call scores one block of rows at most, and the kernel is called for
+    // every block: not an allocation each time), else on the heap.
+    let mut on_stack = MaybeUninit::<[L::F; WIDE_GROUP_ROWS * WIDE_STACK_D]>::uninit();
+    let mut on_heap = Vec::new();
+    let packed: *mut L::F = if d <= WIDE_STACK_D {
+        on_stack.as_mut_ptr().cast()
+    } else {
+        on_heap.resize(WIDE_GROUP_ROWS * d, <L::F as Element>::from_f64(0.0));
+        on_heap.as_mut_ptr()
+    };
+    for (group, (rows, out)) in x
+        .chunks_exact(WIDE_GROUP_ROWS * d)
+        .zip(out.chunks_exact_mut(WIDE_GROUP_ROWS))
+        .enumerate()
+    {
+        for (t, tile) in rows.chunks_exact(WIDE_ROWS * d).enumerate() {
+            for (r, row) in tile.chunks_exact(d).enumerate() {
+                for (f, &v) in row.iter().enumerate() {
+                    // SAFETY: within the group's `WIDE_GROUP_ROWS * d`
+                    // elements; every one is written before it is read.
+                    unsafe { packed.add(t * WIDE_ROWS * d + f * WIDE_ROWS + r).write(v) };
+                }
+            }
+        }
+        let mut states: [TileState<L::V, WIDE_ROWS>; TILES] = std::array::from_fn(|_| TileState {
+            best: [infinity; WIDE_ROWS],
+            second: [infinity; WIDE_ROWS],
+            best_index: [zero; WIDE_ROWS],
+        });
+        for b in 0..n_blocks {
+            // SAFETY: block `b` is within the layout; tile `t` of the
+            // group holds `WIDE_ROWS * d` packed elements.
+            unsafe {
+                let (block, half_norm, index) = centroid_block::<L, V>(p, b);
+                for (t, state) in states.iter_mut().enumerate() {
+                    let rows = packed.add(t * WIDE_ROWS * d).cast_const();
+                    let acc = score_tile::<L, WIDE_ROWS, V, ASK, true>(
+                        block, half_norm, rows, d, width, asker,
+                    );
+                    keep_scores::<L, WIDE_ROWS, V, SCORES>(&acc, &index, state);
+                }
+            }
+        }
+        let scores = match SCORES {
+            true => &mut scores[2 * group * WIDE_GROUP_ROWS..2 * (group + 1) * WIDE_GROUP_ROWS],
+            false => &mut [][..],
+        };
+        for (t, state) in states.iter().enumerate() {
+            // SAFETY: the caller's CPU runs `L`'s instruction set; `out`
+            // and `scores` hold the group's rows.
+            unsafe { finish_tile::<L, WIDE_ROWS, SCORES>(state, t, infinity, out, scores) };
+        }
+    }
+}
+
+/// [`tiles`] for rows in tiles of `R`, each row's features one after
+/// another.
+///
+/// # Safety
+/// As [`tiles`].
+#[inline(always)]
+unsafe fn row_tiles<
+    L: Lanes,
+    const R: usize,
+    const V: usize,
+    const SCORES: bool,
+    const ASK: bool,
+>(
+    p: &CentroidLayout<'_, L::F>,
+    x: &[L::F],
+    out: &mut [u32],
+    scores: &mut [L::F],
+    asker: &mut Asker<'_>,
+) {
+    let (d, width) = (p.d, p.width);
+    let n_blocks = p.half_norms.len() / width;
     let n_tiles = out.len() / R;
     // SAFETY: the caller's CPU runs `L`'s instruction set.
     let (infinity, zero) = unsafe {
@@ -542,18 +709,6 @@ pub unsafe fn tiles<
     // the group is scored against it, where scoring each tile against
     // every block streamed all the centroids through it once per tile.
     let per_group = (GROUP_ROWS / R).clamp(1, MAX_GROUP_TILES);
-    // One line of `next` every `every` rounds of a tile's features.
-    let lines = next.lines();
-    let every = (n_blocks * n_tiles * d)
-        .checked_div(lines)
-        .map_or(usize::MAX, |e| e.max(1));
-    let mut asker = Asker {
-        next,
-        lines,
-        line: 0,
-        every,
-        countdown: every,
-    };
     // SAFETY (all the pointer arithmetic below): tile `t` holds R rows of d
     // elements from `t * R * d`; block `b` holds `d * width` elements from
     // `b * d * width`; `half_norms` and `lane_index` hold `n_blocks *
@@ -572,7 +727,8 @@ pub unsafe fn tiles<
             // SAFETY: as above.
             unsafe {
                 let rows = x.as_ptr().add(t * R * d);
-                let acc = score_tile::<L, R, V, ASK>(block, half_norm, rows, d, width, &mut asker);
+                let acc =
+                    score_tile::<L, R, V, ASK, false>(block, half_norm, rows, d, width, asker);
                 if V == 1 && R == L::LANES && !SCORES && L::LOWEST_PER_ROW {
                     // Each lane holds one centroid: its score is the best.
                     let best: [L::V; R] = std::array::from_fn(|r| acc[r][0]);
@@ -601,7 +757,7 @@ pub unsafe fn tiles<
                 for g in 0..group {
                     let rows = x.as_ptr().add((first + g) * R * d);
                     let acc =
-                        score_tile::<L, R, V, ASK>(block, half_norm, rows, d, width, &mut asker);
+                        score_tile::<L, R, V, ASK, false>(block, half_norm, rows, d, width, asker);
                     let mut state = if b == 0 {
                         fresh()
                     } else {
@@ -670,7 +826,8 @@ impl Asker<'_> {
     }
 }
 
-/// The scores of one tile of `R` rows (`rows`, `d` features each) against
+/// The scores of one tile of `R` rows (`rows`, `d` features each, row
+/// after row; when `PACKED`, feature after feature: `f * R + r`) against
 /// one block of centroids (`width` lanes a feature from `block`), started
 /// at the block's half norms: `half_norm - x.c` lane by lane, a chain of
 /// `d` multiply-adds per lane.
@@ -680,7 +837,13 @@ impl Asker<'_> {
 /// elements and `block` `d * width`.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // indices over register arrays, unrolled
-unsafe fn score_tile<L: Lanes, const R: usize, const V: usize, const ASK: bool>(
+unsafe fn score_tile<
+    L: Lanes,
+    const R: usize,
+    const V: usize,
+    const ASK: bool,
+    const PACKED: bool,
+>(
     block: *const L::F,
     half_norm: [L::V; V],
     rows: *const L::F,
@@ -701,7 +864,10 @@ unsafe fn score_tile<L: Lanes, const R: usize, const V: usize, const ASK: bool>(
                 c[v] = L::load(column.add(v * L::LANES));
             }
             for r in 0..R {
-                let xv = L::splat(*rows.add(r * d + f));
+                let xv = match PACKED {
+                    true => L::splat(*rows.add(f * R + r)),
+                    false => L::splat(*rows.add(r * d + f)),
+                };
                 for v in 0..V {
                     acc[r][v] = L::fmadd(xv, c[v], acc[r][v]);
                 }
