@@ -882,7 +882,9 @@ impl<F: Float> ChunkSums<F> {
     }
 
     /// Moves `row`'s weight from cluster `old` to cluster `new` (a step
-    /// that updates the last step's sums).
+    /// that updates the last step's sums; `old != new`). Inlined into the
+    /// chunk's step, so that it runs in the step's vectors.
+    #[inline(always)]
     fn move_row(&mut self, row: &[F], old: u32, new: u32) {
         let d = row.len();
         if self.moved_counts.is_empty() {
@@ -897,9 +899,13 @@ impl<F: Float> ChunkSums<F> {
             }
         }
         let (old, new) = (old as usize, new as usize);
-        for (f, &v) in row.iter().enumerate() {
-            self.moved[old * d + f] -= v.as_f64();
-            self.moved[new * d + f] += v.as_f64();
+        // Two clusters' rows, one after the other: each element takes the
+        // same operation as feature by feature.
+        for (m, &v) in self.moved[old * d..(old + 1) * d].iter_mut().zip(row) {
+            *m -= v.as_f64();
+        }
+        for (m, &v) in self.moved[new * d..(new + 1) * d].iter_mut().zip(row) {
+            *m += v.as_f64();
         }
         self.moved_counts[old] -= 1;
         self.moved_counts[new] += 1;
