@@ -265,30 +265,14 @@ pub fn lloyd_step<F: Float>(
         ask_next: std::mem::size_of_val(x) >= FROM_MEMORY_MIN_BYTES,
         gather,
     };
-    let keep_spares = k * d * std::mem::size_of::<F>() >= SPARE_MIN_BYTES;
-    let spares: Vec<Spare<F>> = (0..n_chunks)
-        .map(|_| buffers.spares.pop().unwrap_or_default())
-        .collect();
-    let partials: Vec<ChunkSums<F>> = x
-        .par_chunks(rows * d)
+    let chunk_sums_bytes = k * d * std::mem::size_of::<F>();
+    let keep_spares = chunk_sums_bytes >= SPARE_MIN_BYTES;
+    let wave = chunks_per_wave(n_chunks, chunk_sums_bytes, std::mem::size_of_val(x));
+    let mut chunks = x
+        .chunks(rows * d)
         .zip(label_chunks)
         .zip(bound_chunks)
-        .zip(reused)
-        .zip(spares)
-        .map(|((((x_chunk, label_chunk), bound_chunk), kept), spare)| {
-            let chunk = Chunk {
-                x: x_chunk,
-                labels: label_chunk,
-                bounds: bound_chunk,
-                kept,
-                spare,
-            };
-            isa.dispatch(ChunkStep {
-                context: &context,
-                chunk,
-            })
-        })
-        .collect();
+        .zip(reused);
 
     let mut sums = vec![0.0f64; k * d];
     let mut counts = vec![0u64; k];
@@ -301,57 +285,85 @@ pub fn lloyd_step<F: Float>(
     let mut chunk_totals = Vec::new();
     let mut max_abs = 0.0f64;
     let mut within = vec![0.0; if extras.within { k } else { 0 }];
-    for part in &partials {
-        if !part.finite {
-            return None;
-        }
-        max_abs = max_abs.max(part.max_abs);
-    }
     if let Some(previous) = previous {
         sums.copy_from_slice(&previous.sums);
         counts.copy_from_slice(&previous.counts);
     }
-    add_chunk_sums(&mut sums, &partials);
-    for mut part in partials {
-        // After the chunks' sums, of which an updating step has none: each
-        // element still takes the chunks in order.
-        for &j in &part.touched {
-            let cluster = j as usize * d..(j as usize + 1) * d;
-            for (s, v) in sums[cluster.clone()]
-                .iter_mut()
-                .zip(&part.moved[cluster.clone()])
-            {
-                *s += v;
+    // A wave of chunks at a time (see `chunks_per_wave`), each wave added
+    // before the next runs: the chunks are added in order all the same.
+    loop {
+        let inputs: Vec<_> = chunks.by_ref().take(wave).collect();
+        if inputs.is_empty() {
+            break;
+        }
+        let spares: Vec<Spare<F>> = (0..inputs.len())
+            .map(|_| buffers.spares.pop().unwrap_or_default())
+            .collect();
+        let partials: Vec<ChunkSums<F>> = inputs
+            .into_par_iter()
+            .zip(spares)
+            .map(|((((x_chunk, label_chunk), bound_chunk), kept), spare)| {
+                let chunk = Chunk {
+                    x: x_chunk,
+                    labels: label_chunk,
+                    bounds: bound_chunk,
+                    kept,
+                    spare,
+                };
+                isa.dispatch(ChunkStep {
+                    context: &context,
+                    chunk,
+                })
+            })
+            .collect();
+        for part in &partials {
+            if !part.finite {
+                return None;
             }
-            part.moved[cluster].fill(0.0);
+            max_abs = max_abs.max(part.max_abs);
         }
-        for (c, v) in counts.iter_mut().zip(&part.counts) {
-            *c += v;
-        }
-        for (c, v) in counts.iter_mut().zip(&part.moved_counts) {
-            *c = c.wrapping_add_signed(*v);
-        }
-        changed += part.changed;
-        inertia += part.inertia;
-        for (w, v) in within.iter_mut().zip(&part.within) {
-            *w += v;
-        }
-        active += part.active;
-        exact += part.exact;
-        guessed += part.guessed;
-        reuse_reads += part.reuse_reads;
-        if keep_chunks {
-            chunk_totals.push(ChunkTotal {
-                sums: part.sums.iter().map(|v| v.as_f64()).collect(),
-                counts: part.counts,
-                changed: part.changed,
-            });
-        }
-        if keep_spares {
-            buffers.spares.push(Spare {
-                sums: part.sums,
-                moved: part.moved,
-            });
+        add_chunk_sums(&mut sums, &partials);
+        for mut part in partials {
+            // After the chunks' sums, of which an updating step has none: each
+            // element still takes the chunks in order.
+            for &j in &part.touched {
+                let cluster = j as usize * d..(j as usize + 1) * d;
+                for (s, v) in sums[cluster.clone()]
+                    .iter_mut()
+                    .zip(&part.moved[cluster.clone()])
+                {
+                    *s += v;
+                }
+                part.moved[cluster].fill(0.0);
+            }
+            for (c, v) in counts.iter_mut().zip(&part.counts) {
+                *c += v;
+            }
+            for (c, v) in counts.iter_mut().zip(&part.moved_counts) {
+                *c = c.wrapping_add_signed(*v);
+            }
+            changed += part.changed;
+            inertia += part.inertia;
+            for (w, v) in within.iter_mut().zip(&part.within) {
+                *w += v;
+            }
+            active += part.active;
+            exact += part.exact;
+            guessed += part.guessed;
+            reuse_reads += part.reuse_reads;
+            if keep_chunks {
+                chunk_totals.push(ChunkTotal {
+                    sums: part.sums.iter().map(|v| v.as_f64()).collect(),
+                    counts: part.counts,
+                    changed: part.changed,
+                });
+            }
+            if keep_spares {
+                buffers.spares.push(Spare {
+                    sums: part.sums,
+                    moved: part.moved,
+                });
+            }
         }
     }
     // A first step's share says nothing of how well the bounds will settle.
@@ -416,6 +428,23 @@ pub fn lloyd_step<F: Float>(
         within: extras.within.then_some(within),
         chunks: chunk_totals,
     })
+}
+
+/// The chunks' sums held at once take at most this share of the data's
+/// size (see [`chunks_per_wave`]).
+const WAVE_SUMS_FRACTION: usize = 8;
+
+/// How many chunks of a step run at once. At large `k` and `d` a chunk's
+/// sums are as large as its rows: all chunks' at once would take most of
+/// the data's size again. Where they would
+/// pass [`WAVE_SUMS_FRACTION`] of it, the chunks run in waves, each of at
+/// least four chunks a thread (so that the threads stay busy to its end)
+/// and added before the next runs. The order of the sums is the chunks'
+/// whatever the waves: the same bits.
+fn chunks_per_wave(n_chunks: usize, chunk_sums_bytes: usize, data_bytes: usize) -> usize {
+    let fit = data_bytes / WAVE_SUMS_FRACTION / chunk_sums_bytes.max(1);
+    fit.max(4 * rayon::current_num_threads())
+        .clamp(1, n_chunks.max(1))
 }
 
 /// Elements of the sums each task of [`add_chunk_sums`] adds up.

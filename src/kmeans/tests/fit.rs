@@ -705,17 +705,29 @@ fn results_do_not_depend_on_threads_or_repeat_runs() {
 fn step_sums_add_the_chunks_in_order() {
     let (n, d, k) = (4_000, 64, 100);
     let (x, init) = random_blobs(n, d, k, 14);
-    let mut labels = vec![u32::MAX; n];
-    let step = lloyd_step(
-        x.as_slice().unwrap(),
-        &mut StepBuffers::default(),
-        init.view(),
-        &mut labels,
-        None,
-        None,
-        Extras::default(),
-    )
-    .unwrap();
+    // On one thread the chunks run in two waves (see `chunks_per_wave`).
+    let step_on = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut labels = vec![u32::MAX; n];
+        let step = pool.install(|| {
+            lloyd_step(
+                x.as_slice().unwrap(),
+                &mut StepBuffers::default(),
+                init.view(),
+                &mut labels,
+                None,
+                None,
+                Extras::default(),
+            )
+        });
+        (step.unwrap(), labels)
+    };
+    let (step, labels) = step_on(2);
+    let (one, one_labels) = step_on(1);
+    assert_eq!(one_labels, labels);
     assert!(!step.relocated);
     let rows = super::super::chunks::chunk_rows(n);
     assert!(n.div_ceil(rows) > 4, "several chunks");
@@ -739,6 +751,7 @@ fn step_sums_add_the_chunks_in_order() {
     }
     let bits = |v: &[f64]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&step.sums), bits(&expected));
+    assert_eq!(bits(&one.sums), bits(&expected));
 }
 
 /// At large k and d the centroids' gaps and the chunks' sums are each
