@@ -430,17 +430,16 @@ pub fn lloyd_step<F: Float>(
     })
 }
 
-/// The chunks' sums held at once take at most this share of the data's
-/// size (see [`chunks_per_wave`]).
+/// The share of the data's size the chunks' sums held at once are kept
+/// under, where four chunks a thread allow it (see [`chunks_per_wave`]).
 const WAVE_SUMS_FRACTION: usize = 8;
 
 /// How many chunks of a step run at once. At large `k` and `d` a chunk's
 /// sums are as large as its rows: all chunks' at once would take most of
-/// the data's size again. Where they would
-/// pass [`WAVE_SUMS_FRACTION`] of it, the chunks run in waves, each of at
-/// least four chunks a thread (so that the threads stay busy to its end)
-/// and added before the next runs. The order of the sums is the chunks'
-/// whatever the waves: the same bits.
+/// the data's size again. Where they would pass [`WAVE_SUMS_FRACTION`] of
+/// it, the chunks run in waves, each of at least four chunks a thread (so
+/// that the threads stay busy to its end) and added before the next runs.
+/// The order of the sums is the chunks' whatever the waves: the same bits.
 fn chunks_per_wave(n_chunks: usize, chunk_sums_bytes: usize, data_bytes: usize) -> usize {
     let fit = data_bytes / WAVE_SUMS_FRACTION / chunk_sums_bytes.max(1);
     fit.max(4 * rayon::current_num_threads())
