@@ -181,8 +181,8 @@ struct ChunkSums<F> {
 /// read to update them (`f64` data): rows the bounds settle are not read at
 /// all. The centroids then differ from a fresh summation by rounding only.
 ///
-/// `buffers` are the chunks' sums from the last step of the same fit (any
-/// buffers will do; their contents are overwritten).
+/// `buffers` holds the chunks' buffers that earlier steps left (of this fit
+/// or any other: each step leaves them ready for the next), or none.
 pub fn lloyd_step<F: Float>(
     x: &[F],
     buffers: &mut StepBuffers<F>,
@@ -882,10 +882,20 @@ impl<F: Float> ChunkSums<F> {
             mut sums,
             mut moved,
         } = spare;
-        sums.clear();
-        sums.resize(full * d, F::zero());
-        if moved.len() != incremental * d {
-            moved.clear();
+        // A step either sums its rows or updates the last step's sums: the
+        // buffer it does not use is let go, not kept beside the other.
+        match context.incremental {
+            false => {
+                sums.clear();
+                sums.resize(full * d, F::zero());
+                moved = Vec::new();
+            }
+            true => {
+                sums = Vec::new();
+                if moved.len() != incremental * d {
+                    moved.clear();
+                }
+            }
         }
         ChunkSums {
             sums,
