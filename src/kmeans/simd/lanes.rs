@@ -613,12 +613,7 @@ unsafe fn wide_tiles<L: Lanes, const V: usize, const SCORES: bool, const ASK: bo
     let (d, width) = (p.d, p.width);
     let n_blocks = p.half_norms.len() / width;
     // SAFETY: the caller's CPU runs `L`'s instruction set.
-    let (infinity, zero) = unsafe {
-        (
-            L::splat(<L::F as Element>::from_f64(f64::INFINITY)),
-            L::zero(),
-        )
-    };
+    let (infinity, zero) = unsafe { infinity_and_zero::<L>() };
     // A group's packed rows: on the stack up to `WIDE_STACK_D` features (a
     // call scores one block of rows at most, and the kernel is called for
     // every block: not an allocation each time), else on the heap.
@@ -644,11 +639,8 @@ unsafe fn wide_tiles<L: Lanes, const V: usize, const SCORES: bool, const ASK: bo
                 }
             }
         }
-        let mut states: [TileState<L::V, WIDE_ROWS>; TILES] = std::array::from_fn(|_| TileState {
-            best: [infinity; WIDE_ROWS],
-            second: [infinity; WIDE_ROWS],
-            best_index: [zero; WIDE_ROWS],
-        });
+        let mut states: [TileState<L::V, WIDE_ROWS>; TILES] =
+            std::array::from_fn(|_| TileState::fresh(infinity, zero));
         for b in 0..n_blocks {
             // SAFETY: block `b` is within the layout; tile `t` of the
             // group holds `WIDE_ROWS * d` packed elements.
@@ -698,12 +690,7 @@ unsafe fn row_tiles<
     let n_blocks = p.half_norms.len() / width;
     let n_tiles = out.len() / R;
     // SAFETY: the caller's CPU runs `L`'s instruction set.
-    let (infinity, zero) = unsafe {
-        (
-            L::splat(<L::F as Element>::from_f64(f64::INFINITY)),
-            L::zero(),
-        )
-    };
+    let (infinity, zero) = unsafe { infinity_and_zero::<L>() };
     // The tiles of up to `GROUP_ROWS` rows at a time, block by block: one
     // block of centroids stays in the first-level cache while every tile of
     // the group is scored against it, where scoring each tile against
@@ -714,11 +701,7 @@ unsafe fn row_tiles<
     // `b * d * width`; `half_norms` and `lane_index` hold `n_blocks *
     // width` elements.
     let block_at = |b: usize| unsafe { centroid_block::<L, V>(p, b) };
-    let fresh = || TileState {
-        best: [infinity; R],
-        second: [infinity; R],
-        best_index: [zero; R],
-    };
+    let fresh = || TileState::fresh(infinity, zero);
     if n_blocks == 1 {
         // One block: each tile's state stays in registers, from its
         // scores to its rows' labels.
@@ -971,6 +954,33 @@ struct TileState<V, const R: usize> {
     best: [V; R],
     second: [V; R],
     best_index: [V; R],
+}
+
+impl<V: Copy, const R: usize> TileState<V, R> {
+    /// Before any block: every score `infinity`, every index `zero`.
+    #[inline(always)]
+    fn fresh(infinity: V, zero: V) -> Self {
+        TileState {
+            best: [infinity; R],
+            second: [infinity; R],
+            best_index: [zero; R],
+        }
+    }
+}
+
+/// `+inf` and zero in every lane: a fresh tile state's scores and indices.
+///
+/// # Safety
+/// The CPU must support `L`'s instruction set.
+#[inline(always)]
+unsafe fn infinity_and_zero<L: Lanes>() -> (L::V, L::V) {
+    // SAFETY: the caller's CPU runs `L`'s instruction set.
+    unsafe {
+        (
+            L::splat(<L::F as Element>::from_f64(f64::INFINITY)),
+            L::zero(),
+        )
+    }
 }
 
 /// How many rows [`tiles`] scores against one block of centroids before
