@@ -14,7 +14,7 @@ use super::super::simd::{
     prefetch_into_l2, CarryOver, Isa, Kernels, NextRows, Simd, WithSimd, F32_ROUNDING,
     F32_SPACING_MIN, F32_TINY,
 };
-use super::scratch::Scratch;
+use super::scratch::{Scratch, Tightening};
 
 /// Rows of at most this many features are tightened eight at a time by
 /// [`CarryOver::rows_avx512`] with AVX-512 (gathered feature by feature),
@@ -202,7 +202,10 @@ impl Geometry {
     /// arithmetic either way.
     ///
     /// `x` holds the rows (`(labels.len(), d)` row-major) and `centroids`
-    /// the centroids (`(k, d)` row-major).
+    /// the centroids (`(k, d)` row-major). With `tightening` (how tightening
+    /// has fared in the chunk so far, updated here), once it has stopped
+    /// paying, a block the carried bounds leave mostly unsettled is not
+    /// tightened: the kernel will take it whole anyway.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn carry_over<S: Simd, F: Float>(
@@ -214,16 +217,29 @@ impl Geometry {
         labels: &[u32],
         upper: &mut [f32],
         lower: &mut [f32],
+        tightening: Option<&mut Tightening>,
     ) -> (u64, usize) {
-        assert!(labels.len() <= 64 && upper.len() == labels.len() && lower.len() == labels.len());
-        assert_eq!(
-            x.len() * self.half_gap.len(),
-            centroids.len() * labels.len()
-        );
+        let n = labels.len();
+        assert!(n <= 64 && upper.len() == n && lower.len() == n);
+        assert_eq!(x.len() * self.half_gap.len(), centroids.len() * n);
         let terms = self.carry_over_terms(motion);
         match self.carry_block(simd, motion, &terms, x, labels, upper, lower) {
             (sure, Some(exact)) => (sure, exact),
-            (sure, None) => self.tighten_rows(simd, sure, x, centroids, labels, upper, lower),
+            (sure, None)
+                if (n - sure.count_ones() as usize) * 4 >= n * 3
+                    && tightening.as_ref().is_some_and(|t| !t.pays()) =>
+            {
+                (sure, 0)
+            }
+            (carried, None) => {
+                let (sure, exact) =
+                    self.tighten_rows(simd, carried, x, centroids, labels, upper, lower);
+                if let Some(tightening) = tightening {
+                    let settled = (sure.count_ones() - carried.count_ones()) as usize;
+                    tightening.record(exact, settled);
+                }
+                (sure, exact)
+            }
         }
     }
 
@@ -360,8 +376,10 @@ impl Geometry {
     /// need it ([`Self::carry_over`]): the rows whose label certainly holds
     /// (bit `i` for row `i`) and how many exact distances were computed.
     /// `None` before the first assignment (no bounds yet: every row needs
-    /// the kernel). `centroids` is `(k, d)` row-major.
+    /// the kernel). `centroids` is `(k, d)` row-major; `tightening` as for
+    /// [`Self::carry_over`].
     #[inline(always)] // into the step's per-instruction-set functions
+    #[allow(clippy::too_many_arguments)]
     pub fn settle<S: Simd, F: Float>(
         &self,
         simd: S,
@@ -370,9 +388,10 @@ impl Geometry {
         labels: &[u32],
         upper: &mut [f32],
         lower: &mut [f32],
+        tightening: Option<&mut Tightening>,
     ) -> Option<(u64, usize)> {
         let motion = self.motion.as_ref()?;
-        Some(self.carry_over(simd, motion, x, centroids, labels, upper, lower))
+        Some(self.carry_over(simd, motion, x, centroids, labels, upper, lower, tightening))
     }
 
     /// [`Self::settle`] for a whole chunk (`x` holds its rows, `(labels.len(),
@@ -521,29 +540,8 @@ impl Geometry {
         let d = x.len() / n.max(1);
         let guess = guess.filter(|_| scratch.trial.worth_it());
         scratch.known = 0;
-        let settled = self.motion.as_ref().map(|motion| {
-            let terms = self.carry_over_terms(motion);
-            match self.carry_block(simd, motion, &terms, x, labels, upper, lower) {
-                (sure, Some(exact)) => (sure, exact),
-                // Tightening rows the kernel will take with the whole block
-                // anyway only costs: where it has not been settling rows in
-                // this chunk, a block left mostly unsettled goes straight
-                // to the kernel.
-                (sure, None)
-                    if (n - sure.count_ones() as usize) * 4 >= n * 3
-                        && !scratch.tightening.pays() =>
-                {
-                    (sure, 0)
-                }
-                (carried, None) => {
-                    let (sure, exact) =
-                        self.tighten_rows(simd, carried, x, centroids, labels, upper, lower);
-                    let settled = (sure.count_ones() - carried.count_ones()) as usize;
-                    scratch.tightening.record(exact, settled);
-                    (sure, exact)
-                }
-            }
-        });
+        let tightening = Some(&mut scratch.tightening);
+        let settled = self.settle(simd, centroids, x, labels, upper, lower, tightening);
         let (sure, exact, guessed) = match (settled, guess) {
             (Some((sure, exact)), _) => {
                 fresh.copy_from_slice(labels);
@@ -937,8 +935,16 @@ mod tests {
         let (sure_rows, exact_rows) =
             geometry.tighten_rows(simd, carried, &x, flat, &labels, &mut up_rows, &low_rows);
         let (mut up_any, mut low_any) = (upper.clone(), lower.clone());
-        let (sure_any, exact_any) =
-            geometry.carry_over(simd, motion, &x, flat, &labels, &mut up_any, &mut low_any);
+        let (sure_any, exact_any) = geometry.carry_over(
+            simd,
+            motion,
+            &x,
+            flat,
+            &labels,
+            &mut up_any,
+            &mut low_any,
+            None,
+        );
         let case = format!("k={k} d={d} n={n}");
         assert_eq!(sure_rows, sure_any, "{case}");
         assert_eq!(exact_rows, exact_any, "{case}");
@@ -1003,7 +1009,9 @@ mod tests {
                 .zip(low_blocks.chunks_mut(BLOCK_ROWS)),
         );
         for (s, ((x, labels), (up, low))) in blocks.enumerate() {
-            let (sure, exact) = geometry.settle(simd, flat, x, labels, up, low).unwrap();
+            let (sure, exact) = geometry
+                .settle(simd, flat, x, labels, up, low, None)
+                .unwrap();
             exact_blocks += exact;
             let first = s * BLOCK_ROWS;
             pending_blocks.extend(unsettled(sure, labels.len()).map(|i| (first + i) as u32));

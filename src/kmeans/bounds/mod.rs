@@ -279,7 +279,15 @@ impl<F: Float> WithSimd for HoldChunk<'_, F> {
             let [up, low] = &mut carried;
             let (sure, tightened) = self
                 .geometry
-                .settle(simd, self.centroids, x, labels, &mut up[..n], &mut low[..n])
+                .settle(
+                    simd,
+                    self.centroids,
+                    x,
+                    labels,
+                    &mut up[..n],
+                    &mut low[..n],
+                    None,
+                )
                 .expect("the geometry settles rows");
             exact += tightened;
             for i in unsettled(sure, n) {
