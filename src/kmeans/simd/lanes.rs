@@ -98,10 +98,6 @@ pub trait Lanes: Copy {
     unsafe fn lowest_per_row(_scores: &[Self::V], _indices: &[Self::V], _out: &mut [u32]) {
         unreachable!("lowest_per_row: not provided here (see LOWEST_PER_ROW)")
     }
-    /// Whether [`tiles`] scores rows against many blocks in packed tiles
-    /// of [`WIDE_ROWS`] rows: `2 * WIDE_ROWS` accumulators and the
-    /// registers beside them fit (AVX-512's thirty-two).
-    const WIDE_TILES: bool = false;
     /// Whether the type has [`Self::lowest_two_per_row`].
     const LOWEST_TWO_PER_ROW: bool = false;
     /// For each of `LANES / 2` rows (`best[r]`, `second[r]` and
@@ -120,6 +116,10 @@ pub trait Lanes: Copy {
     ) {
         unreachable!("lowest_two_per_row: not provided here (see LOWEST_TWO_PER_ROW)")
     }
+    /// Whether [`tiles`] scores rows against many blocks in packed tiles
+    /// of [`WIDE_ROWS`] rows: `2 * WIDE_ROWS` accumulators and the
+    /// registers beside them fit (AVX-512's thirty-two).
+    const WIDE_TILES: bool = false;
 }
 
 macro_rules! impl_lanes {
