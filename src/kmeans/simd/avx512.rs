@@ -267,12 +267,17 @@ unsafe fn wide_squared_distance_and_scan(a: &[f64], b: &[f64]) -> (f64, f64, boo
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn distance_lanes<const SCAN: bool>(a: &[f64], b: &[f64]) -> (f64, f64, bool) {
-    let whole = a.len().min(b.len()) / 8 * 8;
+    // Plain index loops over lengths fixed up front: the per-row cost of
+    // iterator adapters (a stepped range, a zipped tail) showed where rows
+    // are short.
+    let len = a.len().min(b.len());
+    let whole = len / 8 * 8;
     let mut lanes = _mm512_setzero_pd();
     let mut max = _mm512_setzero_pd();
     let mut finite: __mmask8 = 0xff;
     let largest = _mm512_set1_pd(f64::MAX);
-    for i in (0..whole).step_by(8) {
+    let mut i = 0;
+    while i < whole {
         // SAFETY: `i + 8 <= whole <= a.len(), b.len()`.
         let (p, q) = unsafe {
             (
@@ -289,9 +294,12 @@ unsafe fn distance_lanes<const SCAN: bool>(a: &[f64], b: &[f64]) -> (f64, f64, b
             // False for NaN and infinities alike.
             finite &= _mm512_cmp_pd_mask::<_CMP_LE_OQ>(m, largest);
         }
+        i += 8;
     }
     let (mut tail, mut tail_max, mut tail_finite) = (0.0, 0.0f64, true);
-    for (&p, &q) in a[whole..].iter().zip(&b[whole..]) {
+    for i in whole..len {
+        // SAFETY: `i < len <= a.len(), b.len()`.
+        let (p, q) = unsafe { (*a.get_unchecked(i), *b.get_unchecked(i)) };
         tail += (p - q) * (p - q);
         if SCAN {
             let m = p.abs();
