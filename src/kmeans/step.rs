@@ -787,7 +787,8 @@ const FROM_MEMORY_MIN_BYTES: usize = 32 << 20;
 
 /// [`chunk_step`] for a step that updates or reuses the last step's sums and
 /// has no extras: the bounds settle most rows a block at a time, the others
-/// are gathered from the whole chunk and run through the kernel together.
+/// are gathered from the whole chunk and run through the kernel together
+/// (a block's worth of consecutive ones where they lie).
 /// With `f64` data only the rows that change cluster are read again, to
 /// move their weight between sums; with `f32` data the chunk keeps the last
 /// step's sums when no label changed, else sums its rows afresh. Rows the
@@ -816,22 +817,39 @@ fn chunk_step_pending<S: Simd, F: Float>(
         Some(exact) => part.exact += exact,
         None => pending.extend(0..chunk.labels.len() as u32),
     }
-    let mut rows = Vec::with_capacity(BLOCK_ROWS * d);
+    let mut gathered = Vec::with_capacity(BLOCK_ROWS * d);
     let mut fresh = [0u32; BLOCK_ROWS];
     let mut fresh_upper = [0f32; BLOCK_ROWS];
     let mut fresh_lower = [0f32; BLOCK_ROWS];
     for batch in pending.chunks(BLOCK_ROWS) {
         let m = batch.len();
-        rows.clear();
-        for &i in batch {
-            let i = i as usize;
-            rows.extend_from_slice(&chunk.x[i * d..(i + 1) * d]);
-        }
+        // A batch of consecutive rows (bounds that settle few) is scored
+        // where it lies, the block after it asked for meanwhile, as in a
+        // step without bounds; others are gathered. `pending` is in order.
+        let first = batch[0] as usize;
+        let run = batch[m - 1] as usize - first + 1 == m;
+        let rows: &[F] = if run {
+            &chunk.x[first * d..(first + m) * d]
+        } else {
+            gathered.clear();
+            for &i in batch {
+                let i = i as usize;
+                gathered.extend_from_slice(&chunk.x[i * d..(i + 1) * d]);
+            }
+            &gathered
+        };
+        let next = match run && context.ask_next {
+            true => {
+                let after = &chunk.x[(first + m) * d..];
+                NextRows::of(&after[..after.len().min(BLOCK_ROWS * d)])
+            }
+            false => NextRows::NONE,
+        };
         geometry.rescore(
             simd,
             context.prepared,
-            &rows,
-            NextRows::NONE,
+            rows,
+            next,
             &mut fresh[..m],
             &mut fresh_upper[..m],
             &mut fresh_lower[..m],

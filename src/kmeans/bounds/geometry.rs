@@ -26,6 +26,22 @@ pub const TIGHTEN_IN_LANES_MAX_D: usize = 8;
 /// tightens (measurements in `docs/tuning.md`).
 pub const TIGHTEN_AHEAD: usize = 2;
 
+/// A block the carried bounds leave mostly unsettled goes to the kernel
+/// whole, in place, once tightening has settled fewer than one row in this
+/// many of those it tightened in the chunk: tightening it would still
+/// leave the block to the kernel.
+const BLOCK_TIGHTEN_ONE_IN: usize = 4;
+
+/// [`Geometry::settle_chunk`] stops tightening once it has settled fewer
+/// than one row in this many in the chunk. A row tightening settles spares
+/// the kernel's scoring of it; one tightened in vain costs an exact
+/// distance and a read of the row besides. Where the balance lies depends
+/// on the kernel's cost a row and moved sharply between neighbouring
+/// scenarios, so the chunk stops only where tightening settles almost
+/// nothing, as in the step after bounds are set on overlapping blobs
+/// (`docs/tuning.md`).
+const CHUNK_TIGHTEN_ONE_IN: usize = 16;
+
 /// How far each centroid moved since the bounds were set, and what
 /// carrying the stored bounds over that drift needs, all in `f32` (the
 /// bounds' own type) rounded outwards: see [`Geometry::carried`]. The
@@ -227,7 +243,9 @@ impl Geometry {
             (sure, Some(exact)) => (sure, exact),
             (sure, None)
                 if (n - sure.count_ones() as usize) * 4 >= n * 3
-                    && tightening.as_ref().is_some_and(|t| !t.pays()) =>
+                    && tightening
+                        .as_ref()
+                        .is_some_and(|t| !t.pays(BLOCK_TIGHTEN_ONE_IN)) =>
             {
                 (sure, 0)
             }
@@ -396,7 +414,9 @@ impl Geometry {
 
     /// [`Self::settle`] for a whole chunk (`x` holds its rows, `(labels.len(),
     /// d)` row-major): every block's bounds carried first, then the rows they
-    /// leave tightened in one run, each asked for into the second-level
+    /// leave tightened in one run (until tightening stops paying in the
+    /// chunk, [`CHUNK_TIGHTEN_ONE_IN`]: the rows left go to the kernel as
+    /// they are), each asked for into the second-level
     /// cache [`TIGHTEN_AHEAD`] rows before it is read (rows of at most
     /// [`TIGHTEN_IN_LANES_MAX_D`] features four at a time where the
     /// instruction set has a vector version, `Kernels::tighten`, a group
@@ -440,7 +460,6 @@ impl Geometry {
         if tightened_in_lanes {
             return Some(exact);
         }
-        exact += pending.len() - start;
         if d <= TIGHTEN_IN_LANES_MAX_D {
             let tightened = F::kernels(simd).tighten(
                 &terms,
@@ -453,6 +472,7 @@ impl Geometry {
                 lower,
             );
             if let Some(kept) = tightened {
+                exact += pending.len() - start;
                 pending.truncate(start + kept);
                 return Some(exact);
             }
@@ -463,14 +483,23 @@ impl Geometry {
             .iter()
             .take(TIGHTEN_AHEAD)
             .for_each(|&i| ask(i));
+        let mut tightening = Tightening::default();
         let mut kept = start;
         for p in start..pending.len() {
+            if !tightening.pays(CHUNK_TIGHTEN_ONE_IN) {
+                let left = pending.len() - p;
+                pending.copy_within(p.., kept);
+                kept += left;
+                break;
+            }
             if let Some(&ahead) = pending.get(p + TIGHTEN_AHEAD) {
                 ask(ahead);
             }
             let i = pending[p];
             let (at, a) = (i as usize, labels[i as usize]);
             let settled = self.tighten_row(simd, row(i), centroids, a, lower[at], &mut upper[at]);
+            tightening.record(1, usize::from(settled));
+            exact += 1;
             pending[kept] = i;
             kept += usize::from(!settled);
         }
@@ -1076,6 +1105,65 @@ mod tests {
         // Rows settled without tightening, settled by it and left to the
         // kernel after it all occur.
         assert!(0 < pending && pending < tightened && tightened < rows);
+    }
+
+    /// See [`a_chunk_stops_tightening_where_it_settles_nothing`].
+    #[cfg(target_arch = "x86_64")]
+    struct Hopeless;
+
+    #[cfg(target_arch = "x86_64")]
+    impl WithSimd for Hopeless {
+        type Output = ();
+
+        fn run<S: Simd>(self, simd: S) {
+            use rand::{Rng, SeedableRng};
+            let (k, d, n) = (17, 40, 300);
+            let (geometry, centroids, _, labels, mut upper, _) =
+                drifted_rows::<S, f64>(simd, (k, d, n), 5);
+            let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(6);
+            let x: Vec<f64> = (0..n * d).map(|_| rng.gen_range(-10.0..10.0)).collect();
+            let flat = centroids.as_slice().unwrap();
+            let exact: Vec<f64> = (0..n)
+                .map(|i| {
+                    let a = labels[i] as usize;
+                    exact_squared_distance(simd, &x[i * d..(i + 1) * d], &flat[a * d..(a + 1) * d])
+                })
+                .collect();
+            for (up, e) in upper.iter_mut().zip(&exact) {
+                *up = (e.sqrt() * 1.01) as f32;
+            }
+            let mut lower = vec![0.0f32; n];
+            let mut pending = vec![u32::MAX];
+            let computed = geometry
+                .settle_chunk(
+                    simd,
+                    flat,
+                    &x,
+                    &labels,
+                    &mut upper,
+                    &mut lower,
+                    &mut pending,
+                )
+                .unwrap();
+            assert_eq!(computed, BLOCK_ROWS);
+            assert_eq!(pending[0], u32::MAX);
+            assert_eq!(pending[1..], (0..n as u32).collect::<Vec<_>>());
+            for i in 0..n {
+                assert!(f64::from(upper[i]) >= exact[i].sqrt(), "row {i}");
+                assert!(lower[i] <= 0.0, "row {i}");
+            }
+        }
+    }
+
+    /// A chunk whose carried bounds settle nothing and where tightening
+    /// settles nothing either (rows far from their centroids, no lower
+    /// bound): `settle_chunk` tightens the first [`BLOCK_ROWS`] rows only,
+    /// leaves every row to the kernel, in order, and the bounds it did not
+    /// tighten still hold.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn a_chunk_stops_tightening_where_it_settles_nothing() {
+        Isa::detect().dispatch(Hopeless);
     }
 
     /// `Geometry::carried` in `f32` against the same formulas in `f64`

@@ -69,12 +69,11 @@ pub struct Tightening {
 }
 
 impl Tightening {
-    /// Whether tightening has settled at least one row in four of those
-    /// it tightened (or too few were tried to tell): fewer, and a block
-    /// mostly unsettled after the carry over would still go to the kernel
-    /// whole after tightening.
-    pub fn pays(&self) -> bool {
-        self.tightened < BLOCK_ROWS || self.settled * 4 >= self.tightened
+    /// Whether tightening has settled at least one row in `one_in` of
+    /// those it tightened (or too few were tried to tell). What pays
+    /// depends on what the rows left unsettled cost: see the callers.
+    pub fn pays(&self, one_in: usize) -> bool {
+        self.tightened < BLOCK_ROWS || self.settled * one_in >= self.tightened
     }
 
     /// Records `tightened` rows tightened, `settled` of them settled.

@@ -416,6 +416,36 @@ fn blocks_the_bounds_mostly_fail_go_to_the_kernel_untightened() {
     }
 }
 
+/// Overlapping blobs with many centroids: the step after the one that
+/// sets the bounds gathers the rows they leave (no step has tested them
+/// yet), but they settle almost none. Tightening stops in each chunk once
+/// it settles too few, and the rows left, in runs, are scored where they
+/// lie: the same fit as without bounds, with such a step computing few
+/// distances beyond the kernel's.
+#[test]
+fn bounds_that_settle_nothing_leave_their_rows_in_place() {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(53);
+    let (n, d, k) = (20_000, 40, 20);
+    let (_, x) = noisy_blobs(&mut rng, (n, d, k), 40.0, false);
+    let init = Array2::from_shape_fn((k, d), |(j, f)| x[[(j * 7919) % n, f]]);
+    let with = fit_with_bounds(&x, &init, true);
+    assert_same_fit(&with, &fit_with_bounds(&x, &init, false), 1e-12, "f64");
+    let (x32, init32) = (x.mapv(|v| v as f32), init.mapv(|v| v as f32));
+    let with32 = fit_with_bounds(&x32, &init32, true);
+    assert_same_fit(&with32, &fit_with_bounds(&x32, &init32, false), 1e-6, "f32");
+    // Every row through the kernel, a block's worth tightened a chunk.
+    let (all, few) = ((n * k) as u64, (n / 4) as u64);
+    for fit in [&with.work, &with32.work] {
+        let second = &fit.per_pass[1];
+        assert_eq!(second.rows, n as u64, "{:?}", fit.per_pass);
+        assert!(
+            (all..all + few).contains(&second.distances),
+            "{:?}",
+            fit.per_pass
+        );
+    }
+}
+
 /// Fits of overlapping blobs, where the first steps send most rows to
 /// the kernel and later ones fewer: `Pruning::Auto` suspends the bounds
 /// and sets them again, with the same fit as without bounds.
