@@ -3,7 +3,7 @@
 //! magnitudes.
 
 use super::super::bounds::Bounds;
-use super::super::fit::{ClusterStats, KMeansFit};
+use super::super::fit::{ClusterStats, KMeansFit, Work};
 use super::super::float::Float;
 use super::super::params::{Init, Pruning};
 use super::super::step::{lloyd_step, Extras, Step, StepBuffers, Totals};
@@ -387,6 +387,21 @@ fn bounded_steps_that_settle_few_rows_screen_their_kernel_rows() {
     }
 }
 
+/// Fits of widely overlapping blobs (`n` rows of `d` features, `k`
+/// centroids, from `seed`) with bounds, in `f64` and `f32`, each checked
+/// against the same fit without: their work.
+fn overlapping_work_with_bounds(seed: u64, (n, d, k): (usize, usize, usize)) -> [Work; 2] {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let (_, x) = noisy_blobs(&mut rng, (n, d, k), 40.0, false);
+    let init = Array2::from_shape_fn((k, d), |(j, f)| x[[(j * 7919) % n, f]]);
+    let with = fit_with_bounds(&x, &init, true);
+    assert_same_fit(&with, &fit_with_bounds(&x, &init, false), 1e-12, "f64");
+    let (x32, init32) = (x.mapv(|v| v as f32), init.mapv(|v| v as f32));
+    let with32 = fit_with_bounds(&x32, &init32, true);
+    assert_same_fit(&with32, &fit_with_bounds(&x32, &init32, false), 1e-6, "f32");
+    [with.work, with32.work]
+}
+
 /// Overlapping blobs with two centroids: the early bounded steps settle
 /// almost no row, and tightening a bound settles none. A step after one
 /// that sent most rows to the kernel takes the kernel to each block in
@@ -395,19 +410,11 @@ fn bounded_steps_that_settle_few_rows_screen_their_kernel_rows() {
 /// with such steps computing hardly a single distance beyond the kernel's.
 #[test]
 fn blocks_the_bounds_mostly_fail_go_to_the_kernel_untightened() {
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(47);
-    let (n, d, k) = (20_000, 48, 2);
-    let (_, x) = noisy_blobs(&mut rng, (n, d, k), 40.0, false);
-    let init = Array2::from_shape_fn((k, d), |(j, f)| x[[(j * 7919) % n, f]]);
-    let with = fit_with_bounds(&x, &init, true);
-    let without = fit_with_bounds(&x, &init, false);
-    assert_same_fit(&with, &without, 1e-12, "f64");
-    let (x32, init32) = (x.mapv(|v| v as f32), init.mapv(|v| v as f32));
-    let with32 = fit_with_bounds(&x32, &init32, true);
-    assert_same_fit(&with32, &fit_with_bounds(&x32, &init32, false), 1e-6, "f32");
+    let (n, k) = (20_000, 2);
+    let works = overlapping_work_with_bounds(47, (n, 48, k));
     // Every row through the kernel (k distances each), few tightened.
     let (all, few) = ((n * k) as u64, (n / 4) as u64);
-    for fit in [&with.work, &with32.work] {
+    for fit in &works {
         let untightened = fit.per_pass[1..fit.passes() - 1]
             .iter()
             .filter(|p| p.rows == n as u64 && (all..all + few).contains(&p.distances))
@@ -424,18 +431,11 @@ fn blocks_the_bounds_mostly_fail_go_to_the_kernel_untightened() {
 /// distances beyond the kernel's.
 #[test]
 fn bounds_that_settle_nothing_leave_their_rows_in_place() {
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(53);
-    let (n, d, k) = (20_000, 40, 20);
-    let (_, x) = noisy_blobs(&mut rng, (n, d, k), 40.0, false);
-    let init = Array2::from_shape_fn((k, d), |(j, f)| x[[(j * 7919) % n, f]]);
-    let with = fit_with_bounds(&x, &init, true);
-    assert_same_fit(&with, &fit_with_bounds(&x, &init, false), 1e-12, "f64");
-    let (x32, init32) = (x.mapv(|v| v as f32), init.mapv(|v| v as f32));
-    let with32 = fit_with_bounds(&x32, &init32, true);
-    assert_same_fit(&with32, &fit_with_bounds(&x32, &init32, false), 1e-6, "f32");
+    let (n, k) = (20_000, 20);
+    let works = overlapping_work_with_bounds(53, (n, 40, k));
     // Every row through the kernel, a block's worth tightened a chunk.
     let (all, few) = ((n * k) as u64, (n / 4) as u64);
-    for fit in [&with.work, &with32.work] {
+    for fit in &works {
         let second = &fit.per_pass[1];
         assert_eq!(second.rows, n as u64, "{:?}", fit.per_pass);
         assert!(
