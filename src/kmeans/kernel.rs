@@ -406,6 +406,8 @@ mod tests {
             (53, 2, 30),
             (29, 33, 17),
             (70, 1, 65),
+            // Centroids beyond the first-level cache: tiles in groups.
+            (45, 40, 300),
             // Packed tiles with AVX-512: sixteen blocks or more and 64
             // features or more, in both types.
             (130, 64, 500),
@@ -547,6 +549,7 @@ mod tests {
             (53, 2, 30),
             (29, 33, 17),
             (70, 1, 65),
+            (45, 40, 300),
             (120, 64, 260),
         ] {
             // Small integers: many exact ties between centroids.

@@ -725,6 +725,25 @@ unsafe fn row_tiles<
         }
         return;
     }
+    if n_blocks * d * width * std::mem::size_of::<L::F>() <= TILE_BY_TILE_MAX_BYTES {
+        // Centroids that fit in the first-level cache: each tile against
+        // every block in turn, its state kept in registers throughout.
+        for t in 0..n_tiles {
+            let mut state = fresh();
+            // SAFETY: as above.
+            unsafe {
+                let rows = x.as_ptr().add(t * R * d);
+                for b in 0..n_blocks {
+                    let (block, half_norm, index) = block_at(b);
+                    let acc =
+                        score_tile::<L, R, V, ASK, false>(block, half_norm, rows, d, width, asker);
+                    keep_scores::<L, R, V, SCORES>(&acc, &index, &mut state);
+                }
+                finish_tile::<L, R, SCORES>(&state, t, infinity, out, scores);
+            }
+        }
+        return;
+    }
     for first in (0..n_tiles).step_by(per_group) {
         let group = per_group.min(n_tiles - first);
         // Written by the first block, not filled ahead: filling every
@@ -982,6 +1001,13 @@ unsafe fn infinity_and_zero<L: Lanes>() -> (L::V, L::V) {
         )
     }
 }
+
+/// Centroids of at most this many bytes (all blocks) stay in the
+/// first-level cache of current CPUs (32 KiB and more) while each tile is
+/// scored against every block: the groups of [`GROUP_ROWS`], which keep
+/// one block there for many tiles, would only move the tiles' states
+/// through memory between blocks (measurements in `docs/tuning.md`).
+const TILE_BY_TILE_MAX_BYTES: usize = 32 << 10;
 
 /// How many rows [`tiles`] scores against one block of centroids before
 /// the next block (the step's blocks of rows), in at most
