@@ -691,11 +691,6 @@ unsafe fn row_tiles<
     let n_tiles = out.len() / R;
     // SAFETY: the caller's CPU runs `L`'s instruction set.
     let (infinity, zero) = unsafe { infinity_and_zero::<L>() };
-    // The tiles of up to `GROUP_ROWS` rows at a time, block by block: one
-    // block of centroids stays in the first-level cache while every tile of
-    // the group is scored against it, where scoring each tile against
-    // every block streamed all the centroids through it once per tile.
-    let per_group = (GROUP_ROWS / R).clamp(1, MAX_GROUP_TILES);
     // SAFETY (all the pointer arithmetic below): tile `t` holds R rows of d
     // elements from `t * R * d`; block `b` holds `d * width` elements from
     // `b * d * width`; `half_norms` and `lane_index` hold `n_blocks *
@@ -704,7 +699,9 @@ unsafe fn row_tiles<
     let fresh = || TileState::fresh(infinity, zero);
     if n_blocks == 1 {
         // One block: each tile's state stays in registers, from its
-        // scores to its rows' labels.
+        // scores to its rows' labels, and the block's half norms and
+        // indices across all tiles (the loop below loads them for each
+        // tile: slower here, `docs/tuning.md`).
         let (block, half_norm, index) = block_at(0);
         for t in 0..n_tiles {
             // SAFETY: as above.
@@ -744,6 +741,12 @@ unsafe fn row_tiles<
         }
         return;
     }
+    // Beyond that, the tiles of up to `GROUP_ROWS` rows at a time, block by
+    // block: one block of centroids stays in the first-level cache while
+    // every tile of the group is scored against it, where scoring each
+    // tile against every block streamed all the centroids through it once
+    // per tile.
+    let per_group = (GROUP_ROWS / R).clamp(1, MAX_GROUP_TILES);
     for first in (0..n_tiles).step_by(per_group) {
         let group = per_group.min(n_tiles - first);
         // Written by the first block, not filled ahead: filling every
