@@ -291,7 +291,7 @@ impl<F: Float> KMeans<F> {
             // set afresh (see `Suspension`); that step sums its rows afresh.
             // (The first step has checked the data by then.)
             let mut totals_now = totals.as_ref();
-            if suspension.resumes(iteration) {
+            if suspension.resumes(iteration, last_changed, n) {
                 let row_norm_max = data_max_abs.map_or(f64::INFINITY, row_norm_max);
                 bounds = Some(Bounds::new(n, row_norm_max));
                 totals_now = None;

@@ -13,8 +13,11 @@ use super::params::Pruning;
 /// `bounds::rows_worked`)
 /// ([`Self::PATIENCE_AGAIN`] once set again), and set again after
 /// [`Self::FIRST_WAIT`] steps, the wait doubling at each suspension: a fit
-/// where they never pay sets them a handful of times (measurements in
-/// `docs/tuning.md`).
+/// where they never pay sets them a handful of times. Near the end of a
+/// fit (a step that moves at most one label in [`Self::SETTLED_ONE_IN`])
+/// they are set again without waiting: there the centroids barely move,
+/// and fresh bounds settle most rows for a few steps even where the
+/// carried ones have stopped paying (measurements in `docs/tuning.md`).
 #[derive(Debug, Clone, Copy)]
 pub struct Suspension {
     /// The step that set the bounds (afresh: it sends every row to the
@@ -47,10 +50,19 @@ impl Suspension {
     pub const PATIENCE_AGAIN: usize = 1;
     /// Steps without bounds after the first suspension.
     pub const FIRST_WAIT: usize = 2;
+    /// A step that moves at most one label in this many rows comes near the
+    /// end of a fit: its centroids barely move, and fresh bounds settle
+    /// most rows from there.
+    pub const SETTLED_ONE_IN: usize = 100;
 
-    /// Whether step `iteration` sets suspended bounds afresh.
-    pub fn resumes(&mut self, iteration: usize) -> bool {
-        if self.resume_at != Some(iteration) {
+    /// Whether step `iteration` sets suspended bounds afresh: at the end of
+    /// the wait, or sooner once the last step moved at most one label in
+    /// [`Self::SETTLED_ONE_IN`] of its `n` rows (`changed`).
+    pub fn resumes(&mut self, iteration: usize, changed: usize, n: usize) -> bool {
+        let Some(resume_at) = self.resume_at else {
+            return false;
+        };
+        if iteration < resume_at && changed * Self::SETTLED_ONE_IN > n {
             return false;
         }
         self.resume_at = None;
@@ -85,14 +97,25 @@ mod tests {
     use super::*;
 
     /// Replays `Suspension` over a fit of `steps` steps whose bounded steps
-    /// send `active(step)` of 100 rows to the kernel: the steps that ran
-    /// with bounds, and those that set them.
+    /// send `active(step)` of 100 rows to the kernel, and where each step
+    /// moves 10 labels: the steps that ran with bounds, and those that set
+    /// them.
     fn replay(steps: usize, active: impl Fn(usize) -> usize) -> (Vec<usize>, Vec<usize>) {
+        replay_moving(steps, active, |_| 10)
+    }
+
+    /// [`replay`] where step `step` moves `changed(step)` labels.
+    fn replay_moving(
+        steps: usize,
+        active: impl Fn(usize) -> usize,
+        changed: impl Fn(usize) -> usize,
+    ) -> (Vec<usize>, Vec<usize>) {
         let mut suspension = Suspension::default();
         let (mut bounded, mut set) = (vec![], vec![0]);
         let mut with_bounds = true;
         for step in 0..steps {
-            if suspension.resumes(step) {
+            let last_changed = step.checked_sub(1).map_or(100, &changed);
+            if suspension.resumes(step, last_changed, 100) {
                 assert!(!with_bounds);
                 with_bounds = true;
                 set.push(step);
@@ -137,5 +160,29 @@ mod tests {
         let (bounded, set) = replay(60, |step| if step <= resumed { 100 } else { 20 });
         assert_eq!(set, vec![0, resumed]);
         assert_eq!(bounded.len(), patience + 1 + (60 - resumed));
+    }
+
+    #[test]
+    fn suspended_bounds_are_set_again_once_few_labels_move() {
+        // Bounds that never pay, on a fit whose steps move one label in
+        // `SETTLED_ONE_IN` (of 100 rows) from step 15, one more before:
+        // set on the schedule until then, then at the step after (before
+        // the wait ends), and again at the step after each suspension.
+        let few = 100 / Suspension::SETTLED_ONE_IN;
+        let settles_at = 15;
+        let (_, on_schedule) = replay_moving(60, |_| 100, |_| few + 1);
+        let (bounded, set) = replay_moving(
+            60,
+            |_| 100,
+            |step| if step < settles_at { few + 1 } else { few },
+        );
+        let mut expected: Vec<usize> = on_schedule
+            .into_iter()
+            .filter(|&step| step <= settles_at)
+            .collect();
+        assert!(!expected.contains(&(settles_at + 1)));
+        expected.extend((settles_at + 1..60).step_by(Suspension::PATIENCE_AGAIN + 1));
+        assert_eq!(set, expected);
+        assert!(bounded.ends_with(&[56, 57, 58, 59]), "{bounded:?}");
     }
 }
