@@ -49,7 +49,7 @@ impl Suspension {
     /// The same for bounds set again: the large early moves are over.
     pub const PATIENCE_AGAIN: usize = 1;
     /// Steps without bounds after the first suspension.
-    pub const FIRST_WAIT: usize = 2;
+    pub const FIRST_WAIT: usize = 4;
     /// A step that moves at most one label in this many rows comes near the
     /// end of a fit: its centroids barely move, and fresh bounds settle
     /// most rows from there.
