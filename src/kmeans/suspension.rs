@@ -13,11 +13,12 @@ use super::params::Pruning;
 /// `bounds::rows_worked`)
 /// ([`Self::PATIENCE_AGAIN`] once set again), and set again after
 /// [`Self::FIRST_WAIT`] steps, the wait doubling at each suspension: a fit
-/// where they never pay sets them a handful of times. Near the end of a
-/// fit (a step that moves at most one label in [`Self::SETTLED_ONE_IN`])
-/// they are set again without waiting: there the centroids barely move,
-/// and fresh bounds settle most rows for a few steps even where the
-/// carried ones have stopped paying (measurements in `docs/tuning.md`).
+/// where they never pay sets them a handful of times while its labels
+/// still move. Near the end of a fit (a step that moves at most one label
+/// in [`Self::SETTLED_ONE_IN`]) they are set again without waiting: there
+/// the centroids barely move, and fresh bounds settle most rows for a few
+/// steps even where the carried ones have stopped paying (measurements in
+/// `docs/tuning.md`).
 #[derive(Debug, Clone, Copy)]
 pub struct Suspension {
     /// The step that set the bounds (afresh: it sends every row to the
