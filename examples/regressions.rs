@@ -42,6 +42,9 @@ struct Args {
     work_only: bool,
 }
 
+/// What a baseline's note says once its work was remade alone.
+const WORK_REMADE: &str = "Our work was remade since by `bash scripts/regressions.sh --write-work` (each kernel, the ratios and time / floor kept); the committed run is that script's run on the widest kernel.";
+
 fn main() -> ExitCode {
     let mut regressed = false;
     let code = exit_with(|| {
@@ -72,11 +75,18 @@ fn main() -> ExitCode {
             } else {
                 Baseline::default()
             };
+            // Work alone over a baseline that has its ratios keeps them,
+            // and its note says so (`--write-work`).
+            let work_over_ratios = args.work_only && !old.ratios.is_empty();
             let mut new = old.update(&records, args.margin, args.headroom, args.work_only);
-            new.note = format!(
-                "Made by `bash scripts/regressions.sh --write-baseline`: our work from a quick run of the CI subset on each kernel; ratios and time / floor from three runs on the widest kernel (the least ratio and the greatest time / floor of the three). Ratio minimums are {} of that ratio, time / floor ceilings {} times that figure.",
-                args.margin, args.headroom
-            );
+            if !work_over_ratios {
+                new.note = format!(
+                    "Made by `bash scripts/regressions.sh --write-baseline`: our work from a quick run of the CI subset on each kernel; ratios and time / floor from three runs on the widest kernel (the least ratio and the greatest time / floor of the three). Ratio minimums are {} of that ratio, time / floor ceilings {} times that figure.",
+                    args.margin, args.headroom
+                );
+            } else if !new.note.contains(WORK_REMADE) {
+                new.note = format!("{} {WORK_REMADE}", new.note);
+            }
             let json = serde_json::to_string_pretty(&new)? + "\n";
             pythonvsrust_kmeans::data::write_atomic_bytes(&args.baseline, json.as_bytes())?;
             println!(

@@ -6,6 +6,7 @@
 #
 #   bash scripts/regressions.sh                   # check (exit 1 on a regression)
 #   bash scripts/regressions.sh --write-baseline  # remake the baseline: every kernel
+#   bash scripts/regressions.sh --write-work      # remake our work only, every kernel
 #
 # The subset covers d <= 4 (rows in lanes, with and without bounds), bounds
 # with the first step's guesses (d = 50, k = 8) and the f32 screen (k = 30).
@@ -42,6 +43,20 @@ if [ "${1:-}" = "--write-baseline" ]; then
     done
     # The last run, for the tests (it must pass against the baseline).
     cp "$out-native-3/results.jsonl" benches/baseline/results.jsonl
+    exit 0
+fi
+if [ "${1:-}" = "--write-work" ]; then
+    # A change of work that leaves the ratios and floors standing (they
+    # are checked against the same margins): our work from a run on each
+    # kernel, the last on the widest, which becomes the committed run.
+    for kernel in portable avx2 native; do
+        if [ "$kernel" = native ]; then bench "$out-$kernel"; else bench "$out-$kernel" KMEANS_KERNEL="$kernel"; fi
+        cargo run --release --locked --example regressions -- \
+            --results "$out-$kernel" --baseline "$baseline" --write-baseline --work-only
+    done
+    cp "$out-native/results.jsonl" benches/baseline/results.jsonl
+    cargo run --release --locked --example regressions -- \
+        --results "$out-native" --baseline "$baseline"
     exit 0
 fi
 bench "$out"
