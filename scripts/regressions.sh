@@ -25,6 +25,16 @@ bench() { # folder, then the environment to run in
         || { tail -30 "$folder.log" >&2; exit 1; }
 }
 
+update_baseline() { # folder, then the writer's options
+    local folder="$1"; shift
+    cargo run --release --locked --example regressions -- \
+        --results "$folder" --baseline "$baseline" --write-baseline "$@"
+}
+
+check() { # folder
+    cargo run --release --locked --example regressions -- --results "$1" --baseline "$baseline"
+}
+
 mkdir -p target
 if [ "${1:-}" = "--write-baseline" ]; then
     rm -f "$baseline"
@@ -33,13 +43,11 @@ if [ "${1:-}" = "--write-baseline" ]; then
     # runs on the widest (the least ratio and the greatest time / floor).
     for kernel in portable avx2; do
         bench "$out-$kernel" KMEANS_KERNEL="$kernel"
-        cargo run --release --locked --example regressions -- \
-            --results "$out-$kernel" --baseline "$baseline" --write-baseline --work-only
+        update_baseline "$out-$kernel" --work-only
     done
     for run in 1 2 3; do
         bench "$out-native-$run"
-        cargo run --release --locked --example regressions -- \
-            --results "$out-native-$run" --baseline "$baseline" --write-baseline
+        update_baseline "$out-native-$run"
     done
     # The last run, for the tests (it must pass against the baseline).
     cp "$out-native-3/results.jsonl" benches/baseline/results.jsonl
@@ -49,15 +57,15 @@ if [ "${1:-}" = "--write-work" ]; then
     # A change of work that leaves the ratios and floors standing (they
     # are checked against the same margins): our work from a run on each
     # kernel, the last on the widest, which becomes the committed run.
-    for kernel in portable avx2 native; do
-        if [ "$kernel" = native ]; then bench "$out-$kernel"; else bench "$out-$kernel" KMEANS_KERNEL="$kernel"; fi
-        cargo run --release --locked --example regressions -- \
-            --results "$out-$kernel" --baseline "$baseline" --write-baseline --work-only
+    for kernel in portable avx2; do
+        bench "$out-$kernel" KMEANS_KERNEL="$kernel"
+        update_baseline "$out-$kernel" --work-only
     done
+    bench "$out-native"
+    update_baseline "$out-native" --work-only
     cp "$out-native/results.jsonl" benches/baseline/results.jsonl
-    cargo run --release --locked --example regressions -- \
-        --results "$out-native" --baseline "$baseline"
+    check "$out-native"
     exit 0
 fi
 bench "$out"
-cargo run --release --locked --example regressions -- --results "$out" --baseline "$baseline"
+check "$out"
