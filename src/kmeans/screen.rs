@@ -154,8 +154,15 @@ impl Screen {
             .enumerate()
         {
             let m = out.len();
+            // Each row converted and its norm taken while it is in the
+            // first-level cache (a block's rows may not all fit there).
+            let kernels = F::kernels(simd);
+            let mut squared_max = 0.0f64;
             single.clear();
-            single.extend(rows.iter().map(|&v| v.as_f64() as f32));
+            for row in rows.chunks_exact(d) {
+                single.extend(row.iter().map(|&v| v.as_f64() as f32));
+                squared_max = squared_max.max(kernels.squared_norm(row));
+            }
             let next = x
                 .chunks(BLOCK_ROWS * d)
                 .nth(b + 1)
@@ -169,11 +176,6 @@ impl Screen {
             );
             // One slack for the block, from its largest row norm (one
             // square root instead of one per row).
-            let kernels = F::kernels(simd);
-            let mut squared_max = 0.0f64;
-            for row in rows.chunks_exact(d) {
-                squared_max = squared_max.max(kernels.squared_norm(row));
-            }
             let slack = self.slack(squared_max);
             for i in 0..m {
                 let best = f64::from(single_scores[2 * i]);
