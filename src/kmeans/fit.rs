@@ -308,7 +308,8 @@ impl<F: Float> KMeans<F> {
                 check_data: iteration == 0 && data_max_abs.is_none(),
                 inertia: bounds.is_none() && (iteration == 1 || near_the_end),
                 // With bounds, the step after this one may be settled by
-                // the bounds alone; it needs these sums for the inertia.
+                // the bounds alone; it needs these sums for the inertia
+                // (which the step drops where its guesses fail).
                 within: bounds.is_some() && iteration == 0,
             };
             let previous_centroids = extras.within.then(|| centroids.clone());

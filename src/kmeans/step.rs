@@ -56,7 +56,8 @@ pub struct Step<F> {
     /// Per cluster, how many rows were assigned to it.
     pub counts: Vec<u64>,
     /// Per cluster, the sum of its rows' squared distances to the centroid
-    /// they were assigned against, when asked for.
+    /// they were assigned against, when asked for and no chunk dropped
+    /// them (see [`chunk_step`]).
     pub within: Option<Vec<f64>>,
     /// Each chunk's own sums and counts, kept for the next step where it can
     /// reuse them (see [`ChunkTotal`]); empty elsewhere.
@@ -155,7 +156,12 @@ struct ChunkSums<F> {
     clusters: usize,
     changed: usize,
     inertia: f64,
+    /// Per cluster, the sum of its rows' squared distances, when the step
+    /// asks for them (see [`Step::within`]); empty once the chunk has
+    /// dropped them (see [`chunk_step`]).
     within: Vec<f64>,
+    /// Rows whose distances the chunk did not sum, having dropped them.
+    unsummed: usize,
     active: usize,
     exact: usize,
     /// Rows guessed (see [`super::guess`]).
@@ -285,6 +291,8 @@ pub fn lloyd_step<F: Float>(
     let mut chunk_totals = Vec::new();
     let mut max_abs = 0.0f64;
     let mut within = vec![0.0; if extras.within { k } else { 0 }];
+    let mut within_whole = extras.within;
+    let mut unsummed = 0;
     if let Some(previous) = previous {
         sums.copy_from_slice(&previous.sums);
         counts.copy_from_slice(&previous.counts);
@@ -344,9 +352,11 @@ pub fn lloyd_step<F: Float>(
             }
             changed += part.changed;
             inertia += part.inertia;
+            within_whole &= !part.within.is_empty();
             for (w, v) in within.iter_mut().zip(&part.within) {
                 *w += v;
             }
+            unsummed += part.unsummed;
             active += part.active;
             exact += part.exact;
             guessed += part.guessed;
@@ -401,7 +411,7 @@ pub fn lloyd_step<F: Float>(
             + guess_distances
             + prepared.rescored_rows() * k as u64
             + if extras.inertia || extras.within {
-                n as u64
+                (n - unsummed) as u64
             } else {
                 0
             },
@@ -425,7 +435,7 @@ pub fn lloyd_step<F: Float>(
         data_max_abs: extras.check_data.then_some(max_abs),
         sums,
         counts,
-        within: extras.within.then_some(within),
+        within: within_whole.then_some(within),
         chunks: chunk_totals,
     })
 }
@@ -579,6 +589,16 @@ fn chunk_step<S: Simd, F: Float>(
             }
             _ => 0,
         };
+        // A chunk whose guesses stopped paying has rows near a boundary,
+        // whose labels the next step will likely move: it drops the sums
+        // of distances that would end the fit without reading the data
+        // after that step (`Step::within`), which cost a distance a row.
+        if !part.within.is_empty() && context.guess.is_some() && !scratch.trial().worth_it() {
+            part.within = Vec::new();
+        }
+        if context.extras.within && part.within.is_empty() {
+            part.unsummed += fresh.len() - proved;
+        }
         let rest = proved * d;
         // The block after this one, for the kernel to ask for.
         let next_block = match context.ask_next {
@@ -669,8 +689,8 @@ fn proved_rows<S: Simd, F: Float>(
         if extras.inertia || extras.within {
             // In row order, as `inertia` sums.
             part.inertia += distance.as_f64();
-            if extras.within {
-                part.within[a] += distance.as_f64();
+            if let Some(within) = part.within.get_mut(a) {
+                *within += distance.as_f64();
             }
         }
         proved += 1;
@@ -756,7 +776,7 @@ fn block_step<S: Simd, F: Float>(
     } else {
         F::kernels(simd).add_rows(x, fresh, &mut part.sums, &mut part.counts, d);
     }
-    if context.extras.inertia || context.extras.within {
+    if context.extras.inertia || !part.within.is_empty() {
         let (centroids, kernels) = (context.centroids, F::kernels(simd));
         // Summed in a local, which stays in a register: `part.inertia` is
         // stored and reloaded around the stores into `within` otherwise.
@@ -768,8 +788,8 @@ fn block_step<S: Simd, F: Float>(
                 .unwrap_or_else(|| kernels.squared_distance(row, &centroids[j * d..(j + 1) * d]));
             // In row order, as `inertia` sums.
             inertia += distance.as_f64();
-            if context.extras.within {
-                part.within[j] += distance.as_f64();
+            if let Some(within) = part.within.get_mut(j) {
+                *within += distance.as_f64();
             }
         }
         part.inertia = inertia;
@@ -928,6 +948,7 @@ impl<F: Float> ChunkSums<F> {
             changed: 0,
             inertia: 0.0,
             within: vec![0.0; if context.extras.within { k } else { 0 }],
+            unsummed: 0,
             active: 0,
             exact: 0,
             guessed: 0,

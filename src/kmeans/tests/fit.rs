@@ -144,9 +144,10 @@ fn distances_the_screen_computes_in_f32_are_counted_apart() {
     let screened = super::super::simd::Isa::detect() != super::super::simd::Isa::Portable
         && !super::super::screen::switched_off();
     // The first step scores every row in f32 (then some again in f64),
-    // plus one distance per row for its per-cluster sums, and the
-    // guesses it tried before giving up (in f32, on a few features);
-    // f32 data and plain passes have none in f32.
+    // plus the guesses it tried before giving up (in f32, on a few
+    // features) and its per-cluster sums of distances until then (one a
+    // row, dropped with the guesses); f32 data and plain passes have none
+    // in f32.
     let first = work.per_pass[0].f32_distances;
     let screen = if screened { (n * k) as u64 } else { 0 };
     let guesses_at_most = (n * k * super::super::simd::FIRST_FEATURES / d) as u64;
@@ -154,7 +155,7 @@ fn distances_the_screen_computes_in_f32_are_counted_apart() {
         first >= screen && first <= screen + guesses_at_most,
         "{first}"
     );
-    assert!(work.per_pass[0].distances >= (n * k + n) as u64);
+    assert!(work.per_pass[0].distances >= (n * k) as u64);
     let f32_fit = fit_from(&x.mapv(|v| v as f32), init.mapv(|v| v as f32));
     assert!(f32_fit.work.per_pass.iter().all(|p| p.f32_distances == 0));
 }
@@ -949,6 +950,58 @@ fn non_finite_data_is_found_where_the_first_step_guesses() {
     let max_abs = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     assert_eq!(step.data_max_abs, Some(max_abs));
     non_finite_data_is_found_in((x, means));
+}
+
+/// The first step with bounds sums each cluster's squared distances, so
+/// that a next step that moves no label ends the fit without reading the
+/// data; a chunk whose guesses stop paying (rows near boundaries, whose
+/// labels will move) drops them and computes no more of its rows'
+/// distances, and the step then has none. Labels and sums are the same.
+#[test]
+fn first_steps_drop_the_sums_of_distances_where_guesses_fail() {
+    let first_step = |x: &Array2<f64>, init: &Array2<f64>, within: bool| {
+        lloyd_step(
+            x.as_slice().unwrap(),
+            &mut StepBuffers::default(),
+            init.view(),
+            &mut vec![u32::MAX; x.nrows()],
+            Some(&mut Bounds::new(x.nrows(), f64::INFINITY)),
+            None,
+            Extras {
+                within,
+                ..Extras::default()
+            },
+        )
+        .unwrap()
+    };
+    // Separated blobs from their means: the guesses pay, the sums are
+    // kept whole, as the data gives them.
+    let (x, init) = random_blobs(5000, 40, 4, 2);
+    let means = fit_with_bounds(&x, &init, true).centroids;
+    let step = first_step(&x, &means, true);
+    let within = step.within.expect("separated blobs keep the sums");
+    let (labels, _) = crate::kmeans::assign_and_inertia(x.view(), means.view());
+    let mut exact = vec![0.0; 4];
+    for (row, &j) in x.rows().into_iter().zip(&labels) {
+        exact[j as usize] += (&row - &means.row(j as usize)).mapv(|v| v * v).sum();
+    }
+    for (a, b) in within.iter().zip(&exact) {
+        assert!((a - b).abs() <= 1e-12 * b, "{within:?} against {exact:?}");
+    }
+    // Uniform data, 40 features: the guesses fail in every chunk after
+    // its first block; the sums are dropped, and with them the distances
+    // of the rows after it.
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(12);
+    let n = 6000;
+    let x = Array2::from_shape_fn((n, 40), |_| rng.gen_range(-1.0..1.0));
+    let init = init_of(&x, 8);
+    let with = first_step(&x, &init, true);
+    let without = first_step(&x, &init, false);
+    assert!(with.within.is_none());
+    assert_eq!(with.centroids, without.centroids);
+    assert_eq!(with.counts, without.counts);
+    let summed = with.distances - without.distances;
+    assert!(summed > 0 && summed * 4 < n as u64, "{summed} rows summed");
 }
 
 fn non_finite_data_is_found_in((x, init): (Array2<f64>, Array2<f64>)) {
