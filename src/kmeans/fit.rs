@@ -300,7 +300,7 @@ impl<F: Float> KMeans<F> {
             // Summing distances in a plain pass costs one per row: done where
             // the step may well be the last (the second, the usual last on
             // separated blobs, or after a step that moved at most one label
-            // in 100000). A long fit instead sums its inertia once at the
+            // in 100000), and only until a label moves (see `Step::inertia`). A long fit instead sums its inertia once at the
             // end, as does a fit with bounds: there the sums would make the
             // step read every row, which the bounds mostly spare.
             let near_the_end = last_changed <= n / 100_000;

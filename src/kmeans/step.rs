@@ -27,7 +27,8 @@ pub struct Step<F> {
     pub shift: f64,
     /// The inertia of the step's assignment against the centroids it was
     /// made with, as [`super::passes::inertia`] computes it (same order,
-    /// same bits), when asked for.
+    /// same bits), when asked for and no label changed: only then can the
+    /// step be the fit's last (see [`block_step`]).
     pub inertia: Option<f64>,
     /// How many rows went through the distance kernel (all of them without
     /// bounds).
@@ -155,12 +156,15 @@ struct ChunkSums<F> {
     /// `k` when the step updates the last step's sums (else 0).
     clusters: usize,
     changed: usize,
-    inertia: f64,
+    /// The sum of the rows' squared distances, when the step asks for it
+    /// and no label of the chunk has changed (see [`block_step`]).
+    inertia: Option<f64>,
     /// Per cluster, the sum of its rows' squared distances, when the step
     /// asks for them (see [`Step::within`]); empty once the chunk has
     /// dropped them (see [`chunk_step`]).
     within: Vec<f64>,
-    /// Rows whose distances the chunk did not sum, having dropped them.
+    /// Rows whose distances the chunk did not sum, having dropped its
+    /// inertia or sums of distances.
     unsummed: usize,
     active: usize,
     exact: usize,
@@ -291,6 +295,7 @@ pub fn lloyd_step<F: Float>(
     let mut chunk_totals = Vec::new();
     let mut max_abs = 0.0f64;
     let mut within = vec![0.0; if extras.within { k } else { 0 }];
+    let mut inertia_whole = extras.inertia;
     let mut within_whole = extras.within;
     let mut unsummed = 0;
     if let Some(previous) = previous {
@@ -351,7 +356,8 @@ pub fn lloyd_step<F: Float>(
                 *c = c.wrapping_add_signed(*v);
             }
             changed += part.changed;
-            inertia += part.inertia;
+            inertia_whole &= part.inertia.is_some();
+            inertia += part.inertia.unwrap_or(0.0);
             within_whole &= !part.within.is_empty();
             for (w, v) in within.iter_mut().zip(&part.within) {
                 *w += v;
@@ -405,7 +411,7 @@ pub fn lloyd_step<F: Float>(
         centroids: new_centroids,
         changed,
         shift,
-        inertia: extras.inertia.then_some(inertia),
+        inertia: inertia_whole.then_some(inertia),
         active,
         distances: (active * k + exact) as u64
             + guess_distances
@@ -596,9 +602,6 @@ fn chunk_step<S: Simd, F: Float>(
         if !part.within.is_empty() && context.guess.is_some() && !scratch.trial().worth_it() {
             part.within = Vec::new();
         }
-        if context.extras.within && part.within.is_empty() {
-            part.unsummed += fresh.len() - proved;
-        }
         let rest = proved * d;
         // The block after this one, for the kernel to ask for.
         let next_block = match context.ask_next {
@@ -686,12 +689,12 @@ fn proved_rows<S: Simd, F: Float>(
             *s += v;
         }
         part.counts[a] += 1;
-        if extras.inertia || extras.within {
-            // In row order, as `inertia` sums.
-            part.inertia += distance.as_f64();
-            if let Some(within) = part.within.get_mut(a) {
-                *within += distance.as_f64();
-            }
+        // In row order, as `inertia` sums.
+        if let Some(inertia) = part.inertia.as_mut() {
+            *inertia += distance.as_f64();
+        }
+        if let Some(within) = part.within.get_mut(a) {
+            *within += distance.as_f64();
         }
         proved += 1;
     }
@@ -776,11 +779,16 @@ fn block_step<S: Simd, F: Float>(
     } else {
         F::kernels(simd).add_rows(x, fresh, &mut part.sums, &mut part.counts, d);
     }
-    if context.extras.inertia || !part.within.is_empty() {
+    // A step that changes a label is not the fit's last, and its inertia
+    // goes unused: the chunk drops it, and with it a distance a row.
+    if part.inertia.is_some() && labels != fresh {
+        part.inertia = None;
+    }
+    if part.inertia.is_some() || !part.within.is_empty() {
         let (centroids, kernels) = (context.centroids, F::kernels(simd));
         // Summed in a local, which stays in a register: `part.inertia` is
         // stored and reloaded around the stores into `within` otherwise.
-        let mut inertia = part.inertia;
+        let mut inertia = part.inertia.unwrap_or(0.0);
         for (i, (row, &j)) in x.chunks_exact(d).zip(fresh.iter()).enumerate() {
             let j = j as usize;
             let distance = scratch
@@ -792,7 +800,11 @@ fn block_step<S: Simd, F: Float>(
                 *within += distance.as_f64();
             }
         }
-        part.inertia = inertia;
+        if let Some(total) = part.inertia.as_mut() {
+            *total = inertia;
+        }
+    } else if context.extras.inertia || context.extras.within {
+        part.unsummed += fresh.len();
     }
     true
 }
@@ -946,7 +958,7 @@ impl<F: Float> ChunkSums<F> {
             is_touched: Vec::new(),
             clusters: incremental,
             changed: 0,
-            inertia: 0.0,
+            inertia: context.extras.inertia.then_some(0.0),
             within: vec![0.0; if context.extras.within { k } else { 0 }],
             unsummed: 0,
             active: 0,

@@ -870,6 +870,46 @@ fn converged_inertia_from_the_last_step_is_the_separate_pass() {
     assert_eq!(inertia.to_bits(), fit.inertia.to_bits());
 }
 
+/// A plain step asked for its inertia sums it only while no label has
+/// changed: a step that moves one is not the fit's last, so its chunks
+/// drop the sum and with it a distance a row.
+#[test]
+fn a_step_sums_its_inertia_only_while_no_label_changes() {
+    let (x, init) = random_blobs(6000, 40, 6, 13);
+    let n = x.nrows();
+    let step_from = |centroids: &Array2<f64>, labels: &mut Vec<u32>, inertia: bool| {
+        lloyd_step(
+            x.as_slice().unwrap(),
+            &mut StepBuffers::default(),
+            centroids.view(),
+            labels,
+            None,
+            None,
+            Extras {
+                inertia,
+                ..Extras::default()
+            },
+        )
+        .unwrap()
+    };
+    // Every row labelled 0: the labels move, in every chunk.
+    let mut labels = vec![0; n];
+    let means = fit_from(&x, init).centroids;
+    let (with, without) = (
+        step_from(&means, &mut labels.clone(), true),
+        step_from(&means, &mut labels, false),
+    );
+    assert!(with.changed > 0 && with.inertia.is_none());
+    assert_eq!(with.centroids, without.centroids);
+    assert_eq!(with.distances, without.distances);
+    // From the fit's own labels: none moves, the inertia is the pass's.
+    let step = step_from(&means, &mut labels, true);
+    assert_eq!(step.changed, 0);
+    let (_, inertia) = crate::kmeans::assign_and_inertia(x.view(), means.view());
+    assert_eq!(step.inertia.map(f64::to_bits), Some(inertia.to_bits()));
+    assert_eq!(step.distances, without.distances + n as u64);
+}
+
 #[test]
 fn fortran_order_input_gives_the_same_fit() {
     let (x, init) = random_blobs(1000, 3, 4, 9);
