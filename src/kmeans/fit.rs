@@ -300,9 +300,10 @@ impl<F: Float> KMeans<F> {
             // Summing distances in a plain pass costs one per row: done where
             // the step may well be the last (the second, the usual last on
             // separated blobs, or after a step that moved at most one label
-            // in 100000), and only until a label moves (see `Step::inertia`). A long fit instead sums its inertia once at the
-            // end, as does a fit with bounds: there the sums would make the
-            // step read every row, which the bounds mostly spare.
+            // in 100000), and only until a label moves (see `Step::inertia`).
+            // A long fit instead sums its inertia once at the end, as does a
+            // fit with bounds: there the sums would make the step read every
+            // row, which the bounds mostly spare.
             let near_the_end = last_changed <= n / 100_000;
             let extras = Extras {
                 check_data: iteration == 0 && data_max_abs.is_none(),

@@ -629,6 +629,10 @@ fn chunk_step<S: Simd, F: Float>(
             .filter(|(old, new)| old != new)
             .count();
         part.changed += changed;
+        if changed > 0 {
+            // Rows proved before the kernel too (see `block_step`).
+            part.inertia = None;
+        }
         labels_block.copy_from_slice(fresh);
     }
     if context.reuse {
