@@ -103,16 +103,20 @@ impl Screen {
     /// single-precision kernel decides, with (when `SCORES`) an upper bound
     /// on the exact kernel's best score and a lower bound on its runner-up
     /// in `scores[2 i]` and `scores[2 i + 1]`; appends the others' indices
-    /// to `undecided`, leaving their entries alone. Runs in a function of
-    /// `simd`'s own, so that the conversion and the norms vectorise as
-    /// widely as the kernel. Each block's kernel asks for the block after
-    /// it, the last for `next` (see [`NextRows`]).
+    /// to `undecided`, leaving their entries alone. Each row's squared
+    /// norm ([`Kernels::squared_norm`], which the slack needs) goes to
+    /// `norms[i]` unless `norms` is empty. Runs in a function of `simd`'s
+    /// own, so that the conversion and the norms vectorise as widely as the
+    /// kernel. Each block's kernel asks for the block after it, the last
+    /// for `next` (see [`NextRows`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn screen<S: Simd, F: Float, const SCORES: bool>(
         &self,
         simd: S,
         x: &[F],
         out: &mut [u32],
         scores: &mut [F],
+        norms: &mut [f64],
         undecided: &mut Vec<usize>,
         next: NextRows<'_>,
     ) {
@@ -121,6 +125,7 @@ impl Screen {
             x,
             out,
             scores,
+            norms,
             undecided,
             next,
         })
@@ -134,12 +139,14 @@ impl Screen {
     /// [`screen`](Self::screen), inlined into one function per
     /// instruction set.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn screen_rows<S: Simd, F: Float, const SCORES: bool>(
         &self,
         simd: S,
         x: &[F],
         out: &mut [u32],
         scores: &mut [F],
+        norms: &mut [f64],
         undecided: &mut Vec<usize>,
         next: NextRows<'_>,
     ) {
@@ -159,9 +166,13 @@ impl Screen {
             let kernels = F::kernels(simd);
             let mut squared_max = 0.0f64;
             single.clear();
-            for row in rows.chunks_exact(d) {
+            for (i, row) in rows.chunks_exact(d).enumerate() {
                 single.extend(row.iter().map(|&v| v.as_f64() as f32));
-                squared_max = squared_max.max(kernels.squared_norm(row));
+                let norm = kernels.squared_norm(row);
+                if let Some(kept) = norms.get_mut(b * BLOCK_ROWS + i) {
+                    *kept = norm;
+                }
+                squared_max = squared_max.max(norm);
             }
             let next = x
                 .chunks(BLOCK_ROWS * d)
@@ -219,6 +230,7 @@ struct ScreenRows<'a, F, const SCORES: bool> {
     x: &'a [F],
     out: &'a mut [u32],
     scores: &'a mut [F],
+    norms: &'a mut [f64],
     undecided: &'a mut Vec<usize>,
     next: NextRows<'a>,
 }
@@ -233,6 +245,7 @@ impl<F: Float, const SCORES: bool> WithSimd for ScreenRows<'_, F, SCORES> {
             self.x,
             self.out,
             self.scores,
+            self.norms,
             self.undecided,
             self.next,
         )
@@ -283,12 +296,15 @@ impl<F: Float> ScreenedCentroids<F> {
     /// a step's next block of rows).
     #[inline]
     pub fn assign_in<S: Simd>(&self, simd: S, x: &[F], out: &mut [u32], next: NextRows<'_>) {
-        self.assign_rows::<S, false>(simd, x, out, &mut [], next);
+        self.assign_rows::<S, false>(simd, x, out, &mut [], &mut [], next);
     }
 
     /// As [`assign_in`](Self::assign_in), with each row's best and
     /// runner-up scores (see [`PreparedCentroids::assign_with_scores_in`]),
-    /// or for rows the screen decided, bounds on them.
+    /// or for rows the screen decided, bounds on them. The screen computes
+    /// each row's squared norm ([`Kernels::squared_norm`]) for its slack:
+    /// into `norms`, one a row, and `true`, where it ran; `false` (and
+    /// `norms` left alone) where it did not.
     #[inline]
     pub fn assign_with_scores_in<S: Simd>(
         &self,
@@ -296,31 +312,38 @@ impl<F: Float> ScreenedCentroids<F> {
         x: &[F],
         out: &mut [u32],
         scores: &mut [F],
+        norms: &mut [f64],
         next: NextRows<'_>,
-    ) {
+    ) -> bool {
         debug_assert_eq!(scores.len(), 2 * out.len());
-        self.assign_rows::<S, true>(simd, x, out, scores, next);
+        debug_assert_eq!(norms.len(), out.len());
+        self.assign_rows::<S, true>(simd, x, out, scores, norms, next)
     }
 
+    /// Labels into `out` (and with `SCORES`, scores into `scores`); the
+    /// rows' squared norms into `norms` (when not empty) and `true` where
+    /// the screen ran.
     fn assign_rows<S: Simd, const SCORES: bool>(
         &self,
         simd: S,
         x: &[F],
         out: &mut [u32],
         scores: &mut [F],
+        norms: &mut [f64],
         next: NextRows<'_>,
-    ) {
+    ) -> bool {
         let Some(screen) = &self.screen else {
-            return if SCORES {
-                self.exact.assign_with_scores_in(simd, x, out, scores, next)
+            if SCORES {
+                self.exact.assign_with_scores_in(simd, x, out, scores, next);
             } else {
-                self.exact.assign_in(simd, x, out, next)
-            };
+                self.exact.assign_in(simd, x, out, next);
+            }
+            return false;
         };
         let mut undecided = Vec::new();
-        screen.screen::<S, F, SCORES>(simd, x, out, scores, &mut undecided, next);
+        screen.screen::<S, F, SCORES>(simd, x, out, scores, norms, &mut undecided, next);
         if undecided.is_empty() {
-            return;
+            return true;
         }
         let d = x.len() / out.len();
         let mut rows = Vec::with_capacity(undecided.len() * d);
@@ -344,6 +367,7 @@ impl<F: Float> ScreenedCentroids<F> {
                 out[i] = labels[p];
             }
         }
+        true
     }
 }
 
@@ -388,6 +412,7 @@ mod tests {
                     self.x,
                     self.out,
                     scores,
+                    &mut [],
                     undecided,
                     NextRows::NONE,
                 ),
@@ -396,11 +421,30 @@ mod tests {
                     self.x,
                     self.out,
                     &mut [],
+                    &mut [],
                     undecided,
                     NextRows::NONE,
                 ),
                 (Op::Assign(c), Some(scores)) => {
-                    c.assign_with_scores_in(simd, self.x, self.out, scores, NextRows::NONE)
+                    // The norms the screen hands out are those the fresh
+                    // bounds would compute, to the bit.
+                    let n = self.out.len();
+                    let mut norms = vec![f64::NAN; n];
+                    let screened = c.assign_with_scores_in(
+                        simd,
+                        self.x,
+                        self.out,
+                        scores,
+                        &mut norms,
+                        NextRows::NONE,
+                    );
+                    assert_eq!(screened, c.is_screened());
+                    if screened {
+                        let mut expected = vec![0.0; n];
+                        crate::kmeans::kernel::squared_norms(simd, self.x, &mut expected);
+                        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&norms), bits(&expected));
+                    }
                 }
                 (Op::Assign(c), None) => c.assign_in(simd, self.x, self.out, NextRows::NONE),
             }

@@ -526,10 +526,13 @@ impl Geometry {
         let n = labels.len();
         let mut scores = [F::zero(); 2 * BLOCK_ROWS];
         let scores = &mut scores[..2 * n];
-        prepared.assign_with_scores_in(simd, rows, labels, scores, next);
         let (mut up, mut low) = ([0.0; BLOCK_ROWS], [0.0; BLOCK_ROWS]);
         let (up, low) = (&mut up[..n], &mut low[..n]);
-        self.fresh_bounds(simd, rows, scores, up, low);
+        // The rows' squared norms into `up`, from the screen where it ran.
+        if !prepared.assign_with_scores_in(simd, rows, labels, scores, up, next) {
+            squared_norms(simd, rows, up);
+        }
+        self.fresh_bounds(scores, up, low);
         for i in 0..n {
             upper[i] = round_up(up[i]);
             lower[i] = round_down(low[i]);
@@ -686,21 +689,14 @@ impl Geometry {
             })
     }
 
-    /// Fresh bounds for the rows of `rows` from the kernel's best and
-    /// runner-up scores (`scores[2 * i]`, `scores[2 * i + 1]`), widened for
-    /// the rounding of the arithmetic: into `up`
-    /// and `low`, one per row (before rounding to `f32`). Two loops, so that the second (square roots
+    /// Fresh bounds for rows from the kernel's best and runner-up scores
+    /// (`scores[2 * i]`, `scores[2 * i + 1]`) and their squared norms (in
+    /// `up`, as [`squared_norms`] computes them), widened for the rounding
+    /// of the arithmetic: into `up` and `low`, one per row (before rounding
+    /// to `f32`). A loop apart from the norms', so that it (square roots
     /// and all) is vectorised across rows.
     #[inline(always)]
-    fn fresh_bounds<S: Simd, F: Float>(
-        &self,
-        simd: S,
-        rows: &[F],
-        scores: &[F],
-        up: &mut [f64],
-        low: &mut [f64],
-    ) {
-        squared_norms(simd, rows, up);
+    fn fresh_bounds<F: Float>(&self, scores: &[F], up: &mut [f64], low: &mut [f64]) {
         let centroid_reach = self.centroid_norm_max * self.centroid_norm_max;
         let (widen, narrow) = (1.0 + self.outward, 1.0 - self.outward);
         for (i, (up, low)) in up.iter_mut().zip(low.iter_mut()).enumerate() {
