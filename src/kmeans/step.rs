@@ -630,7 +630,8 @@ fn chunk_step<S: Simd, F: Float>(
             .count();
         part.changed += changed;
         if changed > 0 {
-            // Rows proved before the kernel too (see `block_step`).
+            // As `block_step` does before its distances, here for the rows
+            // proved before the kernel too: a moved label drops the inertia.
             part.inertia = None;
         }
         labels_block.copy_from_slice(fresh);
