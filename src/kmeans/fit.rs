@@ -256,8 +256,10 @@ impl<F: Float> KMeans<F> {
             Pruning::Never => false,
         };
         let mut data_max_abs = data_max_abs;
-        let mut bounds =
-            use_bounds.then(|| Bounds::new(n, data_max_abs.map_or(f64::INFINITY, row_norm_max)));
+        let mut bounds = use_bounds
+            .then(|| Bounds::for_rows(n, d, data_max_abs.map_or(f64::INFINITY, row_norm_max)));
+        // The rows' squared norms the bounds kept, while they are suspended.
+        let mut row_norms = Vec::new();
         let mut suspension = Suspension::default();
         work.bounds_set += usize::from(bounds.is_some());
         let mut tol = None;
@@ -293,7 +295,8 @@ impl<F: Float> KMeans<F> {
             let mut totals_now = totals.as_ref();
             if suspension.resumes(iteration, last_changed, n) {
                 let row_norm_max = data_max_abs.map_or(f64::INFINITY, row_norm_max);
-                bounds = Some(Bounds::new(n, row_norm_max));
+                let norms = std::mem::take(&mut row_norms);
+                bounds = Some(Bounds::with_norms(n, row_norm_max, norms));
                 totals_now = None;
                 work.bounds_set += 1;
             }
@@ -368,7 +371,7 @@ impl<F: Float> KMeans<F> {
                 && bounds.is_some()
                 && suspension.suspends(iteration, worked, n)
             {
-                bounds = None;
+                row_norms = bounds.take().map_or_else(Vec::new, Bounds::into_norms);
             }
             if step.changed == 0 {
                 converged = true;

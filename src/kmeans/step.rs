@@ -577,12 +577,15 @@ fn chunk_step<S: Simd, F: Float>(
     {
         let fresh = &mut fresh[..labels_block.len()];
         let range = s * BLOCK_ROWS..s * BLOCK_ROWS + fresh.len();
-        let mut bounds = chunk
-            .bounds
-            .as_mut()
-            .map(|(upper, lower)| (&mut upper[range.clone()], &mut lower[range]));
+        let mut bounds = chunk.bounds.as_mut().map(|(upper, lower, norms)| {
+            (
+                &mut upper[range.clone()],
+                &mut lower[range.clone()],
+                norms.get_mut(range).unwrap_or_default(),
+            )
+        });
         let proved = match (context.guess, context.geometry, bounds.as_mut()) {
-            (Some(guess), Some(geometry), Some((upper, lower))) if !context.incremental => {
+            (Some(guess), Some(geometry), Some((upper, lower, _))) if !context.incremental => {
                 proved_rows(
                     simd,
                     context,
@@ -615,7 +618,13 @@ fn chunk_step<S: Simd, F: Float>(
             (&x_block[rest..], next_block),
             &labels_block[proved..],
             &mut fresh[proved..],
-            bounds.map(|(upper, lower)| (&mut upper[proved..], &mut lower[proved..])),
+            bounds.map(|(upper, lower, norms)| {
+                (
+                    &mut upper[proved..],
+                    &mut lower[proved..],
+                    norms.get_mut(proved..).unwrap_or_default(),
+                )
+            }),
         );
         if !finite {
             part.finite = false;
@@ -737,7 +746,7 @@ fn block_step<S: Simd, F: Float>(
     (x, next): (&[F], &[F]),
     labels: &[u32],
     fresh: &mut [u32],
-    bounds: Option<(&mut [f32], &mut [f32])>,
+    bounds: Option<ChunkBounds<'_>>,
 ) -> bool {
     let d = context.d;
     if fresh.is_empty() {
@@ -751,7 +760,7 @@ fn block_step<S: Simd, F: Float>(
         }
     }
     match (context.geometry, bounds) {
-        (Some(geometry), Some((upper, lower))) => {
+        (Some(geometry), Some((upper, lower, norms))) => {
             let (active, exact, guessed) = geometry.assign(
                 simd,
                 context.prepared,
@@ -760,8 +769,7 @@ fn block_step<S: Simd, F: Float>(
                 (x, NextRows::of(next)),
                 labels,
                 fresh,
-                upper,
-                lower,
+                (upper, lower, norms),
                 scratch,
             );
             part.active += active;
@@ -839,7 +847,7 @@ fn chunk_step_pending<S: Simd, F: Float>(
 ) -> ChunkSums<F> {
     let d = context.d;
     let mut part = ChunkSums::new(context, chunk.spare);
-    let (upper, lower) = chunk.bounds.expect("a step with a geometry has bounds");
+    let (upper, lower, _) = chunk.bounds.expect("a step with a geometry has bounds");
     let mut pending: Vec<u32> = Vec::with_capacity(chunk.labels.len());
     let settled = geometry.settle_chunk(
         simd,
@@ -888,8 +896,7 @@ fn chunk_step_pending<S: Simd, F: Float>(
             rows,
             next,
             &mut fresh[..m],
-            &mut fresh_upper[..m],
-            &mut fresh_lower[..m],
+            (&mut fresh_upper[..m], &mut fresh_lower[..m], &mut []),
         );
         for (p, &i) in batch.iter().enumerate() {
             let i = i as usize;

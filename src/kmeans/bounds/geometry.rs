@@ -15,6 +15,7 @@ use super::super::simd::{
     F32_SPACING_MIN, F32_TINY,
 };
 use super::scratch::{Scratch, Tightening};
+use super::ChunkBounds;
 
 /// Rows of at most this many features are tightened eight at a time by
 /// [`CarryOver::rows_avx512`] with AVX-512 (gathered feature by feature),
@@ -510,7 +511,9 @@ impl Geometry {
     /// Runs the rows of `rows` (row-major, at most [`BLOCK_ROWS`])
     /// through the kernel, which asks for `next` meanwhile (see
     /// [`NextRows`]): their labels into `labels`, fresh bounds into `upper`
-    /// and `lower`, one per row.
+    /// and `lower`, one per row. Their squared norms come from `norms`
+    /// where it holds them all, else from the screen or a pass of their
+    /// own, and are kept there (unless it is empty).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub fn rescore<S: Simd, F: Float>(
@@ -520,17 +523,25 @@ impl Geometry {
         rows: &[F],
         next: NextRows<'_>,
         labels: &mut [u32],
-        upper: &mut [f32],
-        lower: &mut [f32],
+        (upper, lower, norms): ChunkBounds<'_>,
     ) {
         let n = labels.len();
         let mut scores = [F::zero(); 2 * BLOCK_ROWS];
         let scores = &mut scores[..2 * n];
         let (mut up, mut low) = ([0.0; BLOCK_ROWS], [0.0; BLOCK_ROWS]);
         let (up, low) = (&mut up[..n], &mut low[..n]);
-        // The rows' squared norms into `up`, from the screen where it ran.
-        if !prepared.assign_with_scores_in(simd, rows, labels, scores, up, next) {
+        // The rows' squared norms into `up`: kept from an earlier step,
+        // or from the screen where it ran (the same bits either way).
+        let kept = norms.len() == n && !norms.iter().any(|v| v.is_nan());
+        if kept {
+            up.copy_from_slice(norms);
+        }
+        let screened = prepared.assign_with_scores_in(simd, rows, labels, scores, up, next);
+        if !kept && !screened {
             squared_norms(simd, rows, up);
+        }
+        if norms.len() == n && !kept {
+            norms.copy_from_slice(up);
         }
         self.fresh_bounds(scores, up, low);
         for i in 0..n {
@@ -564,8 +575,7 @@ impl Geometry {
         (x, next): (&[F], NextRows<'_>),
         labels: &[u32],
         fresh: &mut [u32],
-        upper: &mut [f32],
-        lower: &mut [f32],
+        (upper, lower, norms): ChunkBounds<'_>,
         scratch: &mut Scratch<F>,
     ) -> (usize, usize, usize) {
         let n = fresh.len();
@@ -605,7 +615,7 @@ impl Geometry {
         if pending * 4 >= n * 3 {
             // Most rows need the kernel: run it on all of them in place
             // (the others get the label they have, and fresh bounds).
-            self.rescore(simd, prepared, x, next, fresh, upper, lower);
+            self.rescore(simd, prepared, x, next, fresh, (upper, lower, norms));
             scratch.known = 0;
             return (n, exact, guessed);
         }
@@ -623,8 +633,11 @@ impl Geometry {
             rows,
             NextRows::NONE,
             &mut fresh_labels[..pending],
-            &mut fresh_upper[..pending],
-            &mut fresh_lower[..pending],
+            (
+                &mut fresh_upper[..pending],
+                &mut fresh_lower[..pending],
+                &mut [],
+            ),
         );
         for (p, i) in unsettled(sure, n).enumerate() {
             fresh[i] = fresh_labels[p];

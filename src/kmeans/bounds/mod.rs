@@ -58,8 +58,9 @@ use super::simd::{Isa, NextRows, Simd, WithSimd};
 pub use geometry::Geometry;
 pub use scratch::Scratch;
 
-/// One chunk's upper and lower bounds.
-pub type ChunkBounds<'a> = (&'a mut [f32], &'a mut [f32]);
+/// One chunk's upper and lower bounds, and its rows' kept squared norms
+/// (see [`Bounds::with_norms`]; empty where none are kept).
+pub type ChunkBounds<'a> = (&'a mut [f32], &'a mut [f32], &'a mut [f64]);
 
 /// Whether bounds can pay for themselves on `n` rows of `d` features and
 /// `k` centroids: when scoring a row costs the kernel at least
@@ -131,21 +132,63 @@ pub struct Bounds<F> {
     /// Rows the last step sent to the kernel; `None` until a step has
     /// tested these bounds (the step that sets them sends every row).
     kernel_rows: Option<usize>,
+    /// Each row's squared norm as fresh bounds need it, NaN until a step
+    /// has computed it; empty where none are kept (see
+    /// [`ROW_NORMS_MIN_BYTES`]).
+    norms: Vec<f64>,
 }
 
+/// Rows of at least this many bytes keep their squared norms for the
+/// fresh bounds of later steps (8 bytes a row: at most a 32nd of the data),
+/// in data of at least [`ROW_NORMS_MIN_DATA_BYTES`]: each setting step, and
+/// each step whose rows mostly go to the kernel, would otherwise read
+/// every row again for it, after the kernel.
+pub const ROW_NORMS_MIN_BYTES: usize = 256;
+
+/// See [`ROW_NORMS_MIN_BYTES`]: smaller data (in the last-level cache)
+/// is fitted in a few steps, where the kept norms' allocation (a page
+/// fault every 4 KB) costs more than the norms it spares.
+pub const ROW_NORMS_MIN_DATA_BYTES: usize = 32 << 20;
+
 impl<F: Float> Bounds<F> {
+    /// [`Bounds::with_norms`] keeping no row norms (as the steps' tests
+    /// use them).
+    #[cfg(test)]
+    pub fn new(n: usize, row_norm_max: f64) -> Self {
+        Bounds::with_norms(n, row_norm_max, Vec::new())
+    }
+
     /// Bounds for `n` rows, none of them set yet; `row_norm_max` is at least
     /// the Euclidean norm of every row (infinite when not known yet: the
     /// first assignment does not need it, and nothing is skipped until it
-    /// is set).
-    pub fn new(n: usize, row_norm_max: f64) -> Self {
+    /// is set). They keep the rows' squared norms in `norms`: NaN where not
+    /// known yet, or those earlier bounds of the same data kept
+    /// ([`Bounds::into_norms`]); empty keeps none.
+    pub fn with_norms(n: usize, row_norm_max: f64, norms: Vec<f64>) -> Self {
+        debug_assert!(norms.is_empty() || norms.len() == n);
         Bounds {
             upper: vec![0.0; n],
             lower: vec![0.0; n],
             reference: None,
             row_norm_max,
             kernel_rows: None,
+            norms,
         }
+    }
+
+    /// [`Bounds::with_norms`] for rows of `d` features, keeping their
+    /// squared norms where rows take [`ROW_NORMS_MIN_BYTES`] or more and the
+    /// data [`ROW_NORMS_MIN_DATA_BYTES`].
+    pub fn for_rows(n: usize, d: usize, row_norm_max: f64) -> Self {
+        let row_bytes = d * std::mem::size_of::<F>();
+        let keep = row_bytes >= ROW_NORMS_MIN_BYTES && n * row_bytes >= ROW_NORMS_MIN_DATA_BYTES;
+        let norms = if keep { vec![f64::NAN; n] } else { Vec::new() };
+        Bounds::with_norms(n, row_norm_max, norms)
+    }
+
+    /// The rows' kept squared norms, for the next bounds of the same data.
+    pub fn into_norms(self) -> Vec<f64> {
+        self.norms
     }
 
     /// Whether the last step sent at least one row in
@@ -232,10 +275,17 @@ impl<F: Float> Bounds<F> {
     ) -> (Geometry, Vec<ChunkBounds<'_>>) {
         let geometry = Geometry::new(centroids, self.reference.as_ref(), self.row_norm_max);
         self.reference = Some(centroids.to_owned());
+        // Where no norms are kept, an empty slice for each chunk.
+        let norms = self
+            .norms
+            .chunks_mut(rows)
+            .chain(std::iter::repeat_with(|| &mut [][..]));
         let chunks = self
             .upper
             .chunks_mut(rows)
             .zip(self.lower.chunks_mut(rows))
+            .zip(norms)
+            .map(|((upper, lower), norms)| (upper, lower, norms))
             .collect();
         (geometry, chunks)
     }

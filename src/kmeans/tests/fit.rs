@@ -622,6 +622,62 @@ fn bounds_skip_most_rows_once_clusters_settle() {
     assert!(with.work.distances() * 2 < without.work.distances());
 }
 
+/// Bounds that keep the rows' squared norms (long rows of large data)
+/// give every step the same labels, sums and bounds' work as bounds that
+/// recompute them, and the norms kept are the rows' own, to the bit; the
+/// next bounds of the same data take them over.
+#[test]
+fn kept_row_norms_give_the_same_steps() {
+    // Uniform rows of 40 features, 6 centroids: every step sends most
+    // rows through the (unscreened) kernel, which sets fresh bounds.
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(31);
+    let (n, d) = (6000, 40);
+    let x = Array2::from_shape_fn((n, d), |_| rng.gen_range(-1.0..1.0));
+    let flat = x.as_slice().unwrap();
+    let run = |bounds: &mut Bounds<f64>, steps: usize| {
+        let (mut labels, mut centroids) = (vec![u32::MAX; n], init_of(&x, 6));
+        let mut buffers = StepBuffers::default();
+        let mut out = Vec::new();
+        for _ in 0..steps {
+            let step = lloyd_step(
+                flat,
+                &mut buffers,
+                centroids.view(),
+                &mut labels,
+                Some(&mut *bounds),
+                None,
+                Extras::default(),
+            )
+            .unwrap();
+            centroids = step.centroids.clone();
+            out.push((step.centroids, step.active, step.distances, labels.clone()));
+        }
+        out
+    };
+    let mut kept = Bounds::with_norms(n, f64::INFINITY, vec![f64::NAN; n]);
+    let with = run(&mut kept, 4);
+    let without = run(&mut Bounds::new(n, f64::INFINITY), 4);
+    assert_eq!(with, without);
+    assert!(with.iter().all(|(_, active, _, _)| *active * 2 > n));
+    let norms = kept.into_norms();
+    // Every instruction set's norms are the portable ones, to the bit.
+    let exact: Vec<f64> = x
+        .rows()
+        .into_iter()
+        .map(|row| crate::kmeans::simd::squared_norm(row.as_slice().unwrap()))
+        .collect();
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&norms), bits(&exact));
+    // Taken over by the next bounds: the same steps again.
+    let mut again = Bounds::with_norms(n, f64::INFINITY, norms);
+    assert_eq!(run(&mut again, 4), without);
+    // Which fits keep them: long rows of data past the last-level cache.
+    let keeps = |n, d| !Bounds::<f64>::for_rows(n, d, 1.0).into_norms().is_empty();
+    assert!(keeps(1 << 20, 32) && !keeps(1 << 20, 31) && !keeps(10_000, 50));
+    let keeps_f32 = |n, d| !Bounds::<f32>::for_rows(n, d, 1.0).into_norms().is_empty();
+    assert!(keeps_f32(1 << 20, 64) && !keeps_f32(1 << 20, 32));
+}
+
 /// Four Lloyd steps with bounds from `init`, each after the first updating
 /// the last step's sums: in `recycled` buffers, or fresh ones each step.
 fn four_steps(
