@@ -3,7 +3,7 @@
 //! show what the bounds buy. Both give the same labels and iterations, and
 //! centroids that agree to rounding.
 
-use super::{contender_error, thread_pool, Contender, FitOutput, Problem};
+use super::{contender_error, Contender, FitOutput, Problem};
 use crate::error::Result;
 use crate::kmeans::{Init, KMeans, KMeansParams, Pruning};
 
@@ -13,10 +13,11 @@ enum Model {
     F32(KMeans<f32>),
 }
 
-/// The hand-written k-means, in its own rayon pool.
+/// The hand-written k-means, with the problem's thread count as its own
+/// (its pool, or the calling thread where [`KMeans::fit`] chooses it).
 pub struct RustKMeans {
     bounds: bool,
-    prepared: Option<(Problem, Model, rayon::ThreadPool)>,
+    prepared: Option<(Problem, Model)>,
 }
 
 impl RustKMeans {
@@ -32,6 +33,7 @@ impl RustKMeans {
         KMeansParams::new(problem.init.nrows())
             .init(Init::Given(problem.init.mapv(F::from_f64)))
             .max_iter(problem.max_iter)
+            .threads(problem.threads)
             .pruning(if self.bounds {
                 Pruning::Auto
             } else {
@@ -54,18 +56,22 @@ impl Contender for RustKMeans {
             Some(_) => Model::F32(self.params::<f32>(problem).check()?),
             None => Model::F64(self.params::<f64>(problem).check()?),
         };
-        self.prepared = Some((problem.clone(), model, thread_pool(problem.threads)?));
+        match &model {
+            Model::F64(model) => model.start_threads()?,
+            Model::F32(model) => model.start_threads()?,
+        }
+        self.prepared = Some((problem.clone(), model));
         Ok(())
     }
 
     fn fit(&mut self) -> Result<FitOutput> {
-        let (problem, model, pool) = self
+        let (problem, model) = self
             .prepared
             .as_ref()
             .ok_or_else(|| contender_error(self.name(), "fit before prepare"))?;
         let (centroids, labels, n_iter, work) = match (model, &problem.x32) {
             (Model::F32(model), Some(x32)) => {
-                let fit = pool.install(|| model.fit(x32.view()))?;
+                let fit = model.fit(x32.view())?;
                 (
                     fit.centroids.mapv(f64::from),
                     fit.labels,
@@ -74,7 +80,7 @@ impl Contender for RustKMeans {
                 )
             }
             (Model::F64(model), _) => {
-                let fit = pool.install(|| model.fit(problem.x.view()))?;
+                let fit = model.fit(problem.x.view())?;
                 (fit.centroids, fit.labels, fit.n_iter, fit.work)
             }
             (Model::F32(_), None) => {
@@ -93,10 +99,7 @@ impl Contender for RustKMeans {
     }
 
     fn environment(&self) -> Vec<(String, String)> {
-        let threads = self
-            .prepared
-            .as_ref()
-            .map_or(0, |(_, _, p)| p.current_num_threads());
+        let threads = self.prepared.as_ref().map_or(0, |(p, _)| p.threads);
         vec![
             ("rust.version".into(), env!("CARGO_PKG_VERSION").into()),
             ("rust.bounds".into(), self.bounds.to_string()),

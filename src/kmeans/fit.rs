@@ -3,6 +3,7 @@
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 
 use super::bounds::{rows_worked, worthwhile, Bounds};
+use super::chunks::on_calling_thread;
 use super::error::{KMeansError, Result};
 use super::float::Float;
 use super::init::kmeans_plusplus;
@@ -11,6 +12,12 @@ use super::passes::{assign, inertia};
 use super::step::{lloyd_step, Extras, StepBuffers, Totals};
 use super::suspension::Suspension;
 use super::validate::{check_not_empty, finite_max_abs, locate_non_finite};
+
+/// A model with a thread count of its own fits data of at most this many
+/// rows (two chunks) on the calling thread: handing such a fit to the pool
+/// and waking the caller after cost more than the second thread saved, up
+/// to 100 features and 30 clusters (measurements in `docs/tuning.md`).
+pub const CALLING_THREAD_MAX_ROWS: usize = 1024;
 
 /// A fitted k-means.
 #[derive(Debug, Clone)]
@@ -133,13 +140,33 @@ impl<F: Float> KMeans<F> {
     /// the tolerance, or after `max_iter` steps; if the loop did not converge
     /// strictly, a final assignment makes labels match the centroids.
     /// Results do not depend on the number of threads.
+    ///
+    /// A model with a thread count of its own ([`KMeansParams::threads`])
+    /// fits in its pool, except where one thread is asked for or `x` has at
+    /// most [`CALLING_THREAD_MAX_ROWS`] rows: those fits run on the calling
+    /// thread.
     pub fn fit(&self, x: ArrayView2<F>) -> Result<KMeansFit<F>> {
         match self.threads() {
+            Some(threads) if threads == 1 || x.nrows() <= CALLING_THREAD_MAX_ROWS => {
+                on_calling_thread(|| self.fit_in_current_pool(x))
+            }
             Some(threads) => self
                 .own_pool(threads)?
                 .install(|| self.fit_in_current_pool(x)),
             None => self.fit_in_current_pool(x),
         }
+    }
+
+    /// Starts the threads this model's fits use, which its first fit would
+    /// start otherwise: its pool, and rayon's global pool, which a fit on
+    /// the calling thread asks for its size (it runs no task there). For
+    /// callers that time or measure fits.
+    pub fn start_threads(&self) -> Result<()> {
+        if let Some(threads) = self.threads() {
+            self.own_pool(threads)?;
+        }
+        rayon::current_num_threads();
+        Ok(())
     }
 
     fn fit_in_current_pool(&self, x: ArrayView2<F>) -> Result<KMeansFit<F>> {

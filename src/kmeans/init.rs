@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 
-use super::chunks::seeding_chunk_rows;
+use super::chunks::{seeding_chunk_rows, task_min_len};
 use super::float::Float;
 use super::simd::{Isa, Kernels, Simd, WithSimd};
 
@@ -68,6 +68,7 @@ fn update_closest<F: Float>(
     let isa = Isa::detect();
     x.par_chunks(rows * d)
         .zip(closest.par_chunks_mut(rows))
+        .with_min_len(task_min_len())
         .map(|(x, closest)| {
             isa.dispatch(UpdateClosest {
                 x,
@@ -122,6 +123,7 @@ fn score_candidates<F: Float>(
     let partials: Vec<Vec<f64>> = x
         .par_chunks(rows * d)
         .zip(closest.par_chunks(rows))
+        .with_min_len(task_min_len())
         .map(|(x, closest)| {
             isa.dispatch(ScoreCandidates {
                 x,

@@ -104,7 +104,7 @@ pub fn kernel_name() -> &'static str {
 }
 
 pub use error::KMeansError;
-pub use fit::{KMeansFit, Pass, Work};
+pub use fit::{KMeansFit, Pass, Work, CALLING_THREAD_MAX_ROWS};
 pub use float::Float;
 pub use init::kmeans_plusplus;
 pub use params::{Init, KMeans, KMeansParams, Pruning, DEFAULT_MAX_ITER};

@@ -88,7 +88,9 @@ impl<F: Float> KMeansParams<F> {
     }
 
     /// Run in a pool of this many threads instead of the current rayon pool
-    /// (built at the model's first fit, and kept for the next ones).
+    /// (built at the model's first fit, and kept for the next ones), or on
+    /// the calling thread for one thread and for small data (see
+    /// [`KMeans::fit`]).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
         self
@@ -187,6 +189,12 @@ impl<F: Float> KMeans<F> {
     pub fn pruning(&self) -> Pruning {
         self.params.pruning
     }
+    /// Whether a fit (or [`KMeans::start_threads`]) has built the model's pool.
+    #[cfg(test)]
+    pub(super) fn pool_built(&self) -> bool {
+        self.pool.0.get().is_some()
+    }
+
     /// The pool of `threads` threads this model fits in, built on first use.
     pub(super) fn own_pool(&self, threads: usize) -> Result<&rayon::ThreadPool> {
         if let Some(pool) = self.pool.0.get() {

@@ -6,7 +6,7 @@
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 
-use super::chunks::chunk_rows;
+use super::chunks::{chunk_rows, task_min_len};
 use super::float::Float;
 use super::kernel::PreparedCentroids;
 use super::simd::{squared_distance, Isa, Kernels, Simd, WithSimd};
@@ -34,6 +34,7 @@ pub fn relocate_empty_clusters<F: Float>(
     let distances: Vec<F> = x
         .par_chunks(d)
         .zip(labels.par_iter())
+        .with_min_len(task_min_len())
         .map(|(row, &label)| {
             let j = label as usize;
             squared_distance(row, &old[j * d..(j + 1) * d])
@@ -72,6 +73,7 @@ pub fn assign<F: Float>(x: &[F], d: usize, centroids: ArrayView2<F>, labels: &mu
     let rows = chunk_rows(labels.len());
     x.par_chunks(rows * d)
         .zip(labels.par_chunks_mut(rows))
+        .with_min_len(task_min_len())
         .for_each(|(x_chunk, label_chunk)| prepared.assign(x_chunk, label_chunk));
 }
 
@@ -85,6 +87,7 @@ pub fn inertia<F: Float>(x: &[F], d: usize, centroids: ArrayView2<F>, labels: &[
     let partials: Vec<f64> = x
         .par_chunks(rows * d)
         .zip(labels.par_chunks(rows))
+        .with_min_len(task_min_len())
         .map(|(x, labels)| {
             isa.dispatch(RowsInertia {
                 x,

@@ -8,7 +8,7 @@ use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use super::bounds::{Bounds, ChunkBounds, Geometry, Scratch};
-use super::chunks::{chunk_rows, BLOCK_ROWS};
+use super::chunks::{chunk_rows, task_min_len, threads, BLOCK_ROWS};
 use super::float::Float;
 use super::guess::{self, Guess};
 use super::passes::relocate_empty_clusters;
@@ -315,6 +315,7 @@ pub fn lloyd_step<F: Float>(
         let partials: Vec<ChunkSums<F>> = inputs
             .into_par_iter()
             .zip(spares)
+            .with_min_len(task_min_len())
             .map(|((((x_chunk, label_chunk), bound_chunk), kept), spare)| {
                 let chunk = Chunk {
                     x: x_chunk,
@@ -458,8 +459,7 @@ const WAVE_SUMS_FRACTION: usize = 8;
 /// The order of the sums is the chunks' whatever the waves: the same bits.
 fn chunks_per_wave(n_chunks: usize, chunk_sums_bytes: usize, data_bytes: usize) -> usize {
     let fit = data_bytes / WAVE_SUMS_FRACTION / chunk_sums_bytes.max(1);
-    fit.max(4 * rayon::current_num_threads())
-        .clamp(1, n_chunks.max(1))
+    fit.max(4 * threads()).clamp(1, n_chunks.max(1))
 }
 
 /// Elements of the sums each task of [`add_chunk_sums`] adds up.
@@ -482,6 +482,7 @@ fn add_chunk_sums<F: Float>(sums: &mut [f64], partials: &[ChunkSums<F>]) {
     } else {
         sums.par_chunks_mut(MERGE_BLOCK)
             .enumerate()
+            .with_min_len(task_min_len())
             .for_each(|(b, block)| add(b * MERGE_BLOCK, block));
     }
 }

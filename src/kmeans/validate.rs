@@ -3,6 +3,7 @@
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 
+use super::chunks::task_min_len;
 use super::error::{KMeansError, Result};
 use super::float::Float;
 
@@ -43,6 +44,7 @@ pub fn finite_max_abs<F: Float>(x: ArrayView2<F>, what: &'static str) -> Result<
     let (max, finite) = match x.as_slice_memory_order() {
         Some(flat) => flat
             .par_chunks(1 << 16)
+            .with_min_len(task_min_len())
             .map(scan)
             .reduce(|| (0.0, true), |a, b| (a.0.max(b.0), a.1 && b.1)),
         None => scan(&x.iter().copied().collect::<Vec<_>>()),

@@ -5,7 +5,7 @@
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-use super::super::chunks::{unsettled, BLOCK_ROWS};
+use super::super::chunks::{task_min_len, unsettled, BLOCK_ROWS};
 use super::super::float::Float;
 use super::super::guess::Guess;
 use super::super::kernel::squared_norms;
@@ -792,6 +792,7 @@ fn nearest_squared_gaps<F: Float>(isa: Isa, centroids: &[F], k: usize, d: usize)
         .collect();
     ranges
         .into_par_iter()
+        .with_min_len(task_min_len())
         .map(gaps_of)
         .reduce_with(|mut a, b| {
             for (a, b) in a.iter_mut().zip(b) {

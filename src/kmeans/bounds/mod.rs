@@ -50,7 +50,7 @@ mod scratch;
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-use super::chunks::{chunk_rows, unsettled, BLOCK_ROWS};
+use super::chunks::{chunk_rows, task_min_len, unsettled, BLOCK_ROWS};
 use super::float::Float;
 use super::kernel::{Layout, PreparedCentroids};
 use super::simd::{Isa, NextRows, Simd, WithSimd};
@@ -247,6 +247,7 @@ impl<F: Float> Bounds<F> {
             .par_chunks(rows * d)
             .zip(labels.par_chunks(rows))
             .zip(self.upper.par_chunks(rows).zip(self.lower.par_chunks(rows)))
+            .with_min_len(task_min_len())
             .map(|((x, labels), (upper, lower))| {
                 prepared.isa().dispatch(HoldChunk {
                     geometry: &geometry,

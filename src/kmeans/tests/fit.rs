@@ -884,6 +884,40 @@ fn a_model_keeps_its_pool_across_fits() {
     assert_eq!(clone.fit(x.view()).unwrap(), first);
 }
 
+/// A model of two threads fits data of at most
+/// [`super::super::CALLING_THREAD_MAX_ROWS`] rows on the calling thread,
+/// without its pool, and larger data in it: the same fits as two threads
+/// share in a pool, to the bit, on either side of the line and with
+/// bounds or without.
+#[test]
+fn small_fits_run_on_the_calling_thread() {
+    let max = super::super::CALLING_THREAD_MAX_ROWS;
+    let shared = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    for (n, pruning) in [
+        (max, Pruning::Always),
+        (max, Pruning::Never),
+        (max + 1, Pruning::Always),
+    ] {
+        let (x, _) = random_blobs(n, 40, 4, 15);
+        let params = KMeansParams::new(30)
+            .init(Init::Given(init_of(&x, 30)))
+            .pruning(pruning);
+        let in_pool = shared
+            .install(|| params.clone().check().unwrap().fit(x.view()))
+            .unwrap();
+        assert!(in_pool.n_iter > 2, "{}", in_pool.n_iter);
+        let model = params.threads(2).check().unwrap();
+        assert_eq!(model.fit(x.view()).unwrap(), in_pool);
+        assert_eq!(model.pool_built(), n > max, "{n} rows");
+    }
+    let model = KMeansParams::<f64>::new(3).threads(2).check().unwrap();
+    model.start_threads().unwrap();
+    assert!(model.pool_built());
+}
+
 #[test]
 fn f32_and_f64_agree_on_labels() {
     let (x, init) = random_blobs(5000, 4, 5, 3);
