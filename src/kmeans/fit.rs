@@ -13,10 +13,11 @@ use super::step::{lloyd_step, Extras, StepBuffers, Totals};
 use super::suspension::Suspension;
 use super::validate::{check_not_empty, finite_max_abs, locate_non_finite};
 
-/// A model with a thread count of its own fits data of at most this many
-/// rows (two chunks) on the calling thread: handing such a fit to the pool
-/// and waking the caller after cost more than the second thread saved, up
-/// to 100 features and 30 clusters (measurements in `docs/tuning.md`).
+/// Data of at most this many rows (two chunks) is fitted on the calling
+/// thread rather than handed to a pool (see [`KMeans::fit`]): handing such
+/// a fit over and waking the caller after cost more than the second thread
+/// saved, up to 100 features and 30 clusters (measurements in
+/// `docs/tuning.md`).
 pub const CALLING_THREAD_MAX_ROWS: usize = 1024;
 
 /// A fitted k-means.
@@ -142,17 +143,22 @@ impl<F: Float> KMeans<F> {
     /// Results do not depend on the number of threads.
     ///
     /// A model with a thread count of its own ([`KMeansParams::threads`])
-    /// fits in its pool, except where one thread is asked for or `x` has at
-    /// most [`CALLING_THREAD_MAX_ROWS`] rows: those fits run on the calling
-    /// thread.
+    /// fits in its pool, one without in the current rayon pool, except
+    /// where one thread is asked for or `x` has at most
+    /// [`CALLING_THREAD_MAX_ROWS`] rows (and the caller is in no pool, for a
+    /// model without a thread count): those fits run on the calling thread.
     pub fn fit(&self, x: ArrayView2<F>) -> Result<KMeansFit<F>> {
+        let small = x.nrows() <= CALLING_THREAD_MAX_ROWS;
         match self.threads() {
-            Some(threads) if threads == 1 || x.nrows() <= CALLING_THREAD_MAX_ROWS => {
+            Some(threads) if threads == 1 || small => {
                 on_calling_thread(|| self.fit_in_current_pool(x))
             }
             Some(threads) => self
                 .own_pool(threads)?
                 .install(|| self.fit_in_current_pool(x)),
+            None if small && rayon::current_thread_index().is_none() => {
+                on_calling_thread(|| self.fit_in_current_pool(x))
+            }
             None => self.fit_in_current_pool(x),
         }
     }

@@ -30,7 +30,9 @@
 //! Each module uses only those above it in this list.
 //! - `error`, `chunks`: the error rules; the fixed row chunks (at most 64,
 //!   depending only on n, merged in order, so results do not depend on
-//!   threads) and their blocks of 64 rows.
+//!   threads) and their blocks of 64 rows, and whether a fit's chunks run
+//!   in a pool or one after another on the calling thread (small data, one
+//!   thread).
 //! - `simd`: everything that depends on the instruction set (AVX-512, AVX2
 //!   with FMA, portable), detected once, capped by
 //!   `KMEANS_KERNEL=avx2|portable` for comparisons, and chosen once per

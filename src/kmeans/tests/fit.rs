@@ -886,7 +886,8 @@ fn a_model_keeps_its_pool_across_fits() {
 
 /// A model of two threads fits data of at most
 /// [`super::super::CALLING_THREAD_MAX_ROWS`] rows on the calling thread,
-/// without its pool, and larger data in it: the same fits as two threads
+/// without its pool, and larger data in it, as does a model without a
+/// thread count called outside any pool: the same fits as two threads
 /// share in a pool, to the bit, on either side of the line and with
 /// bounds or without.
 #[test]
@@ -916,6 +917,13 @@ fn small_fits_run_on_the_calling_thread() {
     let model = KMeansParams::<f64>::new(3).threads(2).check().unwrap();
     model.start_threads().unwrap();
     assert!(model.pool_built());
+    // Without a thread count of its own, outside any pool.
+    let (x, _) = random_blobs(max, 40, 4, 16);
+    let params = KMeansParams::new(30).init(Init::Given(init_of(&x, 30)));
+    let in_pool = shared
+        .install(|| params.clone().check().unwrap().fit(x.view()))
+        .unwrap();
+    assert_eq!(params.check().unwrap().fit(x.view()).unwrap(), in_pool);
 }
 
 #[test]
