@@ -142,7 +142,7 @@ impl<F: Float> KMeans<F> {
     /// strictly, a final assignment makes labels match the centroids.
     /// Results do not depend on the number of threads.
     ///
-    /// A model with a thread count of its own ([`KMeansParams::threads`])
+    /// A model with a thread count of its own ([`KMeansParams::threads`](super::KMeansParams::threads))
     /// fits in its pool, one without in the current rayon pool, except
     /// where one thread is asked for or `x` has at most
     /// [`CALLING_THREAD_MAX_ROWS`] rows (and the caller is in no pool, for a
