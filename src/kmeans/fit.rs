@@ -142,11 +142,13 @@ impl<F: Float> KMeans<F> {
     /// strictly, a final assignment makes labels match the centroids.
     /// Results do not depend on the number of threads.
     ///
-    /// A model with a thread count of its own ([`KMeansParams::threads`](super::KMeansParams::threads))
-    /// fits in its pool, one without in the current rayon pool, except
-    /// where one thread is asked for or `x` has at most
-    /// [`CALLING_THREAD_MAX_ROWS`] rows (and the caller is in no pool, for a
-    /// model without a thread count): those fits run on the calling thread.
+    /// A model with a thread count of its own ([`threads`]) fits in its
+    /// pool, one without in the current rayon pool, except where one thread
+    /// is asked for or `x` has at most [`CALLING_THREAD_MAX_ROWS`] rows (and
+    /// the caller is in no pool, for a model without a thread count): those
+    /// fits run on the calling thread.
+    ///
+    /// [`threads`]: super::KMeansParams::threads
     pub fn fit(&self, x: ArrayView2<F>) -> Result<KMeansFit<F>> {
         let small = x.nrows() <= CALLING_THREAD_MAX_ROWS;
         match self.threads() {
@@ -164,9 +166,9 @@ impl<F: Float> KMeans<F> {
     }
 
     /// Starts the threads this model's fits use, which its first fit would
-    /// start otherwise: its pool, and rayon's global pool, which a fit on
-    /// the calling thread asks for its size (it runs no task there). For
-    /// callers that time or measure fits.
+    /// start otherwise: its pool, and rayon's global pool, whose size a fit
+    /// on the calling thread reads (it runs no task there). For callers that
+    /// time or measure fits.
     pub fn start_threads(&self) -> Result<()> {
         if let Some(threads) = self.threads() {
             self.own_pool(threads)?;
