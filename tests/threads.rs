@@ -1,7 +1,7 @@
-//! At one thread, the peers that run their own thread pools (oneDAL's TBB,
-//! faiss's OpenMP) really use one core: the process's CPU time over a fit is
-//! close to its wall time. (Its own test binary, one test: CPU time is the
-//! whole process's.)
+//! At one thread, ours (on the calling thread) and the peers that run their
+//! own thread pools (oneDAL's TBB, faiss's OpenMP) really use one core: the
+//! process's CPU time over a fit is close to its wall time. (Its own test
+//! binary, one test: CPU time is the whole process's.)
 
 use std::time::Instant;
 
@@ -33,9 +33,13 @@ fn peers_given_one_thread_use_one_core() {
     // Overlapping blobs: tens of iterations, a fit of a fraction of a second.
     let spec = BlobSpec::new(Scenario::new(50_000, 16, 32).unwrap()).with_std(4.0);
     let (run, _) = ScenarioRun::load(&cache, &spec, 300, 1).unwrap();
-    for name in ["sklearnex", "faiss"] {
+    for name in ["rust", "sklearnex", "faiss"] {
         let mut contender = create(name).unwrap_or_else(|u| panic!("{name}: {}", u.reason));
         contender.prepare(&run.problem_for(name).unwrap()).unwrap();
+        if name == "rust" {
+            let threads = ("rust.threads".to_string(), "1".to_string());
+            assert!(contender.environment().contains(&threads));
+        }
         let (cpu, wall) = (cpu_seconds(), Instant::now());
         let mut fits = 0;
         while wall.elapsed().as_secs_f64() < 1.0 {

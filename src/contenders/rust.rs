@@ -109,6 +109,13 @@ impl Contender for RustKMeans {
             ),
             ("rust.threads".into(), threads.to_string()),
             (
+                "rust.calling_thread".into(),
+                format!(
+                    "fits of at most {} rows or one thread",
+                    crate::kmeans::CALLING_THREAD_MAX_ROWS
+                ),
+            ),
+            (
                 "rust.stopping_rule".into(),
                 "no label changed (tol = 0)".into(),
             ),
