@@ -438,8 +438,8 @@ impl<F: Float> KMeans<F> {
         }
         drop(bounds);
         if !converged {
-            assign(flat, d, centroids.view(), &mut labels);
-            work.push((n * k) as u64, n as u64);
+            let (distances, f32_distances) = assign(flat, d, centroids.view(), &mut labels);
+            work.push_pass(distances, f32_distances, n as u64);
         }
         let mut inertia = final_inertia.unwrap_or_else(|| {
             work.push(n as u64, n as u64);

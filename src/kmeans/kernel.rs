@@ -27,7 +27,9 @@
 use ndarray::ArrayView2;
 
 use super::float::Float;
-use super::simd::{CentroidLayout, Isa, Kernels, NextRows, Simd, WithSimd, ROWS_IN_LANES_MAX_D};
+#[cfg(test)]
+use super::simd::WithSimd;
+use super::simd::{CentroidLayout, Isa, Kernels, NextRows, Simd, ROWS_IN_LANES_MAX_D};
 
 /// The most rows in a tile of any instruction set.
 const MAX_TILE_ROWS: usize = 8;
@@ -182,7 +184,8 @@ impl<F: Float> PreparedCentroids<F> {
     }
 
     /// [`assign_in`](Self::assign_in) on the instruction set the centroids
-    /// were prepared for (chosen here: for passes that are not a step's).
+    /// were prepared for.
+    #[cfg(test)]
     pub fn assign(&self, x: &[F], out: &mut [u32]) {
         self.isa.dispatch(Assign {
             prepared: self,
@@ -275,6 +278,7 @@ impl<F: Float> PreparedCentroids<F> {
 }
 
 /// [`PreparedCentroids::assign`] (or with scores) as one operation.
+#[cfg(test)]
 struct Assign<'a, F> {
     prepared: &'a PreparedCentroids<F>,
     x: &'a [F],
@@ -282,6 +286,7 @@ struct Assign<'a, F> {
     scores: Option<&'a mut [F]>,
 }
 
+#[cfg(test)]
 impl<F: Float> WithSimd for Assign<'_, F> {
     type Output = ();
 

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::chunks::{chunk_rows, task_min_len};
 use super::float::Float;
-use super::kernel::PreparedCentroids;
+use super::screen::ScreenedCentroids;
 use super::simd::{squared_distance, Isa, Kernels, Simd, WithSimd};
 
 /// Gives each empty cluster one of the rows farthest from their current
@@ -67,14 +67,30 @@ pub fn relocate_empty_clusters<F: Float>(
     true
 }
 
-/// Assigns every row of `x` to its nearest centroid (lowest index on ties).
-pub fn assign<F: Float>(x: &[F], d: usize, centroids: ArrayView2<F>, labels: &mut [u32]) {
-    let prepared = PreparedCentroids::new(centroids, Isa::detect());
+/// Assigns every row of `x` to its nearest centroid (lowest index on ties),
+/// through the `f32` screen where it applies, as a step does (the labels
+/// are the exact kernel's either way). Returns the pass's distances and,
+/// of those, the ones computed in `f32`.
+pub fn assign<F: Float>(
+    x: &[F],
+    d: usize,
+    centroids: ArrayView2<F>,
+    labels: &mut [u32],
+) -> (u64, u64) {
+    let prepared = ScreenedCentroids::new(centroids, Isa::detect());
     let rows = chunk_rows(labels.len());
     x.par_chunks(rows * d)
         .zip(labels.par_chunks_mut(rows))
         .with_min_len(task_min_len())
         .for_each(|(x_chunk, label_chunk)| prepared.assign(x_chunk, label_chunk));
+    let scored = (labels.len() * centroids.nrows()) as u64;
+    match prepared.is_screened() {
+        true => (
+            scored + prepared.rescored_rows() * centroids.nrows() as u64,
+            scored,
+        ),
+        false => (scored, 0),
+    }
 }
 
 /// `sum_i ||x_i - c_{labels_i}||^2`, each distance computed from the

@@ -299,6 +299,16 @@ impl<F: Float> ScreenedCentroids<F> {
         self.assign_rows::<S, false>(simd, x, out, &mut [], &mut [], next);
     }
 
+    /// [`assign_in`](Self::assign_in) on the instruction set the centroids
+    /// were prepared for (chosen here: for passes that are not a step's).
+    pub fn assign(&self, x: &[F], out: &mut [u32]) {
+        self.exact.isa().dispatch(AssignRows {
+            centroids: self,
+            x,
+            out,
+        })
+    }
+
     /// As [`assign_in`](Self::assign_in), with each row's best and
     /// runner-up scores (see [`PreparedCentroids::assign_with_scores_in`]),
     /// or for rows the screen decided, bounds on them. The screen computes
@@ -368,6 +378,23 @@ impl<F: Float> ScreenedCentroids<F> {
             }
         }
         true
+    }
+}
+
+/// [`ScreenedCentroids::assign_in`] as an operation on an instruction set.
+struct AssignRows<'a, F> {
+    centroids: &'a ScreenedCentroids<F>,
+    x: &'a [F],
+    out: &'a mut [u32],
+}
+
+impl<F: Float> WithSimd for AssignRows<'_, F> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, simd: S) {
+        self.centroids
+            .assign_in(simd, self.x, self.out, NextRows::NONE)
     }
 }
 

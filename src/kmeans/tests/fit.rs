@@ -958,6 +958,47 @@ fn max_iter_stops_early_and_reassigns() {
     assert_eq!(inertia, fit.inertia);
 }
 
+/// The assignment after a fit stopped by `max_iter` goes through the `f32`
+/// screen where a step would: its labels are still the nearest centroids
+/// (by brute force), and its pass counts its `f32` distances.
+#[test]
+fn max_iter_reassigns_through_the_screen() {
+    let (n, d, k) = (2000, 32, 20);
+    let (x, init) = random_blobs(n, d, k, 9);
+    let fit = KMeansParams::new(k)
+        .init(Init::Given(init))
+        .max_iter(1)
+        .check()
+        .unwrap()
+        .fit(x.view())
+        .unwrap();
+    assert!(!fit.converged);
+    let nearest: Vec<u32> = x
+        .rows()
+        .into_iter()
+        .map(|row| {
+            let distance = |j: usize| -> f64 {
+                row.iter()
+                    .zip(fit.centroids.row(j))
+                    .map(|(a, b)| (a - b).powi(2))
+                    .sum()
+            };
+            (0..k)
+                .min_by(|&a, &b| distance(a).total_cmp(&distance(b)))
+                .unwrap() as u32
+        })
+        .collect();
+    assert_eq!(fit.labels.to_vec(), nearest);
+    // The step, the assignment, the inertia (the portable kernel does not
+    // screen).
+    let screened = super::super::simd::Isa::detect() != super::super::simd::Isa::Portable
+        && !super::super::screen::switched_off();
+    let f32_distances = fit.work.column(|p| p.f32_distances);
+    assert_eq!(f32_distances.len(), 3);
+    assert_eq!(f32_distances[1], if screened { (n * k) as u64 } else { 0 });
+    assert!(fit.work.column(|p| p.distances)[1] >= (n * k) as u64);
+}
+
 #[test]
 fn converged_inertia_from_the_last_step_is_the_separate_pass() {
     let (x, init) = random_blobs(5000, 3, 6, 12);
