@@ -436,12 +436,18 @@ impl<F: Float> KMeans<F> {
                 break;
             }
         }
-        drop(bounds);
+        // The rows' squared norms the bounds kept, set or suspended.
+        let kept_norms = bounds.map_or(row_norms, Bounds::into_norms);
         if !converged {
             let (distances, f32_distances) = assign(flat, d, centroids.view(), &mut labels);
             work.push_pass(distances, f32_distances, n as u64);
         }
-        let mut inertia = final_inertia.unwrap_or_else(|| {
+        // A converged fit's labels are those of the last step's sums.
+        let from_norms = || {
+            let totals = totals.as_ref().filter(|_| converged)?;
+            inertia_from_norms(&kept_norms, &labels, centroids.view(), totals)
+        };
+        let mut inertia = final_inertia.or_else(from_norms).unwrap_or_else(|| {
             work.push(n as u64, n as u64);
             inertia(flat, d, centroids.view(), &labels)
         });
@@ -505,6 +511,48 @@ impl<F: Float> ClusterStats<F> {
         let rounding = (d + 8) as f64 * f64::EPSILON * magnitude;
         (total > 0.0 && rounding <= 1e-12 * total || magnitude == 0.0).then_some(total)
     }
+}
+
+/// `sum_i ||x_i - c_{label_i}||^2` without the data, from the rows' kept
+/// squared norms (`norms`, NaN where not known) and the per-cluster sums and
+/// counts of the same labels: `sum_j q_j - 2 c_j.s_j + n_j ||c_j||^2`, with
+/// `q_j` the sum of cluster `j`'s squared norms. `None` for `f32` data
+/// (whose sums carry `f32`'s rounding), where a norm is not known, or where
+/// the rounding of that sum could exceed 1e-12 of it (data far from the
+/// origin compared with its spread): the inertia is then summed from the
+/// data.
+pub(super) fn inertia_from_norms<F: Float>(
+    norms: &[f64],
+    labels: &[u32],
+    centroids: ArrayView2<F>,
+    totals: &Totals,
+) -> Option<f64> {
+    if std::mem::size_of::<F>() != 8 || norms.len() != labels.len() {
+        return None;
+    }
+    let (k, d) = centroids.dim();
+    let mut squares = vec![0.0; k];
+    for (&norm, &j) in norms.iter().zip(labels) {
+        squares[j as usize] += norm;
+    }
+    let (mut total, mut magnitude) = (0.0, 0.0);
+    for (j, centroid) in centroids.rows().into_iter().enumerate() {
+        let n = totals.counts[j] as f64;
+        let (mut cross, mut reach, mut square) = (0.0, 0.0, 0.0);
+        for (&c, &sum) in centroid.iter().zip(&totals.sums[j * d..(j + 1) * d]) {
+            let c = c.as_f64();
+            cross += c * sum;
+            reach += (c * sum).abs();
+            square += c * c;
+        }
+        total += squares[j] - 2.0 * cross + n * square;
+        magnitude += squares[j] + 2.0 * reach + n * square;
+    }
+    // Each cluster's sums run over its rows: their rounding grows with
+    // the square root of the rows as well as with the features.
+    let terms = d as f64 + 8.0 + (labels.len() as f64).sqrt();
+    let rounding = terms * f64::EPSILON * magnitude;
+    (total > 0.0 && rounding <= 1e-12 * total || magnitude == 0.0).then_some(total)
 }
 
 /// How one run of the Lloyd loop ended.

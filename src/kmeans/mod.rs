@@ -74,7 +74,9 @@
 //! - `suspension`, `fit`: when bounds are suspended and set again; the loop:
 //!   relocation, the stopping rules, scaling, and the inertia (from the last
 //!   step's per-cluster sums when the bounds show no label would change, so
-//!   a fit that converges in two steps reads the data once). [`Work`]
+//!   a fit that converges in two steps reads the data once; from the rows'
+//!   squared norms the bounds keep and the clusters' sums in a longer fit,
+//!   where the subtraction keeps its digits). [`Work`]
 //!   counts every pass's distances and rows, which the report divides by
 //!   the machine's floors.
 //!

@@ -3,7 +3,7 @@
 //! magnitudes.
 
 use super::super::bounds::Bounds;
-use super::super::fit::{ClusterStats, KMeansFit, Work};
+use super::super::fit::{inertia_from_norms, ClusterStats, KMeansFit, Work};
 use super::super::float::Float;
 use super::super::params::{Init, Pruning};
 use super::super::step::{lloyd_step, Extras, Step, StepBuffers, Totals};
@@ -537,6 +537,114 @@ fn inertia_from_cluster_sums_matches_the_data_or_declines() {
     // the digits, so the data must be summed instead.
     let (stats, totals) = stats_for(Array2::from_elem((k, d), 1e6));
     assert_eq!(stats.inertia_at(means(&totals).view(), &totals), None);
+}
+
+/// The inertia from the rows' squared norms and the clusters' sums matches
+/// the data's for any centroids, and declines where a norm is unknown,
+/// where the data lies far from the origin compared with its spread (the
+/// subtraction would lose the digits), and for `f32` data.
+#[test]
+fn inertia_from_row_norms_matches_the_data_or_declines() {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(29);
+    let (n, d, k) = (3000, 7, 5);
+    let labels: Vec<u32> = (0..n).map(|i| ((i * 7 + i / 3) % k) as u32).collect();
+    let parts = |x: &Array2<f64>| {
+        let norms: Vec<f64> = x.rows().into_iter().map(|r| r.dot(&r)).collect();
+        let mut sums = vec![0.0; k * d];
+        let mut counts = vec![0u64; k];
+        for (row, &j) in x.rows().into_iter().zip(&labels) {
+            let j = j as usize;
+            for f in 0..d {
+                sums[j * d + f] += row[f];
+            }
+            counts[j] += 1;
+        }
+        let means = Array2::from_shape_fn((k, d), |(j, f)| sums[j * d + f] / counts[j] as f64);
+        let totals = Totals {
+            sums,
+            counts,
+            chunks: Vec::new(),
+        };
+        (norms, totals, means)
+    };
+    let direct = |x: &Array2<f64>, c: &Array2<f64>| -> f64 {
+        x.rows()
+            .into_iter()
+            .zip(&labels)
+            .map(|(row, &j)| (&row - &c.row(j as usize)).mapv(|v| v * v).sum())
+            .sum()
+    };
+    let x = Array2::from_shape_fn((n, d), |_| rng.gen_range(-5.0..5.0));
+    let (norms, totals, means) = parts(&x);
+    for c in [means.clone(), means.mapv(|v| v + 0.25)] {
+        let from_norms =
+            inertia_from_norms(&norms, &labels, c.view(), &totals).expect("well conditioned");
+        let exact = direct(&x, &c);
+        assert!(
+            (from_norms - exact).abs() <= 1e-12 * exact,
+            "{from_norms} vs {exact}"
+        );
+    }
+    // A norm not known yet.
+    let mut unknown = norms.clone();
+    unknown[17] = f64::NAN;
+    assert_eq!(
+        inertia_from_norms(&unknown, &labels, means.view(), &totals),
+        None
+    );
+    // A norm for each row, or none.
+    assert_eq!(
+        inertia_from_norms(&[], &labels, means.view(), &totals),
+        None
+    );
+    // The same spread a thousand away from the origin.
+    let far = x.mapv(|v| v + 1000.0);
+    let (norms, totals, means) = parts(&far);
+    assert_eq!(
+        inertia_from_norms(&norms, &labels, means.view(), &totals),
+        None
+    );
+    // f32 centroids: their data's sums were summed in f32.
+    let (norms, totals, means) = parts(&x);
+    let means32 = means.mapv(|v| v as f32);
+    assert_eq!(
+        inertia_from_norms(&norms, &labels, means32.view(), &totals),
+        None
+    );
+}
+
+/// A bounded fit of overlapping blobs past the size at which the bounds
+/// keep the rows' norms ends without reading the data for its inertia: the
+/// same labels as the data's nearest centroids and the same inertia to
+/// 1e-12.
+#[test]
+fn a_fit_keeping_row_norms_sums_its_inertia_from_them() {
+    let (n, d, k) = (70_000, 64, 8);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(41);
+    let centres = Array2::from_shape_fn((k, d), |_| rng.gen_range(-10.0..10.0));
+    let x = Array2::from_shape_fn((n, d), |(i, f)| {
+        centres[[i % k, f]] + rng.gen_range(-20.0..20.0)
+    });
+    let fit = KMeansParams::new(k)
+        .init(Init::Given(init_of(&x, k)))
+        .pruning(Pruning::Always)
+        .check()
+        .unwrap()
+        .fit(x.view())
+        .unwrap();
+    assert!(fit.converged);
+    let rows = fit.work.column(|p| p.rows);
+    assert!(
+        *rows.last().unwrap() < n as u64,
+        "the last pass read every row: {rows:?}"
+    );
+    let (labels, inertia) = crate::kmeans::assign_and_inertia(x.view(), fit.centroids.view());
+    assert_eq!(labels, fit.labels);
+    assert!(
+        (fit.inertia - inertia).abs() <= 1e-12 * inertia,
+        "{} vs {inertia}",
+        fit.inertia
+    );
 }
 
 #[test]
