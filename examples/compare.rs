@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use pythonvsrust_kmeans::alloc::CountingAllocator;
-use pythonvsrust_kmeans::cli::{exit_with, thread_count, ScenarioArgs};
+use pythonvsrust_kmeans::cli::{exit_with, join_global_pool, thread_count, ScenarioArgs};
 use pythonvsrust_kmeans::contenders::{self, Dtype};
 use pythonvsrust_kmeans::data::{BlobSpec, CacheOutcome, DataCache};
 use pythonvsrust_kmeans::isolated;
@@ -105,6 +105,10 @@ fn main() -> ExitCode {
             Some(t) => thread_count(Some(t))?,
             None => family.threads.map_or_else(|| thread_count(None), Ok)?,
         };
+        // As the bench does: this thread one of the pool the fits run in.
+        if let Err(e) = join_global_pool(threads) {
+            eprintln!("warning: {e}; Rust contenders hand each fit to a pool of their own");
+        }
         let cache = DataCache::project();
         let (run, outcome) =
             ScenarioRun::load_with(&cache, &spec, family.start, args.max_iter, threads)?;

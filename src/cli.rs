@@ -22,6 +22,20 @@ pub fn one_line(err: &anyhow::Error) -> String {
         .join(": ")
 }
 
+/// Makes the calling thread one of rayon's global pool of `threads`
+/// threads, as OpenMP's calling thread is one of its team: a Rust contender
+/// fitting with that many threads from this thread then runs there, instead
+/// of being handed to a pool of its own and waited for (tens of
+/// microseconds a fit). Must come before anything starts the global pool;
+/// the thread stays in it for good.
+pub fn join_global_pool(threads: usize) -> anyhow::Result<()> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .use_current_thread()
+        .build_global()
+        .map_err(|e| anyhow::anyhow!("cannot make this thread one of rayon's global pool: {e}"))
+}
+
 /// Threads per core beyond which a thread count is refused: more only
 /// oversubscribes, and thousands of threads hang the machine.
 pub const MAX_THREADS_PER_CORE: usize = 16;

@@ -22,7 +22,7 @@ use ndarray::{Array2, ArrayView, ArrayView2, Dimension};
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::{contender_error, thread_pool, Contender, FitOutput, Problem, Rule};
+use super::{contender_error, pool_name, thread_pool, Contender, FitOutput, Problem, Rule};
 use crate::error::Result;
 
 /// linfa's rule: m_k-means from the same start. On the study's blobs the
@@ -81,9 +81,12 @@ fn fit_in<F: linfa::Float>(
         .tolerance(F::min_positive_value())
         .init_method(KMeansInit::Precomputed(init));
     let dataset = DatasetBase::from(x);
-    let model = pool
-        .install(|| params.fit(&dataset))
-        .map_err(|e| contender_error("linfa", e))?;
+    // In the caller's pool where it has the problem's threads, as ours.
+    let model = match crate::kmeans::in_pool_of(problem.threads) {
+        true => params.fit(&dataset),
+        false => pool.install(|| params.fit(&dataset)),
+    }
+    .map_err(|e| contender_error("linfa", e))?;
     Ok((model.centroids().clone(), calls.load(Ordering::Relaxed)))
 }
 
@@ -138,6 +141,7 @@ impl Contender for LinfaKMeans {
         vec![
             ("linfa.version".into(), "linfa-clustering 0.8.1".into()),
             ("linfa.threads".into(), threads.to_string()),
+            ("linfa.pool".into(), pool_name(threads)),
             (
                 "linfa.stopping_rule".into(),
                 format!("centroid L2 shift < {TOLERANCE:e}; m_k-means update (old centroid counts as a member)"),

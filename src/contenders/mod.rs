@@ -369,6 +369,19 @@ pub(crate) fn contender_error(name: &str, reason: impl std::fmt::Display) -> Err
     }
 }
 
+/// Which pool a Rust contender of `threads` threads fits in, called from
+/// this thread: for the report's environment.
+pub(crate) fn pool_name(threads: usize) -> String {
+    let count = match threads {
+        1 => "1 thread".to_string(),
+        t => format!("{t} threads"),
+    };
+    match crate::kmeans::in_pool_of(threads) {
+        true => format!("the calling thread's ({count}, it among them)"),
+        false => format!("a pool of its own ({count})"),
+    }
+}
+
 /// A rayon pool of `threads` threads.
 pub(crate) fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
     rayon::ThreadPoolBuilder::new()

@@ -109,6 +109,13 @@ impl Contender for RustKMeans {
             ),
             ("rust.threads".into(), threads.to_string()),
             (
+                "rust.pool".into(),
+                match threads {
+                    1 => "none: one thread is the calling thread".into(),
+                    t => super::pool_name(t),
+                },
+            ),
+            (
                 "rust.calling_thread".into(),
                 format!(
                     "fits of at most {} rows or one thread",

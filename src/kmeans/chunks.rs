@@ -78,6 +78,12 @@ pub fn task_min_len() -> usize {
     }
 }
 
+/// Whether the calling thread is one of a rayon pool of exactly `threads`
+/// threads: a fit asking for that many runs there, handing nothing over.
+pub fn in_pool_of(threads: usize) -> bool {
+    rayon::current_thread_index().is_some() && rayon::current_num_threads() == threads
+}
+
 /// The threads a fit's passes share: one on the calling thread, else the
 /// current pool's.
 pub fn threads() -> usize {

@@ -3,7 +3,7 @@
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 
 use super::bounds::{rows_worked, worthwhile, Bounds};
-use super::chunks::on_calling_thread;
+use super::chunks::{in_pool_of, on_calling_thread};
 use super::error::{KMeansError, Result};
 use super::float::Float;
 use super::init::kmeans_plusplus;
@@ -143,10 +143,12 @@ impl<F: Float> KMeans<F> {
     /// Results do not depend on the number of threads.
     ///
     /// A model with a thread count of its own ([`threads`]) fits in its
-    /// pool, one without in the current rayon pool, except where one thread
-    /// is asked for or `x` has at most [`CALLING_THREAD_MAX_ROWS`] rows (and
-    /// the caller is in no pool, for a model without a thread count): those
-    /// fits run on the calling thread.
+    /// pool, or in the caller's when that is a rayon pool of as many threads
+    /// (a pool the caller is one of, as OpenMP's calling thread is of its
+    /// team, spares the hand-off); one without fits in the current rayon
+    /// pool. Fits where one thread is asked for or `x` has at most
+    /// [`CALLING_THREAD_MAX_ROWS`] rows (and the caller is in no pool, for a
+    /// model without a thread count) run on the calling thread.
     ///
     /// [`threads`]: super::KMeansParams::threads
     pub fn fit(&self, x: ArrayView2<F>) -> Result<KMeansFit<F>> {
@@ -155,6 +157,7 @@ impl<F: Float> KMeans<F> {
             Some(threads) if threads == 1 || small => {
                 on_calling_thread(|| self.fit_in_current_pool(x))
             }
+            Some(threads) if in_pool_of(threads) => self.fit_in_current_pool(x),
             Some(threads) => self
                 .own_pool(threads)?
                 .install(|| self.fit_in_current_pool(x)),
@@ -165,12 +168,13 @@ impl<F: Float> KMeans<F> {
         }
     }
 
-    /// Starts the threads this model's fits use, which its first fit would
-    /// start otherwise: its pool, and rayon's global pool, whose size a fit
-    /// on the calling thread reads (it runs no task there). For callers that
-    /// time or measure fits.
+    /// Starts the threads this model's fits from this thread use, which its
+    /// first fit would start otherwise: its pool (unless the caller's pool
+    /// serves), and rayon's global pool, whose size a fit on the calling
+    /// thread reads (it runs no task there). For callers that time or
+    /// measure fits.
     pub fn start_threads(&self) -> Result<()> {
-        if let Some(threads) = self.threads() {
+        if let Some(threads) = self.threads().filter(|&t| !in_pool_of(t)) {
             self.own_pool(threads)?;
         }
         rayon::current_num_threads();

@@ -107,6 +107,7 @@ pub fn kernel_name() -> &'static str {
     simd::Isa::detect().name()
 }
 
+pub use chunks::in_pool_of;
 pub use error::KMeansError;
 pub use fit::{KMeansFit, Pass, Work, CALLING_THREAD_MAX_ROWS};
 pub use float::Float;

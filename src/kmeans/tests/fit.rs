@@ -992,6 +992,31 @@ fn a_model_keeps_its_pool_across_fits() {
     assert_eq!(clone.fit(x.view()).unwrap(), first);
 }
 
+/// A model with a thread count of its own fits in the caller's pool when
+/// that has as many threads (its own pool never built), in its own pool
+/// otherwise: the same result either way.
+#[test]
+fn a_fit_from_a_pool_of_its_thread_count_runs_there() {
+    let (x, _) = random_blobs(5000, 8, 4, 17);
+    let params = KMeansParams::new(4).init(Init::Given(init_of(&x, 4)));
+    let outside = params.clone().threads(2).check().unwrap();
+    let expected = outside.fit(x.view()).unwrap();
+    assert!(outside.pool_built());
+    for (pool_threads, builds) in [(2, false), (3, true)] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(pool_threads)
+            .build()
+            .unwrap();
+        let model = params.clone().threads(2).check().unwrap();
+        let fit = pool.install(|| {
+            model.start_threads().unwrap();
+            model.fit(x.view()).unwrap()
+        });
+        assert_eq!(fit, expected);
+        assert_eq!(model.pool_built(), builds, "a pool of {pool_threads}");
+    }
+}
+
 /// A model of two threads fits data of at most
 /// [`super::super::CALLING_THREAD_MAX_ROWS`] rows on the calling thread,
 /// without its pool, and larger data in it, as does a model without a
