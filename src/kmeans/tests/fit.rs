@@ -1073,16 +1073,21 @@ fn f32_and_f64_agree_on_labels() {
     assert!((fit32.inertia - fit64.inertia).abs() <= 1e-5 * fit64.inertia);
 }
 
-#[test]
-fn max_iter_stops_early_and_reassigns() {
-    let (x, init) = random_blobs(3000, 2, 8, 4);
-    let fit = KMeansParams::new(8)
+/// A fit from `init` stopped by `max_iter` after its first step.
+fn one_step_fit(x: &Array2<f64>, init: Array2<f64>) -> KMeansFit<f64> {
+    KMeansParams::new(init.nrows())
         .init(Init::Given(init))
         .max_iter(1)
         .check()
         .unwrap()
         .fit(x.view())
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn max_iter_stops_early_and_reassigns() {
+    let (x, init) = random_blobs(3000, 2, 8, 4);
+    let fit = one_step_fit(&x, init);
     assert_eq!(fit.n_iter, 1);
     assert!(!fit.converged);
     // Labels match the final centroids after the last assignment.
@@ -1098,13 +1103,7 @@ fn max_iter_stops_early_and_reassigns() {
 fn max_iter_reassigns_through_the_screen() {
     let (n, d, k) = (2000, 32, 20);
     let (x, init) = random_blobs(n, d, k, 9);
-    let fit = KMeansParams::new(k)
-        .init(Init::Given(init))
-        .max_iter(1)
-        .check()
-        .unwrap()
-        .fit(x.view())
-        .unwrap();
+    let fit = one_step_fit(&x, init);
     assert!(!fit.converged);
     let nearest: Vec<u32> = x
         .rows()
