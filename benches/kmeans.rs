@@ -91,7 +91,7 @@ fn run() -> Result<(), String> {
     }
     let threads = pythonvsrust_kmeans::cli::thread_count(None).map_err(|e| e.to_string())?;
     if let Err(e) = pythonvsrust_kmeans::cli::join_global_pool(threads) {
-        eprintln!("warning: {e}; Rust contenders hand each fit to a pool of their own");
+        eprintln!("warning: {e}");
     }
     let selected: Vec<String> = suite::scenarios()
         .into_iter()

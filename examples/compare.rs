@@ -107,7 +107,7 @@ fn main() -> ExitCode {
         };
         // As the bench does: this thread one of the pool the fits run in.
         if let Err(e) = join_global_pool(threads) {
-            eprintln!("warning: {e}; Rust contenders hand each fit to a pool of their own");
+            eprintln!("warning: {e}");
         }
         let cache = DataCache::project();
         let (run, outcome) =

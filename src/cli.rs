@@ -33,7 +33,11 @@ pub fn join_global_pool(threads: usize) -> anyhow::Result<()> {
         .num_threads(threads)
         .use_current_thread()
         .build_global()
-        .map_err(|e| anyhow::anyhow!("cannot make this thread one of rayon's global pool: {e}"))
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot make this thread one of rayon's global pool ({e}); Rust contenders hand each fit to a pool of their own"
+            )
+        })
 }
 
 /// Threads per core beyond which a thread count is refused: more only

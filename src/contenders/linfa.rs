@@ -66,12 +66,13 @@ impl<F: linfa::Float> Distance<F> for CountingL2 {
     }
 }
 
-/// One linfa fit of `x` from `init` in `pool`: its centroids and iterations.
+/// One linfa fit of `x` from `init` in `pool`, or in the caller's pool
+/// where there is none: its centroids and iterations.
 fn fit_in<F: linfa::Float>(
     x: ArrayView2<F>,
     init: Array2<F>,
     problem: &Problem,
-    pool: &rayon::ThreadPool,
+    pool: Option<&rayon::ThreadPool>,
 ) -> Result<(Array2<F>, usize)> {
     let distance = CountingL2::default();
     let calls = distance.matrix_calls.clone();
@@ -81,19 +82,20 @@ fn fit_in<F: linfa::Float>(
         .tolerance(F::min_positive_value())
         .init_method(KMeansInit::Precomputed(init));
     let dataset = DatasetBase::from(x);
-    // In the caller's pool where it has the problem's threads, as ours.
-    let model = match crate::kmeans::in_pool_of(problem.threads) {
-        true => params.fit(&dataset),
-        false => pool.install(|| params.fit(&dataset)),
+    let model = match pool {
+        Some(pool) => pool.install(|| params.fit(&dataset)),
+        None => params.fit(&dataset),
     }
     .map_err(|e| contender_error("linfa", e))?;
     Ok((model.centroids().clone(), calls.load(Ordering::Relaxed)))
 }
 
-/// linfa's k-means in a rayon pool of the problem's size.
+/// linfa's k-means in a rayon pool of the problem's size: the caller's
+/// where it has that many threads (as ours), else one of its own (decided
+/// in `prepare`, on the thread that fits).
 #[derive(Default)]
 pub struct LinfaKMeans {
-    prepared: Option<(Problem, rayon::ThreadPool)>,
+    prepared: Option<(Problem, Option<rayon::ThreadPool>)>,
 }
 
 impl Contender for LinfaKMeans {
@@ -104,7 +106,11 @@ impl Contender for LinfaKMeans {
     fn prepare(&mut self, problem: &Problem) -> Result<()> {
         // linfa asserts (panics) on a mismatched init: check first.
         problem.validate()?;
-        self.prepared = Some((problem.clone(), thread_pool(problem.threads)?));
+        let pool = match crate::kmeans::in_pool_of(problem.threads) {
+            true => None,
+            false => Some(thread_pool(problem.threads)?),
+        };
+        self.prepared = Some((problem.clone(), pool));
         Ok(())
     }
 
@@ -115,14 +121,15 @@ impl Contender for LinfaKMeans {
             .ok_or_else(|| contender_error("linfa", "fit before prepare"))?;
         let (centroids, n_iter) = match &problem.x32 {
             Some(x32) => {
-                let (c, n) = fit_in(x32.view(), problem.init.mapv(|v| v as f32), problem, pool)?;
+                let init = problem.init.mapv(|v| v as f32);
+                let (c, n) = fit_in(x32.view(), init, problem, pool.as_ref())?;
                 (c.mapv(f64::from), n)
             }
             None => fit_in(
                 problem.x.view(),
                 problem.init.as_ref().clone(),
                 problem,
-                pool,
+                pool.as_ref(),
             )?,
         };
         Ok(FitOutput {
@@ -134,10 +141,7 @@ impl Contender for LinfaKMeans {
     }
 
     fn environment(&self) -> Vec<(String, String)> {
-        let threads = self
-            .prepared
-            .as_ref()
-            .map_or(0, |(_, p)| p.current_num_threads());
+        let threads = self.prepared.as_ref().map_or(0, |(p, _)| p.threads);
         vec![
             ("linfa.version".into(), "linfa-clustering 0.8.1".into()),
             ("linfa.threads".into(), threads.to_string()),
